@@ -1,0 +1,2 @@
+process.stderr.write('kernex-agent: not implemented yet\n');
+process.exit(1);

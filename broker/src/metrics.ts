@@ -1,0 +1,36 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/** Prometheus metrics the broker owns, registered on the registry the server passes in. */
+export interface BrokerMetrics {
+  devicesConnected: Gauge;
+  messagesIn: Counter<'channel'>;
+  messagesOut: Counter;
+  refused: Counter<'reason'>;
+}
+
+export function createBrokerMetrics(registry: Registry): BrokerMetrics {
+  return {
+    devicesConnected: new Gauge({
+      name: 'kernex_devices_connected',
+      help: 'MQTT clients currently connected to the embedded broker',
+      registers: [registry],
+    }),
+    messagesIn: new Counter({
+      name: 'kernex_mqtt_messages_in_total',
+      help: 'MQTT PUBLISH packets accepted from devices, by channel',
+      labelNames: ['channel'],
+      registers: [registry],
+    }),
+    messagesOut: new Counter({
+      name: 'kernex_mqtt_messages_out_total',
+      help: 'MQTT PUBLISH packets delivered to clients',
+      registers: [registry],
+    }),
+    refused: new Counter({
+      name: 'kernex_mqtt_refused_total',
+      help: 'MQTT packets or connections refused by the broker, by reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,99 @@
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { Errors } from './errors.js';
+import type { ServerMetrics } from './metrics.js';
+import { healthRoutes, type HealthChecks } from './routes/health.routes.js';
+
+/** Everything the HTTP app needs from the running server. */
+export interface AppDeps {
+  log: Logger;
+  metrics: ServerMetrics;
+  checks: HealthChecks;
+}
+
+/** The contract's error body (DESIGN §6). */
+export interface ErrorBody {
+  statusCode: number;
+  code: string;
+  error: string;
+  message: string;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+/** Maps any thrown error to the contract's body; 5xx details stay in the log. */
+export function toErrorBody(err: FastifyError): ErrorBody {
+  const statusCode = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+  if (err.validation) {
+    const first = err.validation[0];
+    const where = err.validationContext ?? 'body';
+    const field = first?.instancePath ? `${where}${first.instancePath.replace(/\//g, '.')}` : where;
+    const missing = (first?.params as { missingProperty?: string } | undefined)?.missingProperty;
+    const message = missing ? `${field}.${missing} is required` : `${field} ${first?.message ?? 'is invalid'}`;
+    return { statusCode: 400, code: 'KX_VALIDATION', error: STATUS_TEXT[400]!, message };
+  }
+  if (statusCode >= 500) {
+    return { statusCode, code: statusCode === 503 ? 'KX_UNAVAILABLE' : 'KX_INTERNAL', error: STATUS_TEXT[statusCode] ?? 'Error', message: statusCode === 503 ? err.message : 'internal server error' };
+  }
+  const code = err.code?.startsWith('KX_') ? err.code : fastifyCode(err.code, statusCode);
+  return { statusCode, code, error: STATUS_TEXT[statusCode] ?? 'Error', message: err.message };
+}
+
+/** Fastify's own client errors (bad JSON, body too large, ...) keep a stable KX_ code. */
+function fastifyCode(code: string | undefined, status: number): string {
+  if (status === 413) return 'KX_PAYLOAD_TOO_LARGE';
+  if (status === 429) return 'KX_RATE_LIMITED';
+  if (status === 401) return 'KX_UNAUTHORIZED';
+  if (status === 403) return 'KX_FORBIDDEN';
+  if (status === 404) return 'KX_NOT_FOUND';
+  if (status === 415) return 'KX_UNSUPPORTED_MEDIA_TYPE';
+  return code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'KX_UNSUPPORTED_MEDIA_TYPE' : 'KX_VALIDATION';
+}
+
+/** Builds the Fastify app without listening (tests use `inject` or `listen` themselves). */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log.child({ mod: 'http' }) as FastifyBaseLogger,
+    bodyLimit: 1024 * 1024,
+    trustProxy: false,
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    deps.metrics.httpDuration
+      .labels(req.method, req.routeOptions.url ?? 'unknown', String(reply.statusCode))
+      .observe(reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const body = toErrorBody(err);
+    if (body.statusCode >= 500) req.log.error({ err }, 'request failed');
+    else req.log.info({ code: body.code, msg: body.message }, 'request refused');
+    const { headers } = err as FastifyError & { headers?: Record<string, string> };
+    if (headers) void reply.headers(headers);
+    return reply.code(body.statusCode).send(body);
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const err = new Errors.ROUTE_NOT_FOUND(req.method, req.url.split('?')[0]);
+    return reply.code(404).send(toErrorBody(err));
+  });
+
+  await app.register(healthRoutes, {
+    checks: deps.checks,
+    metricsText: () => deps.metrics.registry.metrics(),
+    contentType: deps.metrics.registry.contentType,
+  });
+
+  return app;
+}

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+
+describe('loadConfig', () => {
+  it('applies the defaults of DESIGN §7', () => {
+    const c = loadConfig({ KERNEX_DATA_DIR: '/tmp/kx' });
+    expect(c.httpPort).toBe(8080);
+    expect(c.mqttPort).toBe(1883);
+    expect(c.databaseUrl).toBeUndefined();
+    expect(c.dataDir).toBe('/tmp/kx');
+    expect(c.logLevel).toBe('info');
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('accepts port 0 as any free port', () => {
+    expect(loadConfig({ KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0' })).toMatchObject({ httpPort: 0, mqttPort: 0 });
+  });
+
+  it('names every bad value in one line each', () => {
+    try {
+      loadConfig({ KERNEX_HTTP_PORT: 'eighty', KERNEX_MQTT_PORT: '70000', DATABASE_URL: 'mysql://x', LOG_LEVEL: 'loud' });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const { problems } = err as ConfigError;
+      expect(problems).toHaveLength(4);
+      expect(problems[0]).toMatch(/^DATABASE_URL .*'mysql:'/);
+      expect(problems[1]).toMatch(/^KERNEX_HTTP_PORT .*'eighty'/);
+      expect(problems[2]).toMatch(/^KERNEX_MQTT_PORT .*'70000'/);
+      expect(problems[3]).toMatch(/^LOG_LEVEL /);
+    }
+  });
+
+  it('refuses a short admin key', () => {
+    expect(() => loadConfig({ KERNEX_ADMIN_KEY: 'short' })).toThrow(/KERNEX_ADMIN_KEY/);
+  });
+});

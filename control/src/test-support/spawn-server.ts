@@ -1,0 +1,55 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/** The `kernex` command as a fresh install links it (runs the built dist/). */
+export const KERNEX_BIN = fileURLToPath(new URL('../../bin/kernex.js', import.meta.url));
+
+/** A `kernex server` child process and what it logged. */
+export interface ServerProcess {
+  proc: ChildProcess;
+  /** Parsed JSON log lines seen so far. */
+  logs: Array<Record<string, unknown>>;
+  stderr: string;
+  /** Resolves with the 'kernex server ready' line, or rejects if the process exits first. */
+  ready: Promise<{ httpPort: number; mqttPort: number; readyMs: number; databaseMs: number }>;
+  /** Resolves with the exit code (or signal) once the process has ended. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Runs `kernex server` as a user would, with the given environment on top of ours. */
+export function spawnServer(env: Record<string, string>, args: string[] = ['server']): ServerProcess {
+  // DATABASE_URL only when the test passes one: CI sets it for the external-database test.
+  const { DATABASE_URL: _ignored, ...inherited } = process.env;
+  const proc = spawn(process.execPath, [KERNEX_BIN, ...args], {
+    env: { ...inherited, LOG_LEVEL: 'info', KERNEX_HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  const result: ServerProcess = {
+    proc,
+    logs,
+    stderr: '',
+    ready: undefined as never,
+    exited: once(proc, 'exit').then(([code, signal]) => ({ code, signal })) as ServerProcess['exited'],
+  };
+  proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    result.stderr += chunk;
+  });
+  result.ready = new Promise((resolve, reject) => {
+    readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      logs.push(entry);
+      if (entry.msg === 'kernex server ready') resolve(entry as never);
+    });
+    void result.exited.then(({ code }) => reject(new Error(`kernex server exited with ${code}: ${result.stderr}`)));
+  });
+  result.ready.catch(() => {});
+  return result;
+}

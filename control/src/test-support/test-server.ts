@@ -1,0 +1,41 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { loadConfig } from '../config.js';
+import { startServer, type RunningServer } from '../server.js';
+import { createTestDatabase, type TestDatabase } from './test-database.js';
+
+/** An in-process server on loopback, its own database and data directory. */
+export interface TestServer extends RunningServer {
+  database: TestDatabase;
+  /** Closes the server, drops its database, removes its data directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a real server (real PostgreSQL, real Aedes, real HTTP) on port 0.
+ * `env` adds or overrides `KERNEX_*` variables.
+ */
+export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const database = await createTestDatabase();
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-test-data-'));
+  const config = loadConfig({
+    DATABASE_URL: database.url,
+    KERNEX_DATA_DIR: dataDir,
+    KERNEX_HOST: '127.0.0.1',
+    KERNEX_HTTP_PORT: '0',
+    KERNEX_MQTT_PORT: '0',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...env,
+  });
+  const server = await startServer(config, pino({ level: config.logLevel }));
+  return Object.assign(server, {
+    database,
+    async stop() {
+      await server.close();
+      await database.drop();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    },
+  });
+}

@@ -1,0 +1,39 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const src = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
+
+// Tests import our packages from source, so `vitest` needs no build; tests that
+// spawn real `kernex` processes run the build that `npm test` makes first.
+export default defineConfig({
+  resolve: {
+    alias: {
+      '@kernex/shared': src('./shared/src/index.ts'),
+      '@kernex/broker': src('./broker/src/index.ts'),
+      '@kernex/agent': src('./agent/src/index.ts'),
+    },
+  },
+  test: {
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['*/src/**/*.test.ts'],
+          exclude: ['**/*.int.test.ts', '**/node_modules/**', '**/dist/**'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'int',
+          include: ['*/src/**/*.int.test.ts'],
+          exclude: ['**/node_modules/**', '**/dist/**'],
+          globalSetup: ['./control/src/test-support/global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+    ],
+  },
+});
