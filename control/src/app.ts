@@ -1,5 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { authPlugin, type DeviceTokenVerifier } from './auth/auth.plugin.js';
+import type { ApiKeysService } from './auth/api-keys.service.js';
 import { Errors } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 import { healthRoutes, type HealthChecks } from './routes/health.routes.js';
@@ -9,6 +11,8 @@ export interface AppDeps {
   log: Logger;
   metrics: ServerMetrics;
   checks: HealthChecks;
+  apiKeys: ApiKeysService;
+  verifyDeviceToken?: DeviceTokenVerifier;
 }
 
 /** The contract's error body (DESIGN §6). */
@@ -88,6 +92,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const err = new Errors.ROUTE_NOT_FOUND(req.method, req.url.split('?')[0]);
     return reply.code(404).send(toErrorBody(err));
   });
+
+  await app.register(authPlugin, { apiKeys: deps.apiKeys, verifyDeviceToken: deps.verifyDeviceToken });
 
   await app.register(healthRoutes, {
     checks: deps.checks,

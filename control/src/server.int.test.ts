@@ -45,6 +45,7 @@ describe('kernex server with the embedded PostgreSQL', () => {
     expect(metrics).toMatch(/^process_cpu_seconds_total /m);
     expect(await canConnect(mqttPort)).toBe(true);
     expect(server.logs.some((l) => l.msg === 'embedded PostgreSQL started' && l.created === true)).toBe(true);
+    expect(server.stderr).toMatch(/^kernex server: created the first admin API key \(shown once, keep it\): kx_\S{43}$/m);
 
     server.proc.kill('SIGTERM');
     expect(await server.exited).toEqual({ code: 0, signal: null });
@@ -56,6 +57,7 @@ describe('kernex server with the embedded PostgreSQL', () => {
     await server.ready;
     expect(server.logs.some((l) => l.msg === 'embedded PostgreSQL started' && l.created === false)).toBe(true);
     expect(server.logs.some((l) => l.msg === 'migration applied')).toBe(false);
+    expect(server.stderr).not.toContain('admin API key');
     server.proc.kill('SIGINT');
     expect((await server.exited).code).toBe(0);
   });

@@ -3,11 +3,13 @@ import { createBroker, type KernexBroker } from '@kernex/broker';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
+import { ApiKeysService } from './auth/api-keys.service.js';
 import type { ServerConfig } from './config.js';
 import { checkTraversableByOthers, prepareDataDir } from './data-dir.js';
 import { StartupError } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
+import { ApiKeysStore } from './store/api-keys.pg.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrate.js';
 
@@ -21,6 +23,7 @@ export interface RunningServer {
   sql: Sql;
   broker: KernexBroker;
   app: FastifyInstance;
+  services: { apiKeys: ApiKeysService };
   /** Startup timings in milliseconds, logged and reported by benchmarks. */
   timings: { database: number; ready: number };
   /** Orderly stop: listeners, MQTT clients, HTTP, pool, embedded PostgreSQL. Safe to call twice. */
@@ -63,6 +66,8 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger): 
     const databaseMs = performance.now() - t0;
     await migrate(sql, log.child({ mod: 'migrate' }));
 
+    const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
+
     const metrics = createMetrics();
     const broker = await createBroker({ log, registry: metrics.registry });
     cleanups.push(() => broker.close());
@@ -77,6 +82,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger): 
       log,
       metrics,
       checks: { database: () => pingDatabase(sql), broker: () => broker.isListening() },
+      apiKeys,
     });
     cleanups.push(() => app.close());
     try {
@@ -85,6 +91,13 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger): 
       throw listenError(err, 'KERNEX_HTTP_PORT', config.httpPort);
     }
     const httpPort = (app.server.address() as AddressInfo).port;
+
+    // After the listeners are up, so a start that fails cannot swallow the only copy of the key.
+    const firstAdminKey = await apiKeys.bootstrap(config.adminKey);
+    if (firstAdminKey) {
+      // DESIGN §6: printed once, on stderr, never logged.
+      process.stderr.write(`kernex server: created the first admin API key (shown once, keep it): ${firstAdminKey}\n`);
+    }
     const readyMs = performance.now() - t0;
     log.info(
       { httpPort, mqttPort, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
@@ -100,6 +113,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger): 
       sql,
       broker,
       app,
+      services: { apiKeys },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +10,10 @@ import { createTestDatabase, type TestDatabase } from './test-database.js';
 /** An in-process server on loopback, its own database and data directory. */
 export interface TestServer extends RunningServer {
   database: TestDatabase;
+  /** The bootstrap admin key (KERNEX_ADMIN_KEY) of this server. */
+  adminKey: string;
+  /** `{ authorization: 'Bearer <admin key>' }` for fetch. */
+  adminHeaders: Record<string, string>;
   /** Closes the server, drops its database, removes its data directory. */
   stop(): Promise<void>;
 }
@@ -20,7 +25,9 @@ export interface TestServer extends RunningServer {
 export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
   const database = await createTestDatabase();
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-test-data-'));
+  const adminKey = `kx_test_${randomBytes(16).toString('hex')}`;
   const config = loadConfig({
+    KERNEX_ADMIN_KEY: adminKey,
     DATABASE_URL: database.url,
     KERNEX_DATA_DIR: dataDir,
     KERNEX_HOST: '127.0.0.1',
@@ -32,6 +39,8 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   const server = await startServer(config, pino({ level: config.logLevel }));
   return Object.assign(server, {
     database,
+    adminKey: config.adminKey!,
+    adminHeaders: { authorization: `Bearer ${config.adminKey}` },
     async stop() {
       await server.close();
       await database.drop();
