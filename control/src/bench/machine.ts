@@ -1,12 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
+import fs from 'node:fs';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 
-const require = createRequire(import.meta.url);
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
+/** Read from the workspace's node_modules: some packages' `exports` hide package.json from require. */
 function version(pkg: string): string {
   try {
-    return (require(`${pkg}/package.json`) as { version: string }).version;
+    return (JSON.parse(fs.readFileSync(`${ROOT}node_modules/${pkg}/package.json`, 'utf8')) as { version: string }).version;
   } catch {
     return 'n/a';
   }
