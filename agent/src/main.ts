@@ -82,7 +82,7 @@ async function main(): Promise<void> {
     let n = 0;
     process.on('SIGUSR2', () => {
       n++;
-      device.report({ executionId: `selftest-${process.pid}-${n}`, state: 'received', ts: Date.now() }).catch((err: Error) => log.error({ err: err.message }, 'self-test event failed'));
+      device.report({ executionId: `selftest-${process.pid}-${n}`, state: 'received', ts: Date.now() + device.clock.offset }).catch((err: Error) => log.error({ err: err.message }, 'self-test event failed'));
     });
   }
 

@@ -193,7 +193,7 @@ export class MqttSession extends EventEmitter {
       client.end(true);
       if (this.client === client) this.client = undefined;
       if (wasConnected) {
-        this.log.warn({ url, connectedMs: lived }, 'disconnected');
+        this.log[this.stopping ? 'info' : 'warn']({ url, connectedMs: lived }, 'disconnected');
         this.emit('disconnected');
       } else if (!refused) {
         this.log.info({ url }, 'broker unreachable');
