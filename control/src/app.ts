@@ -4,7 +4,13 @@ import { authPlugin, type DeviceTokenVerifier } from './auth/auth.plugin.js';
 import type { ApiKeysService } from './auth/api-keys.service.js';
 import { Errors } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
+import { devicesRoutes } from './routes/devices.routes.js';
+import { enrollmentTokensRoutes } from './routes/enrollment-tokens.routes.js';
 import { healthRoutes, type HealthChecks } from './routes/health.routes.js';
+import { registrationRoutes } from './routes/registration.routes.js';
+import type { DevicesService } from './services/devices.service.js';
+import type { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
+import type { RegistrationService } from './services/registration.service.js';
 
 /** Everything the HTTP app needs from the running server. */
 export interface AppDeps {
@@ -13,6 +19,9 @@ export interface AppDeps {
   checks: HealthChecks;
   apiKeys: ApiKeysService;
   verifyDeviceToken?: DeviceTokenVerifier;
+  devices: DevicesService;
+  registration: RegistrationService;
+  enrollmentTokens: EnrollmentTokensService;
 }
 
 /** The contract's error body (DESIGN §6). */
@@ -100,6 +109,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     metricsText: () => deps.metrics.registry.metrics(),
     contentType: deps.metrics.registry.contentType,
   });
+  await app.register(registrationRoutes, { registration: deps.registration });
+  await app.register(devicesRoutes, { devices: deps.devices });
+  await app.register(enrollmentTokensRoutes, { tokens: deps.enrollmentTokens });
 
   return app;
 }

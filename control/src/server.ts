@@ -10,7 +10,14 @@ import { StartupError } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
 import { ServerKeyService } from './services/server-key.service.js';
+import { DeviceAuthService } from './services/device-auth.service.js';
+import { DevicesService } from './services/devices.service.js';
+import { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
+import { MqttEndpoints } from './services/mqtt-endpoints.js';
+import { RegistrationService } from './services/registration.service.js';
 import { ApiKeysStore } from './store/api-keys.pg.js';
+import { DevicesStore } from './store/devices.pg.js';
+import { EnrollmentTokensStore } from './store/enrollment-tokens.pg.js';
 import { SettingsStore } from './store/settings.pg.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrate.js';
@@ -25,7 +32,14 @@ export interface RunningServer {
   sql: Sql;
   broker: KernexBroker;
   app: FastifyInstance;
-  services: { apiKeys: ApiKeysService; serverKey: ServerKeyService };
+  services: {
+    apiKeys: ApiKeysService;
+    serverKey: ServerKeyService;
+    devices: DevicesService;
+    deviceAuth: DeviceAuthService;
+    enrollmentTokens: EnrollmentTokensService;
+    registration: RegistrationService;
+  };
   /** Startup timings in milliseconds, logged and reported by benchmarks. */
   timings: { database: number; ready: number };
   /** Orderly stop: listeners, MQTT clients, HTTP, pool, embedded PostgreSQL. Safe to call twice. */
@@ -87,11 +101,23 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     }
     const mqttPort = broker.listeners[0]!.port;
 
+    const devicesStore = new DevicesStore(sql);
+    const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
+    const sessions = { disconnectDevice: () => {} };
+    const devices = new DevicesService(devicesStore, sessions, [deviceAuth], log.child({ mod: 'devices' }));
+    const enrollmentTokens = new EnrollmentTokensService(new EnrollmentTokensStore(sql));
+    const endpoints = new MqttEndpoints(config.publicUrl, { mqtt: mqttPort });
+    const registration = new RegistrationService(devicesStore, endpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
+
     const app = await buildApp({
       log,
       metrics,
       checks: { database: () => pingDatabase(sql), broker: () => broker.isListening() },
       apiKeys,
+      verifyDeviceToken: deviceAuth.verify,
+      devices,
+      registration,
+      enrollmentTokens,
     });
     cleanups.push(() => app.close());
     try {
@@ -122,7 +148,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, serverKey },
+      services: { apiKeys, serverKey, devices, deviceAuth, enrollmentTokens, registration },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();
