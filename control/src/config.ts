@@ -15,6 +15,8 @@ export interface ServerConfig {
   embeddedPgPort: number;
   publicUrl: string | undefined;
   adminKey: string | undefined;
+  /** Days of telemetry history kept; older samples are pruned in the background. */
+  telemetryRetentionDays: number;
   logLevel: string;
 }
 
@@ -55,6 +57,17 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     return n;
   };
 
+  const positiveInt = (name: string, fallback: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || n < 1 || n > max) {
+      problems.push(`${name} must be a whole number from 1 to ${max}, got '${raw}'`);
+      return fallback;
+    }
+    return n;
+  };
+
   const url = (name: string, protocols: string[]): string | undefined => {
     const raw = env[name];
     if (raw === undefined || raw === '') return undefined;
@@ -80,6 +93,7 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     embeddedPgPort: port('KERNEX_PG_PORT', 0)!,
     publicUrl: url('KERNEX_PUBLIC_URL', ['http:', 'https:']),
     adminKey: env.KERNEX_ADMIN_KEY || undefined,
+    telemetryRetentionDays: positiveInt('KERNEX_TELEMETRY_RETENTION_DAYS', 7, 3650),
     logLevel: env.LOG_LEVEL || 'info',
   };
 

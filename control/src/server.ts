@@ -15,7 +15,10 @@ import { DevicesService } from './services/devices.service.js';
 import { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
 import { MqttEndpoints } from './services/mqtt-endpoints.js';
 import { RegistrationService } from './services/registration.service.js';
+import { createTelemetryMetrics, TelemetryIngest } from './services/telemetry-ingest.service.js';
+import { TelemetryService } from './services/telemetry.service.js';
 import { ApiKeysStore } from './store/api-keys.pg.js';
+import { TelemetryStore } from './store/telemetry.pg.js';
 import { DevicesStore } from './store/devices.pg.js';
 import { EnrollmentTokensStore } from './store/enrollment-tokens.pg.js';
 import { SettingsStore } from './store/settings.pg.js';
@@ -39,6 +42,8 @@ export interface RunningServer {
     deviceAuth: DeviceAuthService;
     enrollmentTokens: EnrollmentTokensService;
     registration: RegistrationService;
+    telemetry: TelemetryService;
+    telemetryIngest: TelemetryIngest;
   };
   /** Startup timings in milliseconds, logged and reported by benchmarks. */
   timings: { database: number; ready: number };
@@ -92,6 +97,14 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
 
     const metrics = createMetrics();
+    // Before the broker: cleanups run in reverse, so the broker stops feeding the ingest before its last flush.
+    const telemetryStore = new TelemetryStore(sql);
+    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), createTelemetryMetrics(metrics.registry));
+    telemetryIngest.start();
+    cleanups.push(() => telemetryIngest.stop());
+    const telemetry = new TelemetryService(telemetryStore, log.child({ mod: 'telemetry' }), config.telemetryRetentionDays);
+    telemetry.startRetention();
+    cleanups.push(async () => telemetry.stopRetention());
     const broker = await createBroker({ log, registry: metrics.registry });
     cleanups.push(() => broker.close());
     try {
@@ -118,6 +131,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       devices,
       registration,
       enrollmentTokens,
+      telemetry,
     });
     cleanups.push(() => app.close());
     try {
@@ -148,7 +162,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, serverKey, devices, deviceAuth, enrollmentTokens, registration },
+      services: { apiKeys, serverKey, devices, deviceAuth, enrollmentTokens, registration, telemetry, telemetryIngest },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();

@@ -29,7 +29,7 @@ export class TelemetryStore {
   /**
    * Writes a batch in one transaction: every sample into `device_telemetry`
    * (one INSERT over unnest'ed arrays, so the statement is the same for every
-   * batch size and stays prepared) and each device's newest sample into
+   * batch size and stays prepared; ids follow arrival order) and each device's newest sample into
    * `devices.telemetry`. Samples of devices that no longer exist are skipped.
    */
   async insertBatch(samples: readonly TelemetrySample[]): Promise<number> {
@@ -49,8 +49,9 @@ export class TelemetryStore {
       const inserted = await tx`
         insert into device_telemetry (device_id, at, data)
         select t.device_id, t.at, t.data::jsonb
-        from unnest(${ids}::text[], ${ats}::timestamptz[], ${datas}::text[]) as t(device_id, at, data)
-        where exists (select 1 from devices d where d.id = t.device_id)`;
+        from unnest(${ids}::text[], ${ats}::timestamptz[], ${datas}::text[]) with ordinality as t(device_id, at, data, n)
+        where exists (select 1 from devices d where d.id = t.device_id)
+        order by t.n`;
       await tx`
         update devices d set telemetry = t.data::jsonb, telemetry_at = t.at
         from unnest(${lIds}::text[], ${lAts}::timestamptz[], ${lDatas}::text[]) as t(device_id, at, data)
