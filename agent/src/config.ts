@@ -15,6 +15,8 @@ export interface AgentConfig {
   telemetryS: number;
   /** MQTT keepalive in seconds: the idle link costs one PINGREQ/PINGRESP pair per period. */
   keepaliveS: number;
+  /** Largest wait between reconnect attempts (the cap of the full-jitter backoff). */
+  reconnectMaxS: number;
   /** PEM file of the CA that signed the broker's certificate, for mqtts:// (pinned: the system CAs are not used). */
   caFile: string | undefined;
   /** Key made on first start: `rsa` (RSA-4096, the default) or `p256`. */
@@ -39,6 +41,7 @@ export class AgentConfigError extends Error {
 /** Defaults chosen for the idle-cost budget (< 4 KB per device-hour, see README). */
 export const DEFAULT_TELEMETRY_S = 900;
 export const DEFAULT_KEEPALIVE_S = 300;
+export const DEFAULT_RECONNECT_MAX_S = 60;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -49,6 +52,7 @@ const OPTIONS = {
   'state-dir': 'KERNEX_STATE_DIR',
   'telemetry-s': 'KERNEX_TELEMETRY_S',
   'keepalive-s': 'KERNEX_KEEPALIVE_S',
+  'reconnect-max-s': 'KERNEX_RECONNECT_MAX_S',
   'ca-file': 'KERNEX_CA_FILE',
   'key-type': 'KERNEX_KEY_TYPE',
   'mqtt-url': 'KERNEX_MQTT_URL',
@@ -59,7 +63,7 @@ type Flag = keyof typeof OPTIONS;
 
 export const USAGE = `usage: kernex-agent [options]
 ${Object.entries(OPTIONS)
-  .map(([flag, env]) => `  --${flag.padEnd(14)} (${env})`)
+  .map(([flag, env]) => `  --${flag.padEnd(16)} (${env})`)
   .join('\n')}
   --help`;
 
@@ -135,6 +139,7 @@ export function loadAgentConfig(argv: string[] = process.argv.slice(2), env: Env
     stateDir: path.resolve(get('state-dir') ?? defaultStateDir()),
     telemetryS: seconds('telemetry-s', DEFAULT_TELEMETRY_S, 1, 86_400),
     keepaliveS: seconds('keepalive-s', DEFAULT_KEEPALIVE_S, 10, 3600),
+    reconnectMaxS: seconds('reconnect-max-s', DEFAULT_RECONNECT_MAX_S, 1, 3600),
     caFile: caFile === undefined ? undefined : path.resolve(caFile),
     keyType: keyType as DeviceKeyType,
     mqttUrl: url('mqtt-url', ['mqtt:', 'mqtts:', 'ws:', 'wss:']),

@@ -68,6 +68,8 @@ export interface DeviceOptions {
   keyType: DeviceKeyType;
   telemetryS: number;
   keepaliveS: number;
+  /** Cap of the reconnect backoff, seconds (default 60). */
+  reconnectMaxS?: number;
   /** CA for mqtts://; when given, mqtts:// URLs are preferred. */
   ca?: Buffer;
   /** Use this broker URL instead of the ones the server hands out. */
@@ -246,6 +248,7 @@ export class Device extends EventEmitter {
         expiresAtMs: Date.now() + ttlS * 1000,
       }),
       keepaliveS: this.opts.keepaliveS,
+      backoff: new Backoff({ baseMs: 1000, capMs: Math.max(1000, (this.opts.reconnectMaxS ?? 60) * 1000) }),
       onlineStatus: { v: this.opts.version },
       ca: this.opts.ca,
       log: this.opts.log,

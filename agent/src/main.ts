@@ -46,6 +46,7 @@ async function main(): Promise<void> {
     keyType: config.keyType,
     telemetryS: config.telemetryS,
     keepaliveS: config.keepaliveS,
+    reconnectMaxS: config.reconnectMaxS,
     ca,
     mqttUrl: config.mqttUrl,
     name: config.name,

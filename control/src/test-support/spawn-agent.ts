@@ -4,7 +4,7 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 /** The `kernex-agent` command as an install links it (runs the built dist/). */
-export const AGENT_BIN = fileURLToPath(new URL('../../bin/kernex-agent.js', import.meta.url));
+export const AGENT_BIN = fileURLToPath(new URL('../../../agent/bin/kernex-agent.js', import.meta.url));
 
 type LogLine = Record<string, unknown> & { msg?: string };
 
