@@ -11,6 +11,8 @@ import { createMetrics } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
 import { ServerKeyService } from './services/server-key.service.js';
 import { DeviceAuthService } from './services/device-auth.service.js';
+import { PgDeviceDirectory } from './services/device-directory.service.js';
+import { PresenceWriter } from './services/presence-writer.js';
 import { DevicesService } from './services/devices.service.js';
 import { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
 import { MqttEndpoints } from './services/mqtt-endpoints.js';
@@ -44,6 +46,7 @@ export interface RunningServer {
     registration: RegistrationService;
     telemetry: TelemetryService;
     telemetryIngest: TelemetryIngest;
+    presence: PresenceWriter;
   };
   /** Startup timings in milliseconds, logged and reported by benchmarks. */
   timings: { database: number; ready: number };
@@ -96,6 +99,13 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const serverKey = await ServerKeyService.load(new SettingsStore(sql), log.child({ mod: 'server-key' }), options.signingKeyPem);
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
 
+    const devicesStore = new DevicesStore(sql);
+    // The broker's memory is gone: nobody is connected until the broker says so.
+    const wasOnline = await devicesStore.markAllOffline();
+    if (wasOnline > 0) log.info({ devices: wasOnline }, 'marked devices offline at start');
+    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }));
+    cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
+
     const metrics = createMetrics();
     // Before the broker: cleanups run in reverse, so the broker stops feeding the ingest before its last flush.
     const telemetryStore = new TelemetryStore(sql);
@@ -105,7 +115,10 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const telemetry = new TelemetryService(telemetryStore, log.child({ mod: 'telemetry' }), config.telemetryRetentionDays);
     telemetry.startRetention();
     cleanups.push(async () => telemetry.stopRetention());
-    const broker = await createBroker({ log, registry: metrics.registry });
+    const directory = new PgDeviceDirectory(devicesStore, presence);
+    const broker = await createBroker({ log, registry: metrics.registry, directory });
+    // The broker has validated each sample against the shared schema and its size limit.
+    broker.on('device:telemetry', (deviceId, sample) => telemetryIngest.add(deviceId, sample));
     cleanups.push(() => broker.close());
     try {
       await broker.listen({ host: config.host, mqttPort: config.mqttPort });
@@ -114,10 +127,8 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     }
     const mqttPort = broker.listeners[0]!.port;
 
-    const devicesStore = new DevicesStore(sql);
     const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
-    const sessions = { disconnectDevice: () => {} };
-    const devices = new DevicesService(devicesStore, sessions, [deviceAuth], log.child({ mod: 'devices' }));
+    const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }));
     const enrollmentTokens = new EnrollmentTokensService(new EnrollmentTokensStore(sql));
     const endpoints = new MqttEndpoints(config.publicUrl, { mqtt: mqttPort });
     const registration = new RegistrationService(devicesStore, endpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
@@ -162,7 +173,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, serverKey, devices, deviceAuth, enrollmentTokens, registration, telemetry, telemetryIngest },
+      services: { apiKeys, serverKey, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();
