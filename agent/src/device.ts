@@ -13,6 +13,7 @@ import {
   type ExecutionEvent,
   type Telemetry,
 } from '@kernex/shared';
+import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Clock } from './clock.js';
 import { IdentityStore, type DeviceKey, type StoredIdentity } from './identity-store.js';
@@ -81,6 +82,19 @@ export interface DeviceOptions {
   commands?: CommandHandler;
   bundles?: BundleInventory;
   metrics?: MetricsSource;
+  /**
+   * Use this key instead of the one in the state directory (the simulator
+   * hands each device one from its key pool).
+   */
+  key?: { privateKey: KeyObject; deviceId: string };
+  /**
+   * `disk` (default): key, identity and outbox live in `stateDir`, fsynced.
+   * `memory`: nothing is written (the simulator: thousands of devices in one
+   * process would otherwise measure the disk); requires `key`.
+   */
+  state?: 'disk' | 'memory';
+  /** Hardware description sent at registration (default: this machine's). */
+  hardware?: Record<string, unknown>;
   /** Lifetime of each MQTT JWT (default 12 h; renewed 10-20 min before it ends). */
   tokenTtlS?: number;
 }
@@ -135,12 +149,18 @@ export class Device extends EventEmitter {
    * device is accepted and its session started (not necessarily connected).
    */
   async start(): Promise<void> {
-    await this.store.prepare();
-    this.key = await this.store.loadOrCreateKey(this.opts.keyType);
-    this.log.info({ deviceId: this.key.deviceId, stateDir: this.opts.stateDir }, 'device identity loaded');
-    this.outbox = await Outbox.open(this.store.file('outbox.jsonl'), this.log);
+    if (this.opts.state === 'memory') {
+      if (!this.opts.key) throw new Error("state 'memory' needs an injected key");
+      this.key = { ...this.opts.key, created: false };
+      this.outbox = Outbox.inMemory(this.log);
+    } else {
+      await this.store.prepare();
+      this.key = this.opts.key ? { ...this.opts.key, created: false } : await this.store.loadOrCreateKey(this.opts.keyType);
+      this.log.info({ deviceId: this.key.deviceId, stateDir: this.opts.stateDir }, 'device identity loaded');
+      this.outbox = await Outbox.open(this.store.file('outbox.jsonl'), this.log);
+      this.identity = await this.store.loadIdentity(this.key.deviceId);
+    }
     this.outbox.onAppend(() => void this.drain());
-    this.identity = await this.store.loadIdentity(this.key.deviceId);
     if (this.identity) this.clock.restore(this.identity.clockOffsetMs);
     await this.enroll();
     if (this.stopped) return;
@@ -154,6 +174,11 @@ export class Device extends EventEmitter {
     this.sleeping?.wake();
     await this.session?.stop();
     await this.outbox?.close();
+  }
+
+  /** Cuts the MQTT link as a network fault would (no DISCONNECT; the will fires); the session reconnects by itself. */
+  dropLink(): void {
+    this.session?.dropLink();
   }
 
   /** Queues an execution event (store-and-forward); resolves once it is on disk. */
@@ -201,7 +226,7 @@ export class Device extends EventEmitter {
         clock: this.clock,
         enrollmentToken: this.opts.enrollToken,
         name: this.opts.name,
-        hardware: { arch: os.arch(), platform: os.platform(), kernel: os.release(), cpus: os.cpus().length, memTotal: os.totalmem() },
+        hardware: this.opts.hardware ?? { arch: os.arch(), platform: os.platform(), kernel: os.release(), cpus: os.cpus().length, memTotal: os.totalmem() },
       });
       if (answer.deviceId !== key.deviceId) throw new RegistrationError('server', `server answered for device ${answer.deviceId}, not ${key.deviceId}`, true);
       this.identity = {
@@ -212,7 +237,7 @@ export class Device extends EventEmitter {
         clockOffsetMs: this.clock.offset,
         server: this.opts.server,
       };
-      await this.store.saveIdentity(this.identity);
+      if (this.opts.state !== 'memory') await this.store.saveIdentity(this.identity);
       this.emit('registered', this.identity);
       const level = answer.status === 'accepted' ? 'info' : 'warn';
       this.log[level]({ deviceId: answer.deviceId, status: answer.status, clockOffsetMs: this.clock.offset }, answer.status === 'pending' ? 'registered; waiting for an operator to accept the device' : 'registered');
