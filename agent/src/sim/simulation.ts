@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { DeviceKeyType, ExecutionState } from '@kernex/shared';
+import { DEFAULT_KEEPALIVE_S, DEFAULT_TELEMETRY_S } from '../config.js';
 import { defaultKeyCacheDir, KeyPool } from './key-pool.js';
 import { emptyStats, type FromWorker, type WorkerSettings, type WorkerStats } from './protocol.js';
 
@@ -75,8 +76,9 @@ export interface Simulation extends EventEmitter {
 export const DEFAULTS = {
   keyType: 'p256' as DeviceKeyType,
   connectRate: 200,
-  telemetryS: 60,
-  keepaliveS: 300,
+  // The agent's own defaults, so an idle simulated fleet costs what a real one does.
+  telemetryS: DEFAULT_TELEMETRY_S,
+  keepaliveS: DEFAULT_KEEPALIVE_S,
   reconnectMaxS: 30,
   downloadSample: 1,
   failRate: 0,

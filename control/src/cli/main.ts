@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { simCommand } from './sim.command.js';
 
 const program = new Command('kernex')
   .description('Kernex: push-based fleet manager for edge devices')
@@ -11,5 +12,7 @@ program
     const { runServer } = await import('../main.js');
     await runServer();
   });
+
+program.addCommand(simCommand());
 
 await program.parseAsync(process.argv);
