@@ -4,7 +4,9 @@ import { authPlugin, type DeviceTokenVerifier } from './auth/auth.plugin.js';
 import type { ApiKeysService } from './auth/api-keys.service.js';
 import { Errors } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
+import { bundlesRoutes } from './routes/bundles.routes.js';
 import { healthRoutes, type HealthChecks } from './routes/health.routes.js';
+import type { BundlesService } from './services/bundles.service.js';
 
 /** Everything the HTTP app needs from the running server. */
 export interface AppDeps {
@@ -13,6 +15,7 @@ export interface AppDeps {
   checks: HealthChecks;
   apiKeys: ApiKeysService;
   verifyDeviceToken?: DeviceTokenVerifier;
+  bundles?: { service: BundlesService; maxBundleBytes: number };
 }
 
 /** The contract's error body (DESIGN §6). */
@@ -31,6 +34,7 @@ const STATUS_TEXT: Record<number, string> = {
   409: 'Conflict',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
+  416: 'Range Not Satisfiable',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
@@ -100,6 +104,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     metricsText: () => deps.metrics.registry.metrics(),
     contentType: deps.metrics.registry.contentType,
   });
+
+  if (deps.bundles) {
+    await app.register(bundlesRoutes, { bundles: deps.bundles.service, maxBundleBytes: deps.bundles.maxBundleBytes });
+  }
 
   return app;
 }

@@ -16,6 +16,8 @@ export interface ServerConfig {
   publicUrl: string | undefined;
   adminKey: string | undefined;
   logLevel: string;
+  /** Largest bundle upload, bytes (KERNEX_MAX_BUNDLE_MB). */
+  maxBundleBytes: number;
 }
 
 /** One bad value, named by its variable. */
@@ -69,6 +71,17 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     return raw;
   };
 
+  const positive = (name: string, fallback: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < 1) {
+      problems.push(`${name} must be a whole number of at least 1, got '${raw}'`);
+      return fallback;
+    }
+    return n;
+  };
+
   const config: ServerConfig = {
     databaseUrl: url('DATABASE_URL', ['postgres:', 'postgresql:']),
     dataDir: path.resolve(env.KERNEX_DATA_DIR || defaultDataDir()),
@@ -81,6 +94,7 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     publicUrl: url('KERNEX_PUBLIC_URL', ['http:', 'https:']),
     adminKey: env.KERNEX_ADMIN_KEY || undefined,
     logLevel: env.LOG_LEVEL || 'info',
+    maxBundleBytes: positive('KERNEX_MAX_BUNDLE_MB', 512) * 1024 * 1024,
   };
 
   const logLevel = config.logLevel;

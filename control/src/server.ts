@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { createBroker, type KernexBroker } from '@kernex/broker';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -10,6 +11,9 @@ import { StartupError } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
 import { ServerKeyService } from './services/server-key.service.js';
+import { BundlesService } from './services/bundles.service.js';
+import { LocalBundleStorage } from './storage/local-bundle-storage.js';
+import { BundlesStore } from './store/bundles.pg.js';
 import { ApiKeysStore } from './store/api-keys.pg.js';
 import { SettingsStore } from './store/settings.pg.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
@@ -25,7 +29,7 @@ export interface RunningServer {
   sql: Sql;
   broker: KernexBroker;
   app: FastifyInstance;
-  services: { apiKeys: ApiKeysService; serverKey: ServerKeyService };
+  services: { apiKeys: ApiKeysService; serverKey: ServerKeyService; bundles: BundlesService };
   /** Startup timings in milliseconds, logged and reported by benchmarks. */
   timings: { database: number; ready: number };
   /** Orderly stop: listeners, MQTT clients, HTTP, pool, embedded PostgreSQL. Safe to call twice. */
@@ -77,6 +81,11 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const serverKey = await ServerKeyService.load(new SettingsStore(sql), log.child({ mod: 'server-key' }), options.signingKeyPem);
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
 
+    const storage = await LocalBundleStorage.open(path.join(config.dataDir, 'bundles'));
+    const bundles = new BundlesService(new BundlesStore(sql), storage, serverKey, log.child({ mod: 'bundles' }), {
+      maxBytes: config.maxBundleBytes,
+    });
+
     const metrics = createMetrics();
     const broker = await createBroker({ log, registry: metrics.registry });
     cleanups.push(() => broker.close());
@@ -92,6 +101,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       metrics,
       checks: { database: () => pingDatabase(sql), broker: () => broker.isListening() },
       apiKeys,
+      bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes },
     });
     cleanups.push(() => app.close());
     try {
@@ -122,7 +132,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, serverKey },
+      services: { apiKeys, serverKey, bundles },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();
