@@ -5,8 +5,14 @@ import type { ApiKeysService } from './auth/api-keys.service.js';
 import { Errors } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 import { bundlesRoutes } from './routes/bundles.routes.js';
-import { healthRoutes, type HealthChecks } from './routes/health.routes.js';
 import type { BundlesService } from './services/bundles.service.js';
+import { devicesRoutes } from './routes/devices.routes.js';
+import { enrollmentTokensRoutes } from './routes/enrollment-tokens.routes.js';
+import { healthRoutes, type HealthChecks } from './routes/health.routes.js';
+import { registrationRoutes } from './routes/registration.routes.js';
+import type { DevicesService } from './services/devices.service.js';
+import type { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
+import type { RegistrationService } from './services/registration.service.js';
 
 /** Everything the HTTP app needs from the running server. */
 export interface AppDeps {
@@ -16,6 +22,9 @@ export interface AppDeps {
   apiKeys: ApiKeysService;
   verifyDeviceToken?: DeviceTokenVerifier;
   bundles?: { service: BundlesService; maxBundleBytes: number };
+  devices: DevicesService;
+  registration: RegistrationService;
+  enrollmentTokens: EnrollmentTokensService;
 }
 
 /** The contract's error body (DESIGN §6). */
@@ -104,6 +113,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     metricsText: () => deps.metrics.registry.metrics(),
     contentType: deps.metrics.registry.contentType,
   });
+  await app.register(registrationRoutes, { registration: deps.registration });
+  await app.register(devicesRoutes, { devices: deps.devices });
+  await app.register(enrollmentTokensRoutes, { tokens: deps.enrollmentTokens });
 
   if (deps.bundles) {
     await app.register(bundlesRoutes, { bundles: deps.bundles.service, maxBundleBytes: deps.bundles.maxBundleBytes });

@@ -14,7 +14,14 @@ import { ServerKeyService } from './services/server-key.service.js';
 import { BundlesService } from './services/bundles.service.js';
 import { LocalBundleStorage } from './storage/local-bundle-storage.js';
 import { BundlesStore } from './store/bundles.pg.js';
+import { DeviceAuthService } from './services/device-auth.service.js';
+import { DevicesService } from './services/devices.service.js';
+import { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
+import { MqttEndpoints } from './services/mqtt-endpoints.js';
+import { RegistrationService } from './services/registration.service.js';
 import { ApiKeysStore } from './store/api-keys.pg.js';
+import { DevicesStore } from './store/devices.pg.js';
+import { EnrollmentTokensStore } from './store/enrollment-tokens.pg.js';
 import { SettingsStore } from './store/settings.pg.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrate.js';
@@ -29,7 +36,15 @@ export interface RunningServer {
   sql: Sql;
   broker: KernexBroker;
   app: FastifyInstance;
-  services: { apiKeys: ApiKeysService; serverKey: ServerKeyService; bundles: BundlesService };
+  services: {
+    bundles: BundlesService;
+    apiKeys: ApiKeysService;
+    serverKey: ServerKeyService;
+    devices: DevicesService;
+    deviceAuth: DeviceAuthService;
+    enrollmentTokens: EnrollmentTokensService;
+    registration: RegistrationService;
+  };
   /** Startup timings in milliseconds, logged and reported by benchmarks. */
   timings: { database: number; ready: number };
   /** Orderly stop: listeners, MQTT clients, HTTP, pool, embedded PostgreSQL. Safe to call twice. */
@@ -96,12 +111,24 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     }
     const mqttPort = broker.listeners[0]!.port;
 
+    const devicesStore = new DevicesStore(sql);
+    const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
+    const sessions = { disconnectDevice: () => {} };
+    const devices = new DevicesService(devicesStore, sessions, [deviceAuth], log.child({ mod: 'devices' }));
+    const enrollmentTokens = new EnrollmentTokensService(new EnrollmentTokensStore(sql));
+    const endpoints = new MqttEndpoints(config.publicUrl, { mqtt: mqttPort });
+    const registration = new RegistrationService(devicesStore, endpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
+
     const app = await buildApp({
       log,
       metrics,
       checks: { database: () => pingDatabase(sql), broker: () => broker.isListening() },
       apiKeys,
       bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes },
+      verifyDeviceToken: deviceAuth.verify,
+      devices,
+      registration,
+      enrollmentTokens,
     });
     cleanups.push(() => app.close());
     try {
@@ -132,7 +159,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, serverKey, bundles },
+      services: { apiKeys, serverKey, bundles, devices, deviceAuth, enrollmentTokens, registration },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();
