@@ -80,7 +80,8 @@ export class BundlesStore {
     return this.sql.begin(async (tx) => {
       const [row] = await tx`select id from bundles where id = ${id} for update`;
       if (!row) return 'absent';
-      // Filled in by the deployments change: a running deployment keeps its bundle.
+      const [used] = await tx`select 1 from deployments where bundle_id = ${id} and status = 'running' limit 1`;
+      if (used) return 'in-use';
       await tx`delete from bundles where id = ${id}`;
       return 'deleted';
     });
