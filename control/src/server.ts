@@ -15,6 +15,8 @@ import { BundlesService } from './services/bundles.service.js';
 import { LocalBundleStorage } from './storage/local-bundle-storage.js';
 import { BundlesStore } from './store/bundles.pg.js';
 import { DeviceAuthService } from './services/device-auth.service.js';
+import { PgDeviceDirectory } from './services/device-directory.service.js';
+import { PresenceWriter } from './services/presence-writer.js';
 import { DevicesService } from './services/devices.service.js';
 import { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
 import { MqttEndpoints } from './services/mqtt-endpoints.js';
@@ -44,6 +46,7 @@ export interface RunningServer {
     deviceAuth: DeviceAuthService;
     enrollmentTokens: EnrollmentTokensService;
     registration: RegistrationService;
+    presence: PresenceWriter;
   };
   /** Startup timings in milliseconds, logged and reported by benchmarks. */
   timings: { database: number; ready: number };
@@ -100,9 +103,16 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const bundles = new BundlesService(new BundlesStore(sql), storage, serverKey, log.child({ mod: 'bundles' }), {
       maxBytes: config.maxBundleBytes,
     });
+    const devicesStore = new DevicesStore(sql);
+    // The broker's memory is gone: nobody is connected until the broker says so.
+    const wasOnline = await devicesStore.markAllOffline();
+    if (wasOnline > 0) log.info({ devices: wasOnline }, 'marked devices offline at start');
+    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }));
+    cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
 
     const metrics = createMetrics();
-    const broker = await createBroker({ log, registry: metrics.registry });
+    const directory = new PgDeviceDirectory(devicesStore, presence);
+    const broker = await createBroker({ log, registry: metrics.registry, directory });
     cleanups.push(() => broker.close());
     try {
       await broker.listen({ host: config.host, mqttPort: config.mqttPort });
@@ -111,10 +121,8 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     }
     const mqttPort = broker.listeners[0]!.port;
 
-    const devicesStore = new DevicesStore(sql);
     const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
-    const sessions = { disconnectDevice: () => {} };
-    const devices = new DevicesService(devicesStore, sessions, [deviceAuth], log.child({ mod: 'devices' }));
+    const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }));
     const enrollmentTokens = new EnrollmentTokensService(new EnrollmentTokensStore(sql));
     const endpoints = new MqttEndpoints(config.publicUrl, { mqtt: mqttPort });
     const registration = new RegistrationService(devicesStore, endpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
@@ -159,7 +167,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, serverKey, bundles, devices, deviceAuth, enrollmentTokens, registration },
+      services: { apiKeys, serverKey, bundles, devices, deviceAuth, enrollmentTokens, registration, presence },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();

@@ -1,4 +1,7 @@
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../config.js';
+import { startServer } from '../server.js';
 import { api, makeDevice, register, type TestDevice } from '../test-support/devices.js';
 import { startTestServer, type TestServer } from '../test-support/test-server.js';
 
@@ -109,5 +112,25 @@ describe('the device resource', () => {
     const next = await api('GET', `${url}/api/v1/enrollment-tokens?limit=10&cursor=${list.body.nextCursor}`, server.adminHeaders);
     expect(next.body.items.map((t: { id: string }) => t.id)).not.toContain(made.body.id);
     expect((await api('DELETE', `${url}/api/v1/enrollment-tokens/${crypto.randomUUID()}`, server.adminHeaders)).status).toBe(404);
+  });
+});
+
+describe('presence at start-up', () => {
+  it('marks every device offline when the server starts: the broker remembers no one', async () => {
+    const first = await startTestServer();
+    try {
+      const d = await makeDevice();
+      await register(first.httpUrl, d);
+      await first.sql`update devices set online = true where id = ${d.id}`;
+      const second = await startServer(
+        loadConfig({ DATABASE_URL: first.database.url, KERNEX_DATA_DIR: first.config.dataDir, KERNEX_HOST: '127.0.0.1', KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0' }),
+        pino({ level: 'silent' }),
+      );
+      await second.close();
+      const [row] = await first.sql`select online from devices where id = ${d.id}`;
+      expect(row!.online).toBe(false);
+    } finally {
+      await first.stop();
+    }
   });
 });

@@ -31,7 +31,7 @@ export const deviceView = (d: DeviceRow): DeviceView => ({
 
 /** What the devices service needs from the broker: end a live session at once. */
 export interface DeviceSessions {
-  disconnectDevice(deviceId: string): void;
+  disconnectDevice(deviceId: string): Promise<void>;
 }
 
 /** Anything that caches a device's credentials and must forget them when its status changes. */
@@ -93,7 +93,7 @@ export class DevicesService {
     this.log.info({ deviceId: id, status: to }, 'device status changed');
     if (to !== 'accepted') {
       for (const c of this.caches) c.forget(id);
-      this.sessions.disconnectDevice(id);
+      await this.sessions.disconnectDevice(id);
     }
     return deviceView(row);
   }
