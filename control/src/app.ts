@@ -5,7 +5,9 @@ import type { ApiKeysService } from './auth/api-keys.service.js';
 import { Errors } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 import { bundlesRoutes } from './routes/bundles.routes.js';
+import { deploymentsRoutes } from './routes/deployments.routes.js';
 import type { BundlesService } from './services/bundles.service.js';
+import type { DeploymentsService } from './services/deployments.service.js';
 import { devicesRoutes } from './routes/devices.routes.js';
 import { enrollmentTokensRoutes } from './routes/enrollment-tokens.routes.js';
 import { healthRoutes, type HealthChecks } from './routes/health.routes.js';
@@ -22,6 +24,7 @@ export interface AppDeps {
   apiKeys: ApiKeysService;
   verifyDeviceToken?: DeviceTokenVerifier;
   bundles?: { service: BundlesService; maxBundleBytes: number };
+  deployments?: DeploymentsService;
   devices: DevicesService;
   registration: RegistrationService;
   enrollmentTokens: EnrollmentTokensService;
@@ -120,6 +123,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.bundles) {
     await app.register(bundlesRoutes, { bundles: deps.bundles.service, maxBundleBytes: deps.bundles.maxBundleBytes });
   }
+  if (deps.deployments) await app.register(deploymentsRoutes, { deployments: deps.deployments });
 
   return app;
 }

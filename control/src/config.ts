@@ -18,6 +18,8 @@ export interface ServerConfig {
   logLevel: string;
   /** Largest bundle upload, bytes (KERNEX_MAX_BUNDLE_MB). */
   maxBundleBytes: number;
+  /** Period of the orchestrator's tick loop, ms (KERNEX_ORCHESTRATOR_TICK_MS). */
+  orchestratorTickMs: number;
 }
 
 /** One bad value, named by its variable. */
@@ -95,6 +97,7 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     adminKey: env.KERNEX_ADMIN_KEY || undefined,
     logLevel: env.LOG_LEVEL || 'info',
     maxBundleBytes: positive('KERNEX_MAX_BUNDLE_MB', 512) * 1024 * 1024,
+    orchestratorTickMs: positive('KERNEX_ORCHESTRATOR_TICK_MS', 1000),
   };
 
   const logLevel = config.logLevel;

@@ -183,19 +183,19 @@ export class Orchestrator {
   }
 
   /** Cancels a running deployment: queued executions end, those not yet installing are told to stop. */
-  async cancel(id: string): Promise<'cancelled' | 'absent' | DeploymentRow['status']> {
+  async cancel(id: string): Promise<{ outcome: 'cancelled' | 'absent' | 'not_running'; status?: DeploymentRow['status'] }> {
     const outbound: Outbound[] = [];
     const result = await this.sql.begin(async (tx) => {
       const d = await this.opts.store.get(tx, id, true);
-      if (!d) return 'absent' as const;
-      if (d.status !== 'running') return d.status;
+      if (!d) return { outcome: 'absent' as const };
+      if (d.status !== 'running') return { outcome: 'not_running' as const, status: d.status };
       await this.opts.store.cancelQueued(tx, id, 'deployment cancelled');
       for (const e of await this.opts.store.requestCancels(tx, id)) outbound.push({ deviceId: e.deviceId, command: this.cancelCommand(e) });
       await this.opts.store.setDeployment(tx, id, { status: 'cancelled', reason: 'cancelled by an operator' });
-      return 'cancelled' as const;
+      return { outcome: 'cancelled' as const };
     });
     await this.publish(outbound);
-    if (result === 'cancelled') this.log.info({ deploymentId: id, told: outbound.length }, 'deployment cancelled');
+    if (result.outcome === 'cancelled') this.log.info({ deploymentId: id, told: outbound.length }, 'deployment cancelled');
     return result;
   }
 

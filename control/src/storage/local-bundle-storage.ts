@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -54,7 +53,8 @@ export class LocalBundleStorage implements BundleStorage {
       if (err.code === 'ENOENT') throw new BlobNotFoundError(key);
       throw err;
     });
-    return createReadStream(file, { fd: handle.fd, start: range?.start, end: range?.end, autoClose: true });
+    // The handle's own stream closes it: no descriptor is left for the garbage collector.
+    return handle.createReadStream({ start: range?.start, end: range?.end, autoClose: true });
   }
 
   async stat(key: string): Promise<{ size: number } | undefined> {
