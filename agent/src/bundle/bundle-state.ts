@@ -81,7 +81,16 @@ export class BundleState {
     await this.save();
   }
 
-  private async save(): Promise<void> {
+  private saving: Promise<void> = Promise.resolve();
+
+  /** Saves one after another: two renames of one temporary file would race. */
+  private save(): Promise<void> {
+    const next = this.saving.then(() => this.write());
+    this.saving = next.catch(() => {});
+    return next;
+  }
+
+  private async write(): Promise<void> {
     const tmp = `${this.file}.tmp`;
     const handle = await fs.open(tmp, 'w', 0o600);
     try {

@@ -144,10 +144,14 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
       return;
     }
     await this.state.setExecution(id, { ...rec, handled: [...rec.handled, 'cancel'] });
-    if (rec.state === 'received' || rec.state === 'downloading') {
-      this.aborts.get(id)?.abort();
-      // The deploy step sees the abort and reports cancelled; if none runs, report here.
-      if (!this.aborts.has(id)) await this.finish(device, id, this.state.execution(id)!, 'cancelled');
+    // DESIGN §3: cancel stops an execution that has not finished installing.
+    if (rec.state === 'received' || rec.state === 'downloading' || rec.state === 'installing') {
+      const running = this.aborts.get(id);
+      // The deploy step sees the abort and reports cancelled. With no step running
+      // (a restart before resume), nothing was installed yet: report here.
+      if (running) running.abort();
+      else if (rec.state !== 'installing') await this.finish(device, id, this.state.execution(id)!, 'cancelled');
+      else device.log.info({ executionId: id }, 'cancel arrived after the install finished; the execution goes on');
     } else {
       device.log.info({ executionId: id, state: rec.state }, 'cancel arrived too late; the execution goes on');
     }
@@ -213,8 +217,6 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     }
     if (signal.aborted) return this.finish(device, id, rec(), 'cancelled');
 
-    // From here on a cancel is too late (DESIGN §3).
-    this.aborts.delete(id);
     await this.step(device, id, 'installing');
     const dir = path.join(this.root, bundle.name, bundle.version);
     const failedInstall = before !== undefined ? 'rolled_back' : 'failed';
@@ -224,8 +226,12 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
         throw new StepError(`archive holds ${manifest.name}@${manifest.version}, not the bundle sent`);
       }
       const env = { KERNEX_BUNDLE_NAME: bundle.name, KERNEX_BUNDLE_VERSION: bundle.version, KERNEX_BUNDLE_DIR: dir, KERNEX_PREVIOUS_DIR: before ? path.join(this.root, bundle.name, before) : '' };
-      const installed = await runScript({ script: manifest.install, cwd: dir, timeoutS: Math.min(cmd.timeoutS, MAX_INSTALL_S), env, label: 'install' });
+      if (signal.aborted) throw new StepError('cancelled');
+      const installed = await runScript({ script: manifest.install, cwd: dir, timeoutS: Math.min(cmd.timeoutS, MAX_INSTALL_S), env, label: 'install', signal });
       if (!installed.ok) throw new StepError(installed.error);
+      // Installed: from here on a cancel is too late (DESIGN §3).
+      this.aborts.delete(id);
+      if (signal.aborted) throw new StepError('cancelled');
       await this.step(device, id, 'verifying');
       if (manifest.healthCheck) {
         const timeoutS = manifest.healthCheck.timeoutS ?? DEFAULT_HEALTH_CHECK_TIMEOUT_S;
@@ -235,6 +241,7 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     } catch (err) {
       log.warn({ err: (err as Error).message, keeping: before ?? null }, 'install failed; the current version stays');
       if (before !== bundle.version) await fs.rm(dir, { recursive: true, force: true });
+      if (signal.aborted && this.state.execution(id)?.state === 'installing') return this.finish(device, id, rec(), 'cancelled');
       return fail(failedInstall, err);
     }
 

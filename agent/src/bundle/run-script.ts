@@ -18,7 +18,15 @@ const GRACE_MS = 2000;
  * process group, so a timeout kills everything it started (SIGTERM, then
  * SIGKILL after a grace period). Never throws: a failure is a result.
  */
-export async function runScript(opts: { script: string; cwd: string; timeoutS: number; env?: Record<string, string>; label: string }): Promise<ScriptResult> {
+export async function runScript(opts: {
+  script: string;
+  cwd: string;
+  timeoutS: number;
+  env?: Record<string, string>;
+  label: string;
+  /** Aborting kills the script's process group, as a timeout does. */
+  signal?: AbortSignal;
+}): Promise<ScriptResult> {
   const file = path.resolve(opts.cwd, opts.script);
   try {
     await fs.chmod(file, 0o755);
@@ -47,11 +55,15 @@ export async function runScript(opts: { script: string; cwd: string; timeoutS: n
         // The group is gone already.
       }
     };
+    const stop = (): void => {
+      killGroup('SIGTERM');
+      killer ??= setTimeout(() => killGroup('SIGKILL'), GRACE_MS);
+    };
     const timer = setTimeout(() => {
       timedOut = true;
-      killGroup('SIGTERM');
-      killer = setTimeout(() => killGroup('SIGKILL'), GRACE_MS);
+      stop();
     }, opts.timeoutS * 1000);
+    opts.signal?.addEventListener('abort', stop, { once: true });
     const last = (): string => {
       const t = tail.trim().split('\n').slice(-3).join(' | ');
       return t ? `: ${t}` : '';
@@ -63,11 +75,13 @@ export async function runScript(opts: { script: string; cwd: string; timeoutS: n
     // 'exit', not 'close': a daemon the script started may hold its stdout open.
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', stop);
       child.stdout.destroy();
       child.stderr.destroy();
       // On a timeout the SIGKILL timer stays armed for what ignored SIGTERM.
       if (killer) killer.unref();
-      if (timedOut) resolve({ ok: false, error: `${opts.label} script '${opts.script}' timed out after ${opts.timeoutS} s` });
+      if (opts.signal?.aborted) resolve({ ok: false, error: `${opts.label} script '${opts.script}' stopped: cancelled` });
+      else if (timedOut) resolve({ ok: false, error: `${opts.label} script '${opts.script}' timed out after ${opts.timeoutS} s` });
       else if (code === 0) resolve({ ok: true });
       else resolve({ ok: false, error: `${opts.label} script '${opts.script}' ${code !== null ? `exited with ${code}` : `was killed by ${signal}`}${last()}` });
     });

@@ -232,6 +232,7 @@ export class Orchestrator {
         if (!e) return 'unknown' as const;
         const v = judgeTransition(e.state, event.state);
         if (v === 'apply') await this.opts.store.setExecutionState(tx, e.id, event.state, event.error ?? null);
+        if (v === 'apply' && event.state === 'succeeded') await this.opts.store.recordInstalled(tx, e.id);
         else if (v === 'same') await this.opts.store.touchExecution(tx, e.id);
         return v === 'refuse' ? ({ from: e.state } as const) : v;
       });

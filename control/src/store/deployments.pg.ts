@@ -274,6 +274,14 @@ export class DeploymentsStore {
     await db`update executions set state = ${state}, error = coalesce(${error}, error), updated_at = now() where id = ${id}`;
   }
 
+  /** After a succeeded execution: the device's installed bundles (DESIGN §2 `bundles`) name the new version. */
+  async recordInstalled(db: Db, executionId: string): Promise<void> {
+    await db`
+      update devices v set bundles = v.bundles || jsonb_build_object(d.bundle_name, d.bundle_version), updated_at = now()
+      from executions e join deployments d on d.id = e.deployment_id
+      where e.id = ${executionId} and v.id = e.device_id`;
+  }
+
   /** Progress without a new state still counts as progress (resets the no-progress timer). */
   async touchExecution(db: Db, id: string): Promise<void> {
     await db`update executions set updated_at = now() where id = ${id}`;
