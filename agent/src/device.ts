@@ -47,6 +47,8 @@ export interface DeviceContext {
  */
 export interface CommandHandler {
   handle(command: Command, device: DeviceContext): Promise<void>;
+  /** Called once the device is accepted and its session started: work a restart interrupted carries on. */
+  resume?(device: DeviceContext): Promise<void>;
 }
 
 /** The default handler: logs the command and reports nothing (no bundle support in this build). */
@@ -165,6 +167,7 @@ export class Device extends EventEmitter {
     await this.enroll();
     if (this.stopped) return;
     this.startSession();
+    this.opts.commands?.resume?.(this.context()).catch((err: unknown) => this.log.error({ err }, 'resuming interrupted commands failed'));
   }
 
   /** Orderly stop: offline status, DISCONNECT, outbox closed. */

@@ -5,3 +5,7 @@ export { Backoff, type BackoffOptions } from './session/backoff.js';
 export { MqttSession, type SessionOptions } from './session/session.js';
 export { SystemMetrics, type MetricsSource } from './telemetry/system-metrics.js';
 export { Clock } from './clock.js';
+export { BundleInstaller, type InstallerOptions } from './bundle/installer.js';
+export { download, DownloadError, type DownloadRequest } from './bundle/download.js';
+export { extractBundle, type ExtractOptions, type OpenWrite } from './bundle/extract.js';
+export { verifyBundle, VerifyError } from './bundle/verify.js';

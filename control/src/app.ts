@@ -4,6 +4,10 @@ import { authPlugin, type DeviceTokenVerifier } from './auth/auth.plugin.js';
 import type { ApiKeysService } from './auth/api-keys.service.js';
 import { Errors } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
+import { bundlesRoutes } from './routes/bundles.routes.js';
+import { deploymentsRoutes } from './routes/deployments.routes.js';
+import type { BundlesService } from './services/bundles.service.js';
+import type { DeploymentsService } from './services/deployments.service.js';
 import { devicesRoutes } from './routes/devices.routes.js';
 import { enrollmentTokensRoutes } from './routes/enrollment-tokens.routes.js';
 import { healthRoutes, type HealthChecks } from './routes/health.routes.js';
@@ -21,6 +25,8 @@ export interface AppDeps {
   checks: HealthChecks;
   apiKeys: ApiKeysService;
   verifyDeviceToken?: DeviceTokenVerifier;
+  bundles?: { service: BundlesService; maxBundleBytes: number };
+  deployments?: DeploymentsService;
   devices: DevicesService;
   registration: RegistrationService;
   enrollmentTokens: EnrollmentTokensService;
@@ -43,6 +49,7 @@ const STATUS_TEXT: Record<number, string> = {
   409: 'Conflict',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
+  416: 'Range Not Satisfiable',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
@@ -116,6 +123,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(devicesRoutes, { devices: deps.devices });
   await app.register(enrollmentTokensRoutes, { tokens: deps.enrollmentTokens });
   await app.register(telemetryRoutes, { telemetry: deps.telemetry });
+
+  if (deps.bundles) {
+    await app.register(bundlesRoutes, { bundles: deps.bundles.service, maxBundleBytes: deps.bundles.maxBundleBytes });
+  }
+  if (deps.deployments) await app.register(deploymentsRoutes, { deployments: deps.deployments });
 
   return app;
 }

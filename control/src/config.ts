@@ -18,6 +18,10 @@ export interface ServerConfig {
   /** Days of telemetry history kept; older samples are pruned in the background. */
   telemetryRetentionDays: number;
   logLevel: string;
+  /** Largest bundle upload, bytes (KERNEX_MAX_BUNDLE_MB). */
+  maxBundleBytes: number;
+  /** Period of the orchestrator's tick loop, ms (KERNEX_ORCHESTRATOR_TICK_MS). */
+  orchestratorTickMs: number;
 }
 
 /** One bad value, named by its variable. */
@@ -82,6 +86,17 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     return raw;
   };
 
+  const positive = (name: string, fallback: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < 1) {
+      problems.push(`${name} must be a whole number of at least 1, got '${raw}'`);
+      return fallback;
+    }
+    return n;
+  };
+
   const config: ServerConfig = {
     databaseUrl: url('DATABASE_URL', ['postgres:', 'postgresql:']),
     dataDir: path.resolve(env.KERNEX_DATA_DIR || defaultDataDir()),
@@ -95,6 +110,8 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     adminKey: env.KERNEX_ADMIN_KEY || undefined,
     telemetryRetentionDays: positiveInt('KERNEX_TELEMETRY_RETENTION_DAYS', 7, 3650),
     logLevel: env.LOG_LEVEL || 'info',
+    maxBundleBytes: positive('KERNEX_MAX_BUNDLE_MB', 512) * 1024 * 1024,
+    orchestratorTickMs: positive('KERNEX_ORCHESTRATOR_TICK_MS', 1000),
   };
 
   const logLevel = config.logLevel;
