@@ -84,7 +84,7 @@ export async function connectedGauge(server: KernexProcess, n: number): Promise<
  * reconnect with the same tokens, which the broker's credential cache knows.
  */
 export async function authConnectRun(devices: number, workers: number): Promise<AuthConnectRun> {
-  const server = await startKernexServer({ LOG_LEVEL: 'warn' });
+  const server = await startKernexServer();
   try {
     const registered = await registerDevices(server, devices);
     const clients = swarmClients(registered);

@@ -11,6 +11,8 @@ export interface KernexProcess {
   httpUrl: string;
   mqttPort: number;
   pid: number;
+  /** The server's KERNEX_DATA_DIR (blobs live under `bundles/`). */
+  dataDir: string;
   adminHeaders: Record<string, string>;
   stop(): Promise<void>;
 }
@@ -42,6 +44,7 @@ export async function startKernexServer(env: Record<string, string> = {}): Promi
     httpUrl: `http://127.0.0.1:${ready.httpPort}`,
     mqttPort: ready.mqttPort,
     pid: proc.pid!,
+    dataDir: dir,
     adminHeaders: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
     async stop() {
       proc.kill('SIGTERM');

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { brokerLevelRun, type BrokerRun } from './broker-level.bench.js';
 import { machineFacts } from './machine.js';
 import { renderTable, writeSection, type FigureRow } from './report.js';
-import { summarize } from './stats.js';
+import { summarize, type Summary } from './stats.js';
 import { startKernexBroker, startMosquittoTarget, type BrokerTarget } from './targets.js';
 
 /**
@@ -21,6 +21,9 @@ const { values } = parseArgs({
     'auth-devices': { type: 'string', default: '2000' },
     'sim-devices': { type: 'string', default: '2000' },
     'connect-rate': { type: 'string', default: '500' },
+    'fanout-devices': { type: 'string', default: '1000' },
+    downloads: { type: 'string', default: '100' },
+    'bundle-mib': { type: 'string', default: '8' },
     out: { type: 'string' },
   },
 });
@@ -114,12 +117,86 @@ if (selected('telemetry')) {
   );
 }
 
+/** Kernex figures the push-versus-polling table compares, when measured in this run. */
+let idleMqttBytes: number | undefined;
+let fanoutForPolling: { devices: number; p50: Summary; p99: Summary } | undefined;
+
+if (selected('fanout')) {
+  const { fanoutRun } = await import('./fanout.bench.js');
+  const rows: FigureRow[] = [];
+  for (const n of values['fanout-devices']!.split(',').map(Number)) {
+    const results = [];
+    for (let r = 0; r < runs; r++) {
+      results.push(await fanoutRun(n, workers));
+      process.stderr.write(`  fan-out ${n} run ${r + 1}/${runs}: ${JSON.stringify(results.at(-1))}\n`);
+    }
+    const p50 = summarize(results.map((r) => r.p50Ms));
+    const p99 = summarize(results.map((r) => r.p99Ms));
+    fanoutForPolling ??= { devices: n, p50, p99 };
+    const limit = 'the server process: one core runs the HTTP request, the execution rows (one INSERT) and every PUBLISH; the clients use the other core';
+    rows.push(
+      { figure: `fan-out p50, ${n} devices`, unit: 'ms', kernex: p50, limitedBy: limit },
+      { figure: `fan-out p99, ${n} devices`, unit: 'ms', kernex: p99, limitedBy: limit, target: '< 1,000 ms at 10,000' },
+      { figure: `POST /deployments answer, ${n} devices`, unit: 'ms', kernex: summarize(results.map((r) => r.postMs)), limitedBy: 'creating one execution row per device' },
+    );
+  }
+  await writeSection(
+    out,
+    'command-fanout',
+    [
+      '## Command fan-out through the server',
+      '',
+      'A `kernex server` process; P-256 devices registered beforehand hold JWT-authenticated sessions',
+      `(MQTT.js in ${workers} worker threads) subscribed to their \`kx/{id}/cmd\`. One \`POST /api/v1/deployments\``,
+      '(`target: {all: true}`) starts the clock; per device, the time until its `deploy` command arrives',
+      '(`control/src/bench/fanout.bench.ts`). The clients do not report back, so this is dispatch alone.',
+      '10,000 devices: `npm run bench -- --only fanout --fanout-devices 10000`.',
+      '',
+      renderTable(rows),
+    ].join('\n'),
+  );
+}
+
+if (selected('serving')) {
+  const { bundleServingRun } = await import('./bundle-serving.bench.js');
+  const downloads = Number(values.downloads);
+  const mib = Number(values['bundle-mib']);
+  const results = [];
+  for (let r = 0; r < runs; r++) {
+    results.push(await bundleServingRun(downloads, mib));
+    process.stderr.write(`  bundle serving run ${r + 1}/${runs}: ${JSON.stringify(results.at(-1))}\n`);
+  }
+  await writeSection(
+    out,
+    'bundle-serving',
+    [
+      `## Bundle serving (${downloads} downloads at once, ${mib} MiB bundle)`,
+      '',
+      `${downloads} HTTP clients in the bench process GET \`/api/v1/bundles/{id}/blob\` of a \`kernex server\` process at`,
+      `once; the reference reads the stored blob file with ${downloads} concurrent streams in the bench process, which is`,
+      'what the disk (here: the page cache) can give (`control/src/bench/bundle-serving.bench.ts`).',
+      '',
+      renderTable([
+        {
+          figure: 'aggregate download throughput',
+          unit: 'MiB/s',
+          kernex: summarize(results.map((r) => r.serverMiBps)),
+          reference: { name: 'file read', summary: summarize(results.map((r) => r.diskMiBps)) },
+          limitedBy: 'the server process (HTTP framing and copies on one core) and the clients on the other core; the file read is the ceiling',
+          target: 'the disk',
+        },
+      ]),
+    ].join('\n'),
+  );
+}
+
 if (selected('idle')) {
   const { idleBytesRun } = await import('./idle-bytes.bench.js');
   // The agent's defaults (agent/src/config.ts); control does not import the agent package.
   const DEFAULT_TELEMETRY_S = 900;
   const DEFAULT_KEEPALIVE_S = 300;
   const idle = await idleBytesRun(DEFAULT_TELEMETRY_S, DEFAULT_KEEPALIVE_S);
+  idleMqttBytes = idle.bytesPerHour;
   process.stderr.write(`  idle: ${JSON.stringify(idle)}\n`);
   const one = (v: number) => summarize([v]);
   await writeSection(
@@ -207,28 +284,31 @@ if (selected('sim')) {
 if (selected('polling')) {
   const { pollingRun } = await import('./polling.bench.js');
   const pollers = 200;
-  const results = [];
+  const results: Array<Awaited<ReturnType<typeof pollingRun>>> = [];
   for (let r = 0; r < runs; r++) {
     results.push(await pollingRun(pollers));
     process.stderr.write(`  polling run ${r + 1}/${runs}: ${JSON.stringify(results.at(-1))}\n`);
   }
+  const poll = (pick: (r: (typeof results)[number]) => number) => ({ name: 'HTTP polling, 60 s', summary: summarize(results.map(pick)) });
+  const notMeasured = summarize([NaN]);
   await writeSection(
     out,
-    'polling-reference',
+    'push-vs-polling',
     [
-      '## Reference: the 60-second HTTP polling loop',
+      '## Push versus the 60-second HTTP polling loop',
       '',
-      `Measured for real on loopback (\`control/src/bench/polling.bench.ts\`): ${pollers} pollers at random phases`,
-      'with keep-alive and a device-JWT-sized bearer token; a command is queued at a random moment and',
-      'each poller\'s latency is the time until its next poll fetches it. Compare with the fan-out and',
-      'idle-bytes rows above: a pushed command arrives in milliseconds.',
+      `The reference is measured for real on loopback (\`control/src/bench/polling.bench.ts\`): ${pollers} pollers at random`,
+      'phases with keep-alive and a device-JWT-sized bearer token; a command is queued at a random moment and each',
+      "poller's latency is the time until its next poll fetches it. Kernex figures come from the fan-out and idle-bytes",
+      'runs above (n/a when those were not selected in this run).',
       '',
       renderTable([
-        { figure: 'command latency p50', unit: 'ms', kernex: summarize(results.map((r) => r.latencyP50Ms)), limitedBy: 'the 60 s polling interval' },
-        { figure: 'command latency p99', unit: 'ms', kernex: summarize(results.map((r) => r.latencyP99Ms)), limitedBy: 'the 60 s polling interval' },
-        { figure: 'idle bytes per device-hour', unit: 'bytes', kernex: summarize(results.map((r) => r.idleBytesPerDeviceHour)), limitedBy: '60 polls/hour × HTTP headers + bearer token' },
+        { figure: `command latency p50${fanoutForPolling ? `, ${fanoutForPolling.devices} devices` : ''}`, unit: 'ms', kernex: fanoutForPolling?.p50 ?? notMeasured, reference: poll((r) => r.latencyP50Ms), limitedBy: 'push: dispatch; polling: the 60 s interval' },
+        { figure: `command latency p99${fanoutForPolling ? `, ${fanoutForPolling.devices} devices` : ''}`, unit: 'ms', kernex: fanoutForPolling?.p99 ?? notMeasured, reference: poll((r) => r.latencyP99Ms), limitedBy: 'push: dispatch; polling: the 60 s interval' },
+        { figure: 'idle bytes per device-hour (TCP payload, no IP/TCP headers)', unit: 'bytes', kernex: idleMqttBytes === undefined ? notMeasured : summarize([idleMqttBytes]), reference: poll((r) => r.idleBytesPerDeviceHour), limitedBy: 'push: telemetry period; polling: 60 requests/hour of headers + token', target: '< 4 KB' },
       ]),
     ].join('\n'),
   );
 }
+
 process.stderr.write(`wrote ${out}\n`);

@@ -32,7 +32,7 @@ async function cpuSeconds(pid: number): Promise<number> {
  * `kernex_devices_connected` to reach N. The CPU split says which side limited it.
  */
 export async function simFleetRun(devices: number, workers: number, connectRate: number): Promise<SimFleetRun> {
-  const server = await startKernexServer({ LOG_LEVEL: 'warn' });
+  const server = await startKernexServer();
   const keyCache = path.join(os.homedir(), '.cache', 'kernex', 'sim-keys');
   try {
     const rssBefore = await rssOf(server.pid);

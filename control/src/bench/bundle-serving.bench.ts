@@ -1,0 +1,62 @@
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { benchBundle, uploadBundle } from './bench-bundle.js';
+import { startKernexServer } from './kernex-process.js';
+import { now } from './swarm/protocol.js';
+
+/** Figures of one bundle-serving run. */
+export interface BundleServingRun {
+  /** Aggregate throughput of `downloads` concurrent GETs of the blob endpoint, MiB/s. */
+  serverMiBps: number;
+  /** The same bytes read straight from the blob file, `downloads` streams at once, MiB/s (what the disk and page cache give). */
+  diskMiBps: number;
+  bundleBytes: number;
+}
+
+const MIB = 1024 * 1024;
+
+/** Streams a response body and counts its bytes. */
+async function drain(res: Response): Promise<number> {
+  let n = 0;
+  for await (const chunk of res.body!) n += (chunk as Uint8Array).length;
+  return n;
+}
+
+/**
+ * Bundle serving: `downloads` clients GET `/api/v1/bundles/{id}/blob` at
+ * once (admin key, whole file); the reference reads the stored blob file with
+ * as many concurrent streams in the bench process.
+ */
+export async function bundleServingRun(downloads: number, payloadMiB: number): Promise<BundleServingRun> {
+  const server = await startKernexServer();
+  try {
+    const bundle = await uploadBundle(server, await benchBundle('1.0.0', payloadMiB * MIB));
+    const url = `${server.httpUrl}/api/v1/bundles/${bundle.id}/blob`;
+    const t0 = now();
+    const got = await Promise.all(Array.from({ length: downloads }, async () => drain(await fetch(url, { headers: server.adminHeaders }))));
+    const serverS = (now() - t0) / 1000;
+    if (got.some((n) => n !== bundle.size)) throw new Error('a download was short');
+
+    const file = await findBlob(path.join(server.dataDir, 'bundles'), bundle.size);
+    const t1 = now();
+    await Promise.all(
+      Array.from({ length: downloads }, () => new Promise<void>((resolve, reject) => createReadStream(file).on('data', () => {}).on('end', resolve).on('error', reject))),
+    );
+    const diskS = (now() - t1) / 1000;
+    const total = (downloads * bundle.size) / MIB;
+    return { serverMiBps: total / serverS, diskMiBps: total / diskS, bundleBytes: bundle.size };
+  } finally {
+    await server.stop();
+  }
+}
+
+/** The stored blob: the one file of that size under the bundles directory. */
+async function findBlob(dir: string, size: number): Promise<string> {
+  for (const entry of await fs.readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const p = path.join(entry.parentPath, entry.name);
+    if ((await fs.stat(p)).size === size) return p;
+  }
+  throw new Error(`no blob of ${size} bytes under ${dir}`);
+}
