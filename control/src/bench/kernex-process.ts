@@ -63,3 +63,10 @@ export async function metricValue(httpUrl: string, name: string): Promise<number
   }
   return sum;
 }
+
+/** utime + stime of a process, seconds (/proc/{pid}/stat fields 14 and 15; USER_HZ is 100 on Linux). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}

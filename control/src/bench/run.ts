@@ -182,7 +182,7 @@ if (selected('serving')) {
           unit: 'MiB/s',
           kernex: summarize(results.map((r) => r.serverMiBps)),
           reference: { name: 'file read', summary: summarize(results.map((r) => r.diskMiBps)) },
-          limitedBy: 'the server process (HTTP framing and copies on one core) and the clients on the other core; the file read is the ceiling',
+          limitedBy: `CPU, not the disk: server process ${results.at(-1)!.serverCpuShare.toFixed(2)} cores, downloading clients ${results.at(-1)!.clientCpuShare.toFixed(2)} cores (last run), on 2 cores; the file read is the disk's ceiling`,
           target: 'the disk',
         },
       ]),

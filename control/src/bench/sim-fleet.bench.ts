@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
-import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { simEntry } from '../cli/sim.command.js';
-import { metricValue, startKernexServer } from './kernex-process.js';
+import { cpuSeconds, metricValue, startKernexServer } from './kernex-process.js';
 import { rssOf } from './targets.js';
 
 /** Figures of one `kernex sim` fleet run against one `kernex server` process. */
@@ -16,13 +15,6 @@ export interface SimFleetRun {
   /** CPU seconds used while the fleet came up, by the server and by the simulator. */
   serverCpuS: number;
   simCpuS: number;
-}
-
-/** utime + stime of a process, seconds (/proc/{pid}/stat fields 14 and 15). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
 }
 
 /**
