@@ -57,7 +57,7 @@ function recordEvents(s: TestServer, ids: readonly string[]): Map<string, Execut
 describe('kernex sim', () => {
   it('brings a few dozen devices online with real keys, registration and MQTT, and a deployment to all of them completes (some downloading for real)', async () => {
     server = await startTestServer();
-    sim = await runSimulation({ server: server.httpUrl, devices: 30, adminKey: server.adminKey, keyCache, workers: 2, connectRate: 100, installMs: 50, downloadSample: 0.5 });
+    sim = await runSimulation({ server: server.httpUrl, devices: 30, adminKey: server.adminKey, keyCache, logLevel: 'error', workers: 2, connectRate: 100, installMs: 50, downloadSample: 0.5 });
     await sim.waitFor((s) => s.connected === 30);
     await expect.poll(() => onlineCount(server!), { timeout: 10_000 }).toBe(30);
     expect(new Set(sim.deviceIds).size).toBe(30);
@@ -83,11 +83,11 @@ describe('kernex sim', () => {
 
   it('reuses its key cache: a second run is the same fleet', async () => {
     server = await startTestServer();
-    const first = await runSimulation({ server: server.httpUrl, devices: 5, adminKey: server.adminKey, keyCache, workers: 1 });
+    const first = await runSimulation({ server: server.httpUrl, devices: 5, adminKey: server.adminKey, keyCache, logLevel: 'error', workers: 1 });
     await first.waitFor((s) => s.connected === 5);
     const ids = [...first.deviceIds];
     await first.stop();
-    sim = await runSimulation({ server: server.httpUrl, devices: 5, adminKey: server.adminKey, keyCache, workers: 1 });
+    sim = await runSimulation({ server: server.httpUrl, devices: 5, adminKey: server.adminKey, keyCache, logLevel: 'error', workers: 1 });
     await sim.waitFor((s) => s.connected === 5);
     expect(sim.stats().keys).toEqual({ cached: 5, made: 0 });
     expect(sim.deviceIds).toEqual(ids);
@@ -95,7 +95,7 @@ describe('kernex sim', () => {
 
   it('reports failed installs as the contract says when --fail-rate is 1', async () => {
     server = await startTestServer();
-    sim = await runSimulation({ server: server.httpUrl, devices: 4, adminKey: server.adminKey, keyCache, workers: 1, installMs: 10, failRate: 1 });
+    sim = await runSimulation({ server: server.httpUrl, devices: 4, adminKey: server.adminKey, keyCache, logLevel: 'error', workers: 1, installMs: 10, failRate: 1 });
     await sim.waitFor((s) => s.connected === 4);
     const seen = recordEvents(server, sim.deviceIds);
     await deployToAll(server, 1024);
@@ -107,7 +107,7 @@ describe('kernex sim', () => {
 
   it('converges over flapping links: every device ends online and the deploy completes everywhere', async () => {
     server = await startTestServer();
-    sim = await runSimulation({ server: server.httpUrl, devices: 20, adminKey: server.adminKey, keyCache, workers: 2, connectRate: 100, installMs: 300, downloadSample: 0.3, flapMeanS: 1.5, reconnectMaxS: 2 });
+    sim = await runSimulation({ server: server.httpUrl, devices: 20, adminKey: server.adminKey, keyCache, logLevel: 'error', workers: 2, connectRate: 100, installMs: 300, downloadSample: 0.3, flapMeanS: 1.5, reconnectMaxS: 2 });
     await sim.waitFor((s) => s.everConnected === 20);
     const seen = recordEvents(server, sim.deviceIds);
     const { id } = await deployToAll(server, 1024);
