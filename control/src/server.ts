@@ -10,6 +10,8 @@ import { StartupError } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
 import { ApiKeysStore } from './store/api-keys.pg.js';
+import { AuditStore } from './store/audit.pg.js';
+import { AuditService } from './services/audit.service.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrate.js';
 
@@ -23,7 +25,7 @@ export interface RunningServer {
   sql: Sql;
   broker: KernexBroker;
   app: FastifyInstance;
-  services: { apiKeys: ApiKeysService };
+  services: { apiKeys: ApiKeysService; audit: AuditService };
   /** Startup timings in milliseconds, logged and reported by benchmarks. */
   timings: { database: number; ready: number };
   /** Orderly stop: listeners, MQTT clients, HTTP, pool, embedded PostgreSQL. Safe to call twice. */
@@ -67,6 +69,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger): 
     await migrate(sql, log.child({ mod: 'migrate' }));
 
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
+    const audit = new AuditService(new AuditStore(sql), log.child({ mod: 'audit' }));
 
     const metrics = createMetrics();
     const broker = await createBroker({ log, registry: metrics.registry });
@@ -83,6 +86,13 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger): 
       metrics,
       checks: { database: () => pingDatabase(sql), broker: () => broker.isListening() },
       apiKeys,
+      audit,
+      http: {
+        rateLimitPerMin: config.rateLimitPerMin,
+        registerRateLimitPerMin: config.registerRateLimitPerMin,
+        bodyLimitBytes: config.bodyLimitBytes,
+        corsOrigins: config.corsOrigins,
+      },
     });
     cleanups.push(() => app.close());
     try {
@@ -113,7 +123,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger): 
       sql,
       broker,
       app,
-      services: { apiKeys },
+      services: { apiKeys, audit },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();
