@@ -53,7 +53,7 @@ export class AuditStore {
         ${q.beforeId ? sql`and id < ${q.beforeId}` : sql``}
         ${q.actorId ? sql`and actor_id = ${q.actorId}` : sql``}
         ${q.result ? sql`and result = ${q.result}` : sql``}
-      order by id desc
+      order by audit_log.id desc
       limit ${q.limit + 1}`;
   }
 }
