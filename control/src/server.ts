@@ -9,9 +9,11 @@ import { checkTraversableByOthers, prepareDataDir } from './data-dir.js';
 import { StartupError } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
+import { ServerKeyService } from './services/server-key.service.js';
 import { ApiKeysStore } from './store/api-keys.pg.js';
 import { AuditStore } from './store/audit.pg.js';
 import { AuditService } from './services/audit.service.js';
+import { SettingsStore } from './store/settings.pg.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrate.js';
 
@@ -25,7 +27,7 @@ export interface RunningServer {
   sql: Sql;
   broker: KernexBroker;
   app: FastifyInstance;
-  services: { apiKeys: ApiKeysService; audit: AuditService };
+  services: { apiKeys: ApiKeysService; audit: AuditService; serverKey: ServerKeyService };
   /** Startup timings in milliseconds, logged and reported by benchmarks. */
   timings: { database: number; ready: number };
   /** Orderly stop: listeners, MQTT clients, HTTP, pool, embedded PostgreSQL. Safe to call twice. */
@@ -45,7 +47,13 @@ function listenError(err: unknown, variable: string, port: number): Error {
  * migrations, broker, HTTP. On any failure it undoes what it started and
  * rethrows, so the caller only has to print the message.
  */
-export async function startServer(config: Readonly<ServerConfig>, log: Logger): Promise<RunningServer> {
+/** Extra start options that are not configuration (tests use them). */
+export interface StartOptions {
+  /** Use this signing key when the database has none yet, instead of making one (RSA-4096 takes seconds). */
+  signingKeyPem?: string;
+}
+
+export async function startServer(config: Readonly<ServerConfig>, log: Logger, options: StartOptions = {}): Promise<RunningServer> {
   const t0 = performance.now();
   const cleanups: Array<() => Promise<void>> = [];
   const undo = async (): Promise<void> => {
@@ -68,6 +76,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger): 
     const databaseMs = performance.now() - t0;
     await migrate(sql, log.child({ mod: 'migrate' }));
 
+    const serverKey = await ServerKeyService.load(new SettingsStore(sql), log.child({ mod: 'server-key' }), options.signingKeyPem);
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
     const audit = new AuditService(new AuditStore(sql), log.child({ mod: 'audit' }));
 
@@ -123,7 +132,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger): 
       sql,
       broker,
       app,
-      services: { apiKeys, audit },
+      services: { apiKeys, audit, serverKey },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();

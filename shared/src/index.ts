@@ -1,1 +1,5 @@
 export * from './topics.js';
+export * from './identity.js';
+export * from './jwt.js';
+export * from './protocol.js';
+export * from './schemas/index.js';

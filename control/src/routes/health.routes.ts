@@ -28,6 +28,7 @@ export async function healthRoutes(
     '/healthz',
     {
       config: { access: 'public', rateLimit: false },
+      logLevel: 'warn',
       schema: {
         summary: 'Liveness: 200 while the process runs',
         response: { 200: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } } }, ...errorResponses },
@@ -40,6 +41,7 @@ export async function healthRoutes(
     '/readyz',
     {
       config: { access: 'public', rateLimit: false },
+      logLevel: 'warn',
       schema: { summary: 'Readiness: the database answers and the broker listens', response: { 200: readySchema, 503: readySchema, ...errorResponses } },
     },
     async (_req, reply) => {
@@ -53,6 +55,7 @@ export async function healthRoutes(
     '/metrics',
     {
       config: { access: 'public', rateLimit: false },
+      logLevel: 'warn',
       schema: {
         summary: 'Prometheus metrics (text exposition format)',
         response: { 200: { type: 'string', description: 'Prometheus text format' }, ...errorResponses },

@@ -32,7 +32,7 @@ export function spawnServer(env: Record<string, string>, args: string[] = ['serv
     logs,
     stderr: '',
     ready: undefined as never,
-    exited: once(proc, 'exit').then(([code, signal]) => ({ code, signal })) as ServerProcess['exited'],
+    exited: once(proc, 'close').then(([code, signal]) => ({ code, signal })) as ServerProcess['exited'],
   };
   proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     result.stderr += chunk;

@@ -2,10 +2,18 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { generateDeviceKey } from '@kernex/shared';
 import pino from 'pino';
 import { loadConfig } from '../config.js';
 import { startServer, type RunningServer } from '../server.js';
 import { createTestDatabase, type TestDatabase } from './test-database.js';
+
+let signingKey: Promise<string> | undefined;
+/** One RSA-4096 signing key per test worker: making one per server would cost seconds each. */
+function testSigningKey(): Promise<string> {
+  signingKey ??= generateDeviceKey('rsa').then((k) => k.privateKeyPem);
+  return signingKey;
+}
 
 /** An in-process server on loopback, its own database and data directory. */
 export interface TestServer extends RunningServer {
@@ -36,7 +44,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...env,
   });
-  const server = await startServer(config, pino({ level: config.logLevel }));
+  const server = await startServer(config, pino({ level: config.logLevel }), { signingKeyPem: await testSigningKey() });
   return Object.assign(server, {
     database,
     adminKey: config.adminKey!,

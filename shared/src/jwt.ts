@@ -1,0 +1,124 @@
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { compactVerify, decodeProtectedHeader, SignJWT } from 'jose';
+import { deviceKeyAlg, toPublicKey } from './identity.js';
+
+/** JWT audiences of DESIGN §2. */
+export type Audience = 'kernex-mqtt' | 'kernex-http' | 'kernex-register';
+
+/** Longest a device JWT may live: `exp - iat` at most 24 h (DESIGN §2). */
+export const MAX_TOKEN_LIFETIME_S = 24 * 3600;
+/** A device clock may run ahead this much: accepted while `iat - 300 s <= now`. */
+export const CLOCK_SKEW_S = 300;
+
+/** Claims of a device JWT. */
+export interface DeviceClaims {
+  sub: string;
+  aud: Audience;
+  iat: number;
+  exp: number;
+}
+
+/** Why a token was refused; `reason` is a stable label for metrics. */
+export class JwtError extends Error {
+  constructor(
+    readonly reason:
+      | 'malformed'
+      | 'bad_signature'
+      | 'wrong_alg'
+      | 'wrong_sub'
+      | 'wrong_aud'
+      | 'expired'
+      | 'not_yet_valid'
+      | 'too_long',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'JwtError';
+  }
+}
+
+export interface SignOptions {
+  /** PEM (PKCS#8 or PKCS#1/SEC1) or KeyObject of the device's private key. */
+  privateKey: string | KeyObject;
+  deviceId: string;
+  aud: Audience;
+  /** Seconds since the epoch; a device corrects this from the server's `serverTime`. */
+  now?: number;
+  /** Lifetime in seconds (default 1 h, at most 24 h). */
+  ttlS?: number;
+}
+
+/** Signs a device JWT with RS256 or ES256, whichever the key calls for. */
+export async function signDeviceJwt(opts: SignOptions): Promise<string> {
+  const key = typeof opts.privateKey === 'string' ? createPrivateKey(opts.privateKey) : opts.privateKey;
+  const alg = deviceKeyAlg(toPublicKey(key));
+  const iat = Math.floor(opts.now ?? Date.now() / 1000);
+  const ttl = Math.min(opts.ttlS ?? 3600, MAX_TOKEN_LIFETIME_S);
+  return new SignJWT({})
+    .setProtectedHeader({ alg, typ: 'JWT' })
+    .setSubject(opts.deviceId)
+    .setAudience(opts.aud)
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + ttl)
+    .sign(key);
+}
+
+export interface VerifyOptions {
+  publicKey: string | KeyObject;
+  deviceId: string;
+  aud: Audience;
+  /** Seconds since the epoch (default: now). */
+  now?: number;
+}
+
+/**
+ * Verifies a device JWT exactly as DESIGN §2 says: the key's own algorithm
+ * only (no `none`, no HMAC confusion), `sub` = deviceId, the expected `aud`,
+ * `exp - iat` at most 24 h, accepted while `iat - 300 s <= now < exp`.
+ * Throws {@link JwtError}.
+ */
+export async function verifyDeviceJwt(token: string, opts: VerifyOptions): Promise<DeviceClaims> {
+  const key = toPublicKey(opts.publicKey);
+  const alg = deviceKeyAlg(key);
+  let header;
+  try {
+    header = decodeProtectedHeader(token);
+  } catch {
+    throw new JwtError('malformed', 'token is not a JWT');
+  }
+  if (header.alg !== alg) throw new JwtError('wrong_alg', `token uses ${String(header.alg)}, the key needs ${alg}`);
+  let payload: Uint8Array;
+  try {
+    ({ payload } = await compactVerify(token, key, { algorithms: [alg] }));
+  } catch {
+    throw new JwtError('bad_signature', 'token signature does not verify with the device key');
+  }
+  let claims: Partial<DeviceClaims>;
+  try {
+    claims = JSON.parse(new TextDecoder().decode(payload)) as Partial<DeviceClaims>;
+  } catch {
+    throw new JwtError('malformed', 'token payload is not JSON');
+  }
+  const { sub, aud, iat, exp } = claims;
+  if (typeof iat !== 'number' || typeof exp !== 'number') throw new JwtError('malformed', 'token needs numeric iat and exp');
+  if (sub !== opts.deviceId) throw new JwtError('wrong_sub', 'token sub is not this device');
+  const auds = Array.isArray(aud) ? aud : [aud];
+  if (!auds.includes(opts.aud)) throw new JwtError('wrong_aud', `token aud must be ${opts.aud}`);
+  if (exp - iat > MAX_TOKEN_LIFETIME_S) throw new JwtError('too_long', 'token lifetime exceeds 24 h');
+  const now = opts.now ?? Date.now() / 1000;
+  if (now >= exp) throw new JwtError('expired', 'token has expired');
+  if (iat - CLOCK_SKEW_S > now) throw new JwtError('not_yet_valid', 'token iat is in the future');
+  return { sub, aud: opts.aud, iat, exp };
+}
+
+/** The unverified `sub` of a token, to find the key to verify it with; undefined when unreadable. */
+export function peekSubject(token: string): string | undefined {
+  const part = token.split('.')[1];
+  if (!part) return undefined;
+  try {
+    const sub = (JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as { sub?: unknown }).sub;
+    return typeof sub === 'string' ? sub : undefined;
+  } catch {
+    return undefined;
+  }
+}

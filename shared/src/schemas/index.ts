@@ -1,0 +1,128 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { EXECUTION_STATES } from '../protocol.js';
+import type { Command, DeviceStatusMessage, ExecutionEvent, RegistrationRequest, Telemetry } from '../protocol.js';
+
+/** JSON Schemas of every MQTT payload and of the registration body (DESIGN §2, §3). */
+
+const id = { type: 'string', minLength: 1, maxLength: 128 } as const;
+const ts = { oneOf: [{ type: 'string', maxLength: 64 }, { type: 'number' }] } as const;
+
+export const registrationSchema = {
+  $id: 'kernex/registration',
+  type: 'object',
+  required: ['publicKey', 'proof'],
+  additionalProperties: false,
+  properties: {
+    publicKey: { type: 'string', minLength: 1, maxLength: 8192 },
+    proof: { type: 'string', minLength: 1, maxLength: 4096 },
+    enrollmentToken: { type: 'string', minLength: 1, maxLength: 256 },
+    name: { type: 'string', minLength: 1, maxLength: 128 },
+    hardware: { type: 'object' },
+    tags: { type: 'array', maxItems: 32, items: { type: 'string', minLength: 1, maxLength: 64 } },
+  },
+} as const;
+
+export const eventSchema = {
+  $id: 'kernex/event',
+  type: 'object',
+  required: ['executionId', 'state', 'ts'],
+  additionalProperties: false,
+  properties: {
+    executionId: id,
+    state: { enum: [...EXECUTION_STATES] },
+    progress: { type: 'number', minimum: 0, maximum: 100 },
+    error: { type: 'string', maxLength: 2048 },
+    ts,
+  },
+} as const;
+
+const metric = { oneOf: [{ type: 'number' }, { type: 'string', maxLength: 256 }, { type: 'boolean' }] } as const;
+const pair = { type: 'array', minItems: 2, maxItems: 2, items: { type: 'number', minimum: 0 } } as const;
+
+export const telemetrySchema = {
+  $id: 'kernex/telemetry',
+  type: 'object',
+  maxProperties: 64,
+  properties: {
+    ts: { type: 'number' },
+    cpu: { type: 'number', minimum: 0, maximum: 100 },
+    mem: pair,
+    disk: pair,
+    load: { type: 'array', minItems: 3, maxItems: 3, items: { type: 'number', minimum: 0 } },
+    up: { type: 'number', minimum: 0 },
+    v: { type: 'string', maxLength: 64 },
+    b: { type: 'object', maxProperties: 64, additionalProperties: { type: 'string', maxLength: 64 } },
+  },
+  additionalProperties: metric,
+} as const;
+
+export const statusSchema = {
+  $id: 'kernex/status',
+  type: 'object',
+  required: ['state'],
+  maxProperties: 16,
+  properties: { state: { enum: ['online', 'offline'] } },
+} as const;
+
+const bundleRef = {
+  type: 'object',
+  required: ['id', 'name', 'version', 'sha256', 'size', 'url', 'signature'],
+  properties: {
+    id,
+    name: id,
+    version: { type: 'string', minLength: 1, maxLength: 64 },
+    sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+    size: { type: 'integer', minimum: 0 },
+    url: { type: 'string', minLength: 1, maxLength: 2048 },
+    signature: { type: 'string', minLength: 1, maxLength: 2048 },
+  },
+} as const;
+
+export const commandSchema = {
+  $id: 'kernex/command',
+  type: 'object',
+  required: ['id', 'type', 'executionId', 'issuedAt'],
+  properties: {
+    id,
+    type: { enum: ['deploy', 'cancel', 'rollback'] },
+    executionId: id,
+    issuedAt: { type: 'string' },
+    bundle: bundleRef,
+    timeoutS: { type: 'integer', minimum: 1 },
+    name: id,
+  },
+  allOf: [
+    { if: { properties: { type: { const: 'deploy' } } }, then: { required: ['bundle', 'timeoutS'] } },
+    { if: { properties: { type: { const: 'rollback' } } }, then: { required: ['name'] } },
+  ],
+} as const;
+
+const ajv = new Ajv({ allErrors: false, strict: true, strictTypes: false, strictRequired: false });
+
+/** A compiled validator that also says, in one line, what is wrong. */
+export interface Validator<T> {
+  (data: unknown): data is T;
+  /** One line naming the first problem of the last failed call, e.g. "/state must be equal to one of the allowed values". */
+  lastError(): string;
+}
+
+function compile<T>(schema: object): Validator<T> {
+  const fn: ValidateFunction = ajv.compile(schema);
+  const v = ((data: unknown) => fn(data)) as Validator<T>;
+  v.lastError = () => describe(fn.errors);
+  return v;
+}
+
+function describe(errors: ErrorObject[] | null | undefined): string {
+  const e = errors?.[0];
+  if (!e) return 'invalid';
+  const where = e.instancePath || '(root)';
+  return `${where} ${e.message ?? 'is invalid'}`;
+}
+
+// Compiled once, at import (STYLE: ajv compiled once).
+export const validateRegistration = compile<RegistrationRequest>(registrationSchema);
+export const validateEvent = compile<ExecutionEvent>(eventSchema);
+export const validateTelemetry = compile<Telemetry>(telemetrySchema);
+export const validateStatus = compile<DeviceStatusMessage>(statusSchema);
+export const validateCommand = compile<Command>(commandSchema);
