@@ -122,7 +122,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Order matters: plugins that add routes (CORS preflight) come before the
   // route checks; the OpenAPI collector and the route table before any route;
   // the rate limit before authentication, so a burst costs no database lookup.
-  await app.register(helmet, { global: true });
+  // No upgrade-insecure-requests: a server on plain HTTP in a LAN must still serve /docs' assets.
+  await app.register(helmet, { global: true, contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } });
   if (http.corsOrigins.length > 0) {
     await app.register(cors, {
       origin: http.corsOrigins.includes('*') ? '*' : http.corsOrigins,

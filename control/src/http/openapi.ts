@@ -40,5 +40,10 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
 
 /** The UI at `/docs`, the JSON at `/docs/json` (DESIGN §6; the auth plugin keeps `/docs` public). */
 export async function registerDocsUi(app: FastifyInstance): Promise<void> {
-  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    // As for every other route (app.ts): plain-HTTP servers in a LAN must still load the UI's assets.
+    transformStaticCSP: (header) => header.replace(/\s*upgrade-insecure-requests;?/, ''),
+  });
 }

@@ -53,6 +53,8 @@ describe('every route has an access rule, schemas and a role check (real HTTP)',
     const ui = await fetch(`${server.httpUrl}/docs`, { redirect: 'follow' });
     expect(ui.status).toBe(200);
     expect(await ui.text()).toContain('swagger');
+    // Served over plain HTTP in a LAN, the UI must not ask browsers to upgrade its assets to HTTPS.
+    expect(ui.headers.get('content-security-policy')).not.toContain('upgrade-insecure-requests');
   });
 
   it('answers 401 without a key, 403 below the role and lets the role through, on every route', async () => {
@@ -99,6 +101,7 @@ describe('every route has an access rule, schemas and a role check (real HTTP)',
     const res = await fetch(`${server.httpUrl}/healthz`);
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
+    expect(res.headers.get('content-security-policy')).not.toContain('upgrade-insecure-requests');
     expect(res.headers.get('access-control-allow-origin')).toBeNull();
   });
 });
