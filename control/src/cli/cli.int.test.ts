@@ -60,6 +60,13 @@ describe('kernex keys and audit, as a subprocess against a real server', () => {
     expect(table.stdout).toContain('failure KX_UNAUTHORIZED');
   });
 
+  it('reports readiness without needing a key', async () => {
+    const res = await runCli(['status', '--json'], { KERNEX_URL: server.httpUrl, XDG_CONFIG_HOME: configHome });
+    expect(res.code).toBe(0);
+    expect(JSON.parse(res.stdout)).toEqual({ url: server.httpUrl, status: 'ready', checks: { database: true, broker: true } });
+    expect((await runCli(['status'], env)).stdout).toMatch(/^status:\s+ready$/m);
+  });
+
   it('reads the URL and key from the config file when the environment has none', async () => {
     await fs.mkdir(path.join(configHome, 'kernex'), { recursive: true });
     await fs.writeFile(path.join(configHome, 'kernex', 'config.json'), JSON.stringify({ url: server.httpUrl, apiKey: server.adminKey }));

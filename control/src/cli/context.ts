@@ -14,13 +14,13 @@ export interface CommandContext {
  * Wraps a command's action: builds the client from flags/env/config file and
  * turns any failure into one line on stderr and a non-zero exit code.
  */
-export function action<A extends unknown[]>(run: (ctx: CommandContext, ...args: A) => Promise<void>) {
+export function action<A extends unknown[]>(run: (ctx: CommandContext, ...args: A) => Promise<void>, opts: { needsKey?: boolean } = {}) {
   return async (...args: unknown[]): Promise<void> => {
     const cmd = args[args.length - 1] as Command;
     const globals = cmd.optsWithGlobals<GlobalOptions>();
     try {
       const config = loadCliConfig(globals);
-      if (!config.apiKey) {
+      if (!config.apiKey && opts.needsKey !== false) {
         throw new CliError(`no API key: set KERNEX_API_KEY, pass --api-key, or put "apiKey" in ${config.file}`);
       }
       await run({ api: new ApiClient(config.url, config.apiKey), out: new Output(Boolean(globals.json)) }, ...(args.slice(0, -1) as A));

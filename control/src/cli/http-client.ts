@@ -48,7 +48,7 @@ export class ApiClient {
     return new CliError(`cannot reach the Kernex server at ${this.baseUrl} (${cause?.code ?? cause?.message ?? (err as Error).message})`);
   }
 
-  async request<T>(method: string, path: string, opts: { query?: Query; body?: unknown } = {}): Promise<T> {
+  async request<T>(method: string, path: string, opts: { query?: Query; body?: unknown; okStatuses?: number[] } = {}): Promise<T> {
     let res: Response;
     try {
       res = await fetch(this.url(path, opts.query), {
@@ -60,7 +60,7 @@ export class ApiClient {
       throw this.unreachable(err);
     }
     const text = await res.text();
-    if (!res.ok) throw apiError(res.status, res.statusText, text);
+    if (!res.ok && !opts.okStatuses?.includes(res.status)) throw apiError(res.status, res.statusText, text);
     return (text ? JSON.parse(text) : undefined) as T;
   }
 

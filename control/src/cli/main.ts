@@ -5,6 +5,7 @@ import { deployCommand } from './deploy.command.js';
 import { deploymentsCommand } from './deployments.command.js';
 import { devicesCommand } from './devices.command.js';
 import { keysCommand } from './keys.command.js';
+import { statusCommand } from './status.command.js';
 import { tokensCommand } from './tokens.command.js';
 
 const program = new Command('kernex')
@@ -23,7 +24,7 @@ program
     await runServer();
   });
 
-for (const cmd of [devicesCommand(), tokensCommand(), bundlesCommand(), deployCommand(), deploymentsCommand(), keysCommand(), auditCommand()]) {
+for (const cmd of [statusCommand(), devicesCommand(), tokensCommand(), bundlesCommand(), deployCommand(), deploymentsCommand(), keysCommand(), auditCommand()]) {
   program.addCommand(cmd);
 }
 

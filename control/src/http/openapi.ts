@@ -2,6 +2,7 @@ import swagger, { type FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import type { Access } from '../auth/roles.js';
+import { errorResponses } from './schemas.js';
 
 /** What the OpenAPI document says about who may call a route (from `config.access`). */
 function accessNote(access: Access | undefined): { security?: Array<Record<string, string[]>>; note?: string } {
@@ -29,7 +30,9 @@ const swaggerOptions: FastifyDynamicSwaggerOptions = {
   transform: ({ schema, url, route }) => {
     const { security, note } = accessNote(route.config?.access);
     const description = [schema?.description, note].filter(Boolean).join(' ');
-    return { schema: { ...schema, security, ...(description ? { description } : {}) } as typeof schema, url };
+    // Every route answers errors in the contract's shape (app.ts); document that even where a route did not say so.
+    const response = schema?.response ? { ...errorResponses, ...(schema.response as object) } : undefined;
+    return { schema: { ...schema, security, ...(response ? { response } : {}), ...(description ? { description } : {}) } as typeof schema, url };
   },
 };
 
