@@ -24,7 +24,7 @@ describe('error codes', () => {
   });
 
   it('declares every code the README lists', async () => {
-    const declared = new Set(Object.values(Errors).map((E) => new E('x', 'y').code));
+    const declared = new Set<string>(Object.values(Errors).map((E) => new E('x', 'y').code));
     expect([...(await documentedCodes()).keys()].filter((c) => !declared.has(c))).toEqual([]);
   });
 });
