@@ -6,10 +6,10 @@ interface Readiness {
   checks: Record<string, boolean>;
 }
 
-/** `kernex status`: is the server up and ready, and does it take our key. */
+/** `kernex status`: is the server up and ready (its /readyz checks). */
 export function statusCommand(): Command {
   return new Command('status')
-    .description('show whether the server is ready and the API key is accepted')
+    .description('show whether the server is up and ready (database, broker); needs no key')
     .action(
       action(
         async ({ api, out }: CommandContext) => {
