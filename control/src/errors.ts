@@ -14,6 +14,7 @@ export const Errors = {
   FORBIDDEN: createError('KX_FORBIDDEN', '%s', 403),
   CONFLICT: createError('KX_CONFLICT', '%s', 409),
   PAYLOAD_TOO_LARGE: createError('KX_PAYLOAD_TOO_LARGE', 'request body is larger than %s bytes', 413),
+  UNSUPPORTED_MEDIA_TYPE: createError('KX_UNSUPPORTED_MEDIA_TYPE', 'content type %s is not accepted here', 415),
   RATE_LIMITED: createError('KX_RATE_LIMITED', 'too many requests, retry in %s', 429),
   UNAVAILABLE: createError('KX_UNAVAILABLE', '%s', 503),
   INTERNAL: createError('KX_INTERNAL', 'internal server error', 500),

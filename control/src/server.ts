@@ -11,6 +11,8 @@ import { createMetrics } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
 import { ServerKeyService } from './services/server-key.service.js';
 import { ApiKeysStore } from './store/api-keys.pg.js';
+import { AuditStore } from './store/audit.pg.js';
+import { AuditService } from './services/audit.service.js';
 import { SettingsStore } from './store/settings.pg.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrate.js';
@@ -25,7 +27,7 @@ export interface RunningServer {
   sql: Sql;
   broker: KernexBroker;
   app: FastifyInstance;
-  services: { apiKeys: ApiKeysService; serverKey: ServerKeyService };
+  services: { apiKeys: ApiKeysService; audit: AuditService; serverKey: ServerKeyService };
   /** Startup timings in milliseconds, logged and reported by benchmarks. */
   timings: { database: number; ready: number };
   /** Orderly stop: listeners, MQTT clients, HTTP, pool, embedded PostgreSQL. Safe to call twice. */
@@ -76,6 +78,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
 
     const serverKey = await ServerKeyService.load(new SettingsStore(sql), log.child({ mod: 'server-key' }), options.signingKeyPem);
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
+    const audit = new AuditService(new AuditStore(sql), log.child({ mod: 'audit' }));
 
     const metrics = createMetrics();
     const broker = await createBroker({ log, registry: metrics.registry });
@@ -92,6 +95,13 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       metrics,
       checks: { database: () => pingDatabase(sql), broker: () => broker.isListening() },
       apiKeys,
+      audit,
+      http: {
+        rateLimitPerMin: config.rateLimitPerMin,
+        registerRateLimitPerMin: config.registerRateLimitPerMin,
+        bodyLimitBytes: config.bodyLimitBytes,
+        corsOrigins: config.corsOrigins,
+      },
     });
     cleanups.push(() => app.close());
     try {
@@ -122,7 +132,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, serverKey },
+      services: { apiKeys, audit, serverKey },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();
