@@ -1,28 +1,80 @@
-import net from 'node:net';
-import { Aedes } from 'aedes';
+import { EventEmitter } from 'node:events';
+import {
+  cmdTopic,
+  validateCommand,
+  type Command,
+  type DeviceChannel,
+  type DeviceStatusMessage,
+  type ExecutionEvent,
+  type Telemetry,
+} from '@kernex/shared';
+import { Aedes, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { closeServer, listen, type BoundListener } from './listeners.js';
+import { createAuthenticate } from './authenticate.js';
+import { createAuthorizers } from './authorize.js';
+import { CredentialCache } from './credential-cache.js';
+import type { DeviceDirectory } from './device-directory.js';
+import { closeServer, createListeners, listen, type BoundListener } from './listeners.js';
 import { createBrokerMetrics, type BrokerMetrics } from './metrics.js';
+import { Sessions } from './sessions.js';
 
 export type { BoundListener } from './listeners.js';
 export type { BrokerMetrics } from './metrics.js';
+export { MemoryDeviceDirectory, type DeviceDirectory, type DeviceRecord } from './device-directory.js';
+export { DROPPED_TOPIC } from './authorize.js';
 
 /** Options of {@link createBroker}. The broker reads no environment: the server passes everything. */
 export interface BrokerOptions {
   log: Logger;
   /** Registry the broker's metrics are registered on (the server's `/metrics`). */
   registry: Registry;
+  /**
+   * Where device keys and statuses come from, and where presence goes. The
+   * server always passes one. Without it the broker is open (no
+   * authentication, no ACL, no validation): only for broker-level benchmarks.
+   */
+  directory?: DeviceDirectory;
 }
 
-/** Where the broker should listen. Port 0 picks any free port. */
+/** Where the broker should listen. Port 0 picks any free port; an absent port means no such listener. */
 export interface ListenOptions {
   host: string;
+  /** MQTT over TCP. */
   mqttPort: number;
+  /** MQTT over TLS; needs `tls`. */
+  mqttsPort?: number;
+  /** MQTT over WebSocket (plain), for browsers. */
+  wsPort?: number;
+  /** PEM certificate (chain) and key for `mqttsPort`. */
+  tls?: { cert: string; key: string };
+}
+
+/**
+ * Events of {@link KernexBroker}, all from the broker's own view of the
+ * connections and of validated payloads (never thrown into the broker: a
+ * listener that throws is logged):
+ *
+ * - `device:connect (deviceId)`: a session started (after CONNACK), including one that took over an earlier connection.
+ * - `device:disconnect (deviceId)`: the device's last connection ended; a takeover is not a disconnect.
+ * - `device:event (deviceId, event)`: a valid message on `kx/{id}/events`.
+ * - `device:telemetry (deviceId, telemetry)`: a valid message on `kx/{id}/telemetry`.
+ * - `device:status (deviceId, message)`: a valid message on `kx/{id}/status` (also the will).
+ */
+export interface BrokerEvents {
+  'device:connect': [deviceId: string];
+  'device:disconnect': [deviceId: string];
+  'device:event': [deviceId: string, event: ExecutionEvent];
+  'device:telemetry': [deviceId: string, telemetry: Telemetry];
+  'device:status': [deviceId: string, message: DeviceStatusMessage];
 }
 
 /** The embedded MQTT broker of a Kernex server. */
 export interface KernexBroker {
+  /** Subscribes to a {@link BrokerEvents} event. */
+  on<K extends keyof BrokerEvents>(event: K, listener: (...args: BrokerEvents[K]) => void): this;
+  once<K extends keyof BrokerEvents>(event: K, listener: (...args: BrokerEvents[K]) => void): this;
+  off<K extends keyof BrokerEvents>(event: K, listener: (...args: BrokerEvents[K]) => void): this;
   readonly aedes: Aedes;
   readonly metrics: BrokerMetrics;
   /** Bound listeners, in the order they were opened. */
@@ -31,40 +83,163 @@ export interface KernexBroker {
   listen(options: ListenOptions): Promise<void>;
   /** True while every listener accepts connections. */
   isListening(): boolean;
+  /** True while the device has a live session. */
+  isOnline(deviceId: string): boolean;
+  /**
+   * Publishes a command on `kx/{id}/cmd` with QoS 1 (DESIGN §3). The server's
+   * own publishes bypass the device ACL. Resolves once Aedes has handed it to
+   * the subscribers' queues (a persistent session keeps it while the device
+   * is offline); it does not wait for the device's PUBACK. Throws a TypeError
+   * for a command that fails the shared schema: that is a bug of the caller.
+   */
+  publishCommand(deviceId: string, command: Command): Promise<void>;
+  /**
+   * Ends every connection of the device now and forgets its cached
+   * credentials, so its next CONNECT is checked against the directory
+   * (reject, decommission). Resolves when the connections are closed.
+   */
+  disconnectDevice(deviceId: string): Promise<void>;
   /** Stops accepting, disconnects every client and closes the broker. */
   close(): Promise<void>;
+}
+
+class Broker implements KernexBroker {
+  readonly listeners: BoundListener[] = [];
+  // Composed, not inherited: EventEmitter has a `listeners` method of its own.
+  private readonly events = new EventEmitter<BrokerEvents>();
+
+  constructor(
+    readonly aedes: Aedes,
+    readonly metrics: BrokerMetrics,
+    private readonly log: Logger,
+    readonly sessions = new Sessions(),
+    readonly cache = new CredentialCache(),
+  ) {}
+
+  on<K extends keyof BrokerEvents>(event: K, listener: (...args: BrokerEvents[K]) => void): this {
+    (this.events.on as (e: K, l: typeof listener) => void)(event, listener);
+    return this;
+  }
+
+  once<K extends keyof BrokerEvents>(event: K, listener: (...args: BrokerEvents[K]) => void): this {
+    (this.events.once as (e: K, l: typeof listener) => void)(event, listener);
+    return this;
+  }
+
+  off<K extends keyof BrokerEvents>(event: K, listener: (...args: BrokerEvents[K]) => void): this {
+    (this.events.off as (e: K, l: typeof listener) => void)(event, listener);
+    return this;
+  }
+
+  /** Emits without letting a listener's exception reach Aedes. */
+  safeEmit<K extends keyof BrokerEvents>(name: K, ...args: BrokerEvents[K]): void {
+    try {
+      (this.events.emit as (n: K, ...a: BrokerEvents[K]) => boolean)(name, ...args);
+    } catch (err) {
+      this.log.error({ err, event: name }, 'broker event listener failed');
+    }
+  }
+
+  async listen(options: ListenOptions): Promise<void> {
+    const { host } = options;
+    for (const { kind, server, port: wanted } of createListeners(this.aedes, options)) {
+      const port = await listen(server, wanted, host).catch((err: Error) => {
+        throw Object.assign(err, { listener: kind }); // so the server can name the variable
+      });
+      this.listeners.push({ kind, server, port });
+      this.log.info({ kind, port, host }, `${kind} listening`);
+    }
+  }
+
+  isListening(): boolean {
+    return this.listeners.length > 0 && this.listeners.every((l) => l.server.listening);
+  }
+
+  isOnline(deviceId: string): boolean {
+    return this.sessions.isOnline(deviceId);
+  }
+
+  publishCommand(deviceId: string, command: Command): Promise<void> {
+    if (!validateCommand(command)) return Promise.reject(new TypeError(`invalid command: ${validateCommand.lastError()}`));
+    return new Promise((resolve, reject) => {
+      this.aedes.publish(
+        { cmd: 'publish', topic: cmdTopic(deviceId), payload: Buffer.from(JSON.stringify(command)), qos: 1, retain: false, dup: false },
+        (err?: Error) => (err ? reject(err) : resolve()),
+      );
+    });
+  }
+
+  async disconnectDevice(deviceId: string): Promise<void> {
+    this.cache.forget(deviceId);
+    const clients = this.sessions.clients(deviceId);
+    if (clients.length) this.log.info({ deviceId, connections: clients.length }, 'disconnecting device');
+    await Promise.all(clients.map((c) => new Promise<void>((resolve) => c.close(() => resolve()))));
+  }
+
+  async close(): Promise<void> {
+    // Stop accepting first, then drop the clients still connected.
+    const closing = this.listeners.map((l) => closeServer(l.server));
+    await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
+    await Promise.all(closing);
+  }
 }
 
 /** Builds the Aedes broker with Kernex's hooks and metrics. */
 export async function createBroker(options: BrokerOptions): Promise<KernexBroker> {
   const log = options.log.child({ mod: 'broker' });
   const metrics = createBrokerMetrics(options.registry);
-  const aedes = await Aedes.createBroker({});
-  const listeners: BoundListener[] = [];
+  const { directory } = options;
+  let broker!: Broker;
 
-  aedes.on('client', () => metrics.devicesConnected.inc());
-  aedes.on('clientDisconnect', () => metrics.devicesConnected.dec());
+  if (!directory) {
+    log.info('broker runs without authentication (no device directory)');
+    const aedes = await Aedes.createBroker({});
+    broker = new Broker(aedes, metrics, log);
+    aedes.on('client', () => metrics.devicesConnected.inc());
+    aedes.on('clientDisconnect', () => metrics.devicesConnected.dec());
+    return broker;
+  }
+
+  const sessions = new Sessions();
+  const cache = new CredentialCache();
+  const gone = (deviceId: string, client: Client): void => {
+    if (!sessions.remove(deviceId, client)) return;
+    metrics.devicesConnected.set(sessions.onlineCount);
+    log.debug({ deviceId }, 'device offline');
+    directory.deviceDisconnected(deviceId, new Date());
+    broker.safeEmit('device:disconnect', deviceId);
+  };
+
+  const authenticate = createAuthenticate({
+    directory,
+    cache,
+    metrics,
+    log,
+    onAuthenticated: (deviceId, client) => sessions.add(deviceId, client, () => gone(deviceId, client)),
+  });
+  const authorizers = createAuthorizers({
+    metrics,
+    log,
+    takenOver: (deviceId, client) => sessions.hasOther(deviceId, client),
+    onMessage: (deviceId: string, channel: DeviceChannel, payload: unknown) => {
+      if (channel === 'events') broker.safeEmit('device:event', deviceId, payload as ExecutionEvent);
+      else if (channel === 'telemetry') broker.safeEmit('device:telemetry', deviceId, payload as Telemetry);
+      else if (channel === 'status') broker.safeEmit('device:status', deviceId, payload as DeviceStatusMessage);
+    },
+  });
+
+  const aedes = await Aedes.createBroker({ authenticate, ...authorizers });
+  broker = new Broker(aedes, metrics, log, sessions, cache);
+
+  aedes.on('clientReady', (client) => {
+    if (!sessions.ready(client.id, client)) return;
+    metrics.devicesConnected.set(sessions.onlineCount);
+    log.debug({ deviceId: client.id }, 'device online');
+    directory.deviceConnected(client.id, new Date());
+    broker.safeEmit('device:connect', client.id);
+  });
+  aedes.on('clientDisconnect', (client) => gone(client.id, client));
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'connection error'));
-
-  return {
-    aedes,
-    metrics,
-    listeners,
-    async listen({ host, mqttPort }) {
-      const server = net.createServer(aedes.handle);
-      const port = await listen(server, mqttPort, host);
-      listeners.push({ kind: 'mqtt', server, port });
-      log.info({ port, host }, 'mqtt listening');
-    },
-    isListening() {
-      return listeners.length > 0 && listeners.every((l) => l.server.listening);
-    },
-    async close() {
-      // Stop accepting first, then drop the clients still connected.
-      const closing = listeners.map((l) => closeServer(l.server));
-      await new Promise<void>((resolve) => aedes.close(() => resolve()));
-      await Promise.all(closing);
-    },
-  };
+  return broker;
 }

@@ -12,8 +12,14 @@ import { routeTablePlugin } from './http/route-table.plugin.js';
 import type { ServerMetrics } from './metrics.js';
 import { apiKeysRoutes } from './routes/api-keys.routes.js';
 import { auditRoutes } from './routes/audit.routes.js';
+import { devicesRoutes } from './routes/devices.routes.js';
+import { enrollmentTokensRoutes } from './routes/enrollment-tokens.routes.js';
 import { healthRoutes, type HealthChecks } from './routes/health.routes.js';
+import { registrationRoutes } from './routes/registration.routes.js';
 import type { AuditService } from './services/audit.service.js';
+import type { DevicesService } from './services/devices.service.js';
+import type { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
+import type { RegistrationService } from './services/registration.service.js';
 
 /** Everything the HTTP app needs from the running server. */
 export interface AppDeps {
@@ -25,6 +31,11 @@ export interface AppDeps {
   verifyDeviceToken?: DeviceTokenVerifier;
   /** Limits and CORS of the admin API (config.ts); defaults when absent. */
   http?: Partial<HttpOptions>;
+  devices: DevicesService;
+  registration: RegistrationService;
+  enrollmentTokens: EnrollmentTokensService;
+  /** Serve HTTPS with this certificate and key (KERNEX_HTTPS). */
+  https?: { cert: string; key: string };
 }
 
 /** The HTTP edge's limits (see the README's configuration table). */
@@ -97,7 +108,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.log.child({ mod: 'http' }) as FastifyBaseLogger,
     bodyLimit: http.bodyLimitBytes,
     trustProxy: false,
-  });
+    ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key } } : {}),
+  }) as unknown as FastifyInstance;
 
   app.addHook('onResponse', async (req, reply) => {
     deps.metrics.httpDuration
@@ -151,6 +163,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(apiKeysRoutes, { apiKeys: deps.apiKeys });
   await app.register(auditRoutes, { audit: deps.audit });
+  await app.register(registrationRoutes, { registration: deps.registration });
+  await app.register(devicesRoutes, { devices: deps.devices });
+  await app.register(enrollmentTokensRoutes, { tokens: deps.enrollmentTokens });
 
   return app;
 }

@@ -10,24 +10,48 @@ import { StartupError } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
 import { ServerKeyService } from './services/server-key.service.js';
+import { DeviceAuthService } from './services/device-auth.service.js';
+import { PgDeviceDirectory } from './services/device-directory.service.js';
+import { PresenceWriter } from './services/presence-writer.js';
+import { DevicesService } from './services/devices.service.js';
+import { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
+import { MqttEndpoints } from './services/mqtt-endpoints.js';
+import { RegistrationService } from './services/registration.service.js';
 import { ApiKeysStore } from './store/api-keys.pg.js';
 import { AuditStore } from './store/audit.pg.js';
 import { AuditService } from './services/audit.service.js';
+import { DevicesStore } from './store/devices.pg.js';
+import { EnrollmentTokensStore } from './store/enrollment-tokens.pg.js';
 import { SettingsStore } from './store/settings.pg.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrate.js';
+import { loadTlsMaterial } from './tls/tls-material.js';
 
 /** A started server: its parts and the ports it bound. */
 export interface RunningServer {
   config: Readonly<ServerConfig>;
   httpPort: number;
   mqttPort: number;
-  /** http://127.0.0.1:{httpPort}: what local tools and tests use. */
+  /** Bound MQTT-over-TLS and MQTT-over-WebSocket ports, when those listeners are on. */
+  mqttsPort: number | undefined;
+  wsPort: number | undefined;
+  /** The self-made CA devices pin, in the zero-setup TLS mode. */
+  caFile: string | undefined;
+  /** http(s)://127.0.0.1:{httpPort}: what local tools and tests use. */
   httpUrl: string;
   sql: Sql;
   broker: KernexBroker;
   app: FastifyInstance;
-  services: { apiKeys: ApiKeysService; audit: AuditService; serverKey: ServerKeyService };
+  services: {
+    apiKeys: ApiKeysService;
+    audit: AuditService;
+    serverKey: ServerKeyService;
+    devices: DevicesService;
+    deviceAuth: DeviceAuthService;
+    enrollmentTokens: EnrollmentTokensService;
+    registration: RegistrationService;
+    presence: PresenceWriter;
+  };
   /** Startup timings in milliseconds, logged and reported by benchmarks. */
   timings: { database: number; ready: number };
   /** Orderly stop: listeners, MQTT clients, HTTP, pool, embedded PostgreSQL. Safe to call twice. */
@@ -80,15 +104,36 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
     const audit = new AuditService(new AuditStore(sql), log.child({ mod: 'audit' }));
 
+    const devicesStore = new DevicesStore(sql);
+    // The broker's memory is gone: nobody is connected until the broker says so.
+    const wasOnline = await devicesStore.markAllOffline();
+    if (wasOnline > 0) log.info({ devices: wasOnline }, 'marked devices offline at start');
+    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }));
+    cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
+
     const metrics = createMetrics();
-    const broker = await createBroker({ log, registry: metrics.registry });
+    const directory = new PgDeviceDirectory(devicesStore, presence);
+    const broker = await createBroker({ log, registry: metrics.registry, directory });
     cleanups.push(() => broker.close());
+    const tls = await loadTlsMaterial(config, log.child({ mod: 'tls' }));
     try {
-      await broker.listen({ host: config.host, mqttPort: config.mqttPort });
+      await broker.listen({ host: config.host, mqttPort: config.mqttPort, mqttsPort: config.mqttsPort, wsPort: config.wsPort, tls });
     } catch (err) {
+      const kind = (err as { listener?: string }).listener;
+      if (kind === 'mqtts') throw listenError(err, 'KERNEX_MQTTS_PORT', config.mqttsPort!);
+      if (kind === 'ws') throw listenError(err, 'KERNEX_WS_PORT', config.wsPort!);
       throw listenError(err, 'KERNEX_MQTT_PORT', config.mqttPort);
     }
-    const mqttPort = broker.listeners[0]!.port;
+    const portOf = (kind: string): number | undefined => broker.listeners.find((l) => l.kind === kind)?.port;
+    const mqttPort = portOf('mqtt')!;
+    const mqttsPort = portOf('mqtts');
+    const wsPort = portOf('ws');
+
+    const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
+    const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }));
+    const enrollmentTokens = new EnrollmentTokensService(new EnrollmentTokensStore(sql));
+    const endpoints = new MqttEndpoints(config.publicUrl, { mqtt: mqttPort, mqtts: mqttsPort, ws: wsPort });
+    const registration = new RegistrationService(devicesStore, endpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
 
     const app = await buildApp({
       log,
@@ -102,6 +147,11 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
         bodyLimitBytes: config.bodyLimitBytes,
         corsOrigins: config.corsOrigins,
       },
+      verifyDeviceToken: deviceAuth.verify,
+      devices,
+      registration,
+      enrollmentTokens,
+      https: config.https ? tls : undefined,
     });
     cleanups.push(() => app.close());
     try {
@@ -119,7 +169,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     }
     const readyMs = performance.now() - t0;
     log.info(
-      { httpPort, mqttPort, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
+      { httpPort, mqttPort, mqttsPort, wsPort, https: config.https, caFile: tls?.caFile, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
       'kernex server ready',
     );
 
@@ -128,11 +178,14 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       config,
       httpPort,
       mqttPort,
-      httpUrl: `http://127.0.0.1:${httpPort}`,
+      mqttsPort,
+      wsPort,
+      caFile: tls?.caFile,
+      httpUrl: `${config.https ? 'https' : 'http'}://127.0.0.1:${httpPort}`,
       sql,
       broker,
       app,
-      services: { apiKeys, audit, serverKey },
+      services: { apiKeys, audit, serverKey, devices, deviceAuth, enrollmentTokens, registration, presence },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();

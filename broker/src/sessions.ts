@@ -1,0 +1,64 @@
+import type { Client } from 'aedes';
+
+/**
+ * Which MQTT connections each device has, to decide presence from the
+ * broker's own events (DESIGN §3) in spite of session takeover: when a second
+ * connection with the same clientId authenticates, Aedes closes the first and
+ * fires `clientDisconnect` for it, sometimes after the newcomer's `client`
+ * event (moscajs/aedes#153). A device is online while it has any live
+ * authenticated connection, so the old socket's close never marks a device
+ * offline that a newer connection is taking over.
+ */
+export class Sessions {
+  /** Authenticated, not yet closed connections per device. */
+  private readonly live = new Map<string, Set<Client>>();
+  /** Devices announced online (a connection reached CONNACK and has not all gone). */
+  private readonly online = new Set<string>();
+
+  /** A connection passed authentication; `onGone` runs once its socket closes. */
+  add(deviceId: string, client: Client, onGone: () => void): void {
+    let set = this.live.get(deviceId);
+    if (!set) this.live.set(deviceId, (set = new Set()));
+    set.add(client);
+    client.conn.once('close', onGone);
+  }
+
+  /** A connection got its CONNACK: true when it is still live (announce a session). */
+  ready(deviceId: string, client: Client): boolean {
+    if (!this.live.get(deviceId)?.has(client)) return false;
+    this.online.add(deviceId);
+    return true;
+  }
+
+  /**
+   * A connection ended (idempotent: both Aedes' `clientDisconnect` and the
+   * socket's `close` report it). True when it was the device's last one and
+   * the device had been announced online: announce it offline.
+   */
+  remove(deviceId: string, client: Client): boolean {
+    const set = this.live.get(deviceId);
+    if (!set?.delete(client)) return false;
+    if (set.size > 0) return false;
+    this.live.delete(deviceId);
+    return this.online.delete(deviceId);
+  }
+
+  /** True when the device has a live connection other than `client` (a takeover is under way). */
+  hasOther(deviceId: string, client: Client): boolean {
+    const set = this.live.get(deviceId);
+    return !!set && [...set].some((c) => c !== client);
+  }
+
+  /** The device's live connections. */
+  clients(deviceId: string): Client[] {
+    return [...(this.live.get(deviceId) ?? [])];
+  }
+
+  isOnline(deviceId: string): boolean {
+    return this.online.has(deviceId);
+  }
+
+  get onlineCount(): number {
+    return this.online.size;
+  }
+}

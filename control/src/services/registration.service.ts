@@ -1,0 +1,99 @@
+import {
+  deviceIdFromPublicKey,
+  deviceKeyAlg,
+  JwtError,
+  KeyError,
+  MAX_HARDWARE_BYTES,
+  publicKeyPem,
+  toPublicKey,
+  verifyDeviceJwt,
+  type RegistrationRequest,
+  type RegistrationResponse,
+} from '@kernex/shared';
+import type { Logger } from 'pino';
+import { Errors } from '../errors.js';
+import type { DevicesStore } from '../store/devices.pg.js';
+import { hashEnrollmentToken } from './enrollment-tokens.service.js';
+import type { MqttEndpoints } from './mqtt-endpoints.js';
+
+/** The answer and whether the device is new (201) or known (200). */
+export interface Registration {
+  created: boolean;
+  response: RegistrationResponse;
+}
+
+/**
+ * `POST /api/v1/devices/register` (DESIGN §2): proof of possession of the key,
+ * idempotent by key, accepted at once with a valid enrollment token, pending
+ * otherwise. Checks run cheapest first and nothing is written before all pass.
+ */
+export class RegistrationService {
+  constructor(
+    private readonly devices: DevicesStore,
+    private readonly endpoints: MqttEndpoints,
+    private readonly serverPublicKey: string,
+    private readonly log: Logger,
+  ) {}
+
+  async register(body: RegistrationRequest, hostHeader: string | undefined): Promise<Registration> {
+    if (body.hardware !== undefined && Buffer.byteLength(JSON.stringify(body.hardware)) > MAX_HARDWARE_BYTES) {
+      throw new Errors.VALIDATION(`body.hardware is larger than ${MAX_HARDWARE_BYTES} bytes serialized`);
+    }
+    let key;
+    try {
+      key = toPublicKey(body.publicKey);
+      deviceKeyAlg(key);
+    } catch (err) {
+      if (err instanceof KeyError) throw new Errors.VALIDATION(`body.publicKey: ${err.message}`, { cause: err });
+      throw err;
+    }
+    const deviceId = deviceIdFromPublicKey(key);
+    try {
+      await verifyDeviceJwt(body.proof, { publicKey: key, deviceId, aud: 'kernex-register' });
+    } catch (err) {
+      if (err instanceof JwtError) {
+        this.log.info({ deviceId, reason: err.reason }, 'registration proof refused');
+        throw new Errors.BAD_PROOF(err.message, { cause: err });
+      }
+      throw err;
+    }
+
+    const tokenHash = body.enrollmentToken === undefined ? undefined : hashEnrollmentToken(body.enrollmentToken);
+    const outcome = await this.devices.insert({
+      id: deviceId,
+      publicKey: publicKeyPem(key),
+      name: body.name,
+      hardware: body.hardware,
+      tokenHash,
+    });
+    if (outcome.kind === 'token_invalid') throw new Errors.ENROLLMENT_TOKEN_INVALID();
+    if (outcome.kind === 'inserted') {
+      this.log.info({ deviceId, status: outcome.device.status }, 'device registered');
+      return { created: true, response: this.answer(deviceId, outcome.device.status, hostHeader) };
+    }
+
+    // A known key: answer its status; a pending device may be accepted now by a token.
+    let device = await this.devices.get(deviceId);
+    if (!device) throw new Error(`device ${deviceId} vanished during registration`);
+    if (device.status === 'rejected' || device.status === 'decommissioned') {
+      throw new Errors.DEVICE_REFUSED(deviceId, device.status);
+    }
+    if (device.status === 'pending' && tokenHash !== undefined) {
+      const accepted = await this.devices.acceptWithToken(deviceId, tokenHash);
+      if (accepted === 'token_invalid') throw new Errors.ENROLLMENT_TOKEN_INVALID();
+      device = accepted ?? (await this.devices.get(deviceId)) ?? device;
+      this.log.info({ deviceId, status: device.status }, 'pending device accepted by enrollment token');
+    }
+    return { created: false, response: this.answer(deviceId, device.status, hostHeader) };
+  }
+
+  private answer(deviceId: string, status: RegistrationResponse['status'], hostHeader: string | undefined): RegistrationResponse {
+    return {
+      deviceId,
+      status,
+      mqtt: this.endpoints.urls(hostHeader),
+      serverPublicKey: this.serverPublicKey,
+      serverTime: new Date().toISOString(),
+    };
+  }
+}

@@ -1,0 +1,185 @@
+import type { DeviceStatus } from '@kernex/shared';
+import type { Sql } from 'postgres';
+
+/** A device as the API shows it (DESIGN §2). */
+export interface DeviceRow {
+  id: string;
+  name: string | null;
+  status: DeviceStatus;
+  online: boolean;
+  lastSeenAt: Date | null;
+  tags: string[];
+  hardware: Record<string, unknown> | null;
+  bundles: Record<string, string>;
+  createdAt: Date;
+}
+
+/** What authentication needs: the key and the status. */
+export interface DeviceCredentials {
+  id: string;
+  publicKey: string;
+  status: DeviceStatus;
+}
+
+/** A new device; with a token hash the token is used up by one, in the same transaction. */
+export interface NewDevice {
+  id: string;
+  publicKey: string;
+  name: string | undefined;
+  hardware: Record<string, unknown> | undefined;
+  tokenHash: string | undefined;
+}
+
+export interface DeviceFilter {
+  status?: DeviceStatus;
+  online?: boolean;
+  tag?: string;
+}
+
+/** One presence change for the batched write. */
+export interface PresenceChange {
+  deviceId: string;
+  online: boolean;
+  at: Date;
+}
+
+const COLUMNS =
+  'id, name, status, online, last_seen_at as "lastSeenAt", tags, hardware, bundles, created_at as "createdAt"';
+
+/** Why an insert did not happen. */
+export type InsertOutcome =
+  | { kind: 'inserted'; device: DeviceRow }
+  | { kind: 'exists' }
+  | { kind: 'token_invalid' };
+
+/** SQL for `devices`; the only place that touches the table. */
+export class DevicesStore {
+  constructor(private readonly sql: Sql) {}
+
+  async get(id: string): Promise<DeviceRow | undefined> {
+    const [row] = await this.sql<DeviceRow[]>`select ${this.sql.unsafe(COLUMNS)} from devices where id = ${id}`;
+    return row;
+  }
+
+  async credentials(id: string): Promise<DeviceCredentials | undefined> {
+    const [row] = await this.sql<DeviceCredentials[]>`select id, public_key as "publicKey", status from devices where id = ${id}`;
+    return row;
+  }
+
+  /**
+   * Inserts a device, `accepted` with the token's tags when a token is given
+   * (and still usable), otherwise `pending`. The token's use count and the
+   * insert commit together or not at all: a lost race on the same key
+   * (`exists`) or a spent token leaves both tables unchanged.
+   */
+  async insert(d: NewDevice): Promise<InsertOutcome> {
+    class Rollback extends Error {
+      constructor(readonly outcome: InsertOutcome) {
+        super(outcome.kind);
+      }
+    }
+    try {
+      return await this.sql.begin(async (tx) => {
+        let tags: string[] = [];
+        let tokenId: string | null = null;
+        if (d.tokenHash !== undefined) {
+          const [token] = await tx<{ id: string; tags: string[] }[]>`
+            update enrollment_tokens set uses_left = uses_left - 1
+            where token_hash = ${d.tokenHash} and revoked_at is null and expires_at > now() and uses_left > 0
+            returning id, tags`;
+          if (!token) throw new Rollback({ kind: 'token_invalid' });
+          tags = token.tags;
+          tokenId = token.id;
+        }
+        const [device] = await tx<DeviceRow[]>`
+          insert into devices (id, public_key, name, status, tags, hardware, enrollment_token_id)
+          values (${d.id}, ${d.publicKey}, ${d.name ?? null}, ${tokenId ? 'accepted' : 'pending'}, ${tx.array(tags)},
+                  ${d.hardware === undefined ? null : tx.json(d.hardware as never)}, ${tokenId})
+          on conflict (id) do nothing
+          returning ${tx.unsafe(COLUMNS)}`;
+        if (!device) throw new Rollback({ kind: 'exists' });
+        return { kind: 'inserted', device } as InsertOutcome;
+      });
+    } catch (err) {
+      if (err instanceof Rollback) return err.outcome;
+      throw err;
+    }
+  }
+
+  /** Accepts a pending device with a token (re-registration with a token), in one transaction. */
+  async acceptWithToken(id: string, tokenHash: string): Promise<DeviceRow | 'token_invalid' | undefined> {
+    return this.sql.begin(async (tx) => {
+      const [token] = await tx<{ id: string; tags: string[] }[]>`
+        update enrollment_tokens set uses_left = uses_left - 1
+        where token_hash = ${tokenHash} and revoked_at is null and expires_at > now() and uses_left > 0
+        returning id, tags`;
+      if (!token) return 'token_invalid' as const;
+      const [device] = await tx<DeviceRow[]>`
+        update devices set status = 'accepted', tags = ${tx.array(token.tags)}, enrollment_token_id = ${token.id}, updated_at = now()
+        where id = ${id} and status = 'pending'
+        returning ${tx.unsafe(COLUMNS)}`;
+      // Not pending any more (raced with an operator): give the use back by rolling back.
+      if (!device) throw Object.assign(new Error('not pending'), { notPending: true });
+      return device;
+    }).catch((err: { notPending?: boolean }) => {
+      if (err.notPending) return undefined;
+      throw err;
+    });
+  }
+
+  /**
+   * One page in creation order. `afterId` is the last id of the previous page;
+   * `(created_at, id)` is unique, so pages neither skip nor repeat rows.
+   */
+  async list(filter: DeviceFilter, limit: number, afterId: string | undefined): Promise<DeviceRow[]> {
+    const sql = this.sql;
+    return sql<DeviceRow[]>`
+      select ${sql.unsafe(COLUMNS)} from devices
+      where true
+        ${filter.status ? sql`and status = ${filter.status}` : sql``}
+        ${filter.online === undefined ? sql`` : sql`and online = ${filter.online}`}
+        ${filter.tag ? sql`and tags @> ${sql.array([filter.tag])}` : sql``}
+        ${afterId ? sql`and (created_at, id) > (select created_at, id from devices where id = ${afterId})` : sql``}
+      order by created_at, id
+      limit ${limit}`;
+  }
+
+  async update(id: string, patch: { name?: string; tags?: string[] }): Promise<DeviceRow | undefined> {
+    const sql = this.sql;
+    const [row] = await sql<DeviceRow[]>`
+      update devices set
+        name = ${patch.name === undefined ? sql`name` : sql`${patch.name}`},
+        tags = ${patch.tags === undefined ? sql`tags` : sql`${sql.array(patch.tags)}`},
+        updated_at = now()
+      where id = ${id}
+      returning ${sql.unsafe(COLUMNS)}`;
+    return row;
+  }
+
+  /** Sets the status when the current one is in `from`; undefined when the device is unknown or in another status. */
+  async transition(id: string, from: readonly DeviceStatus[], to: DeviceStatus): Promise<DeviceRow | undefined> {
+    const [row] = await this.sql<DeviceRow[]>`
+      update devices set status = ${to}, updated_at = now()
+      where id = ${id} and status = any(${this.sql.array(from as DeviceStatus[])})
+      returning ${this.sql.unsafe(COLUMNS)}`;
+    return row;
+  }
+
+  /** At start-up: the broker's memory is gone, so nobody is connected. */
+  async markAllOffline(): Promise<number> {
+    const rows = await this.sql`update devices set online = false where online`;
+    return rows.count;
+  }
+
+  /** Writes many presence changes in one statement (one per device: callers coalesce). */
+  async writePresence(changes: readonly PresenceChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    const sql = this.sql;
+    await sql`
+      update devices d set online = v.online, last_seen_at = v.at
+      from unnest(${sql.array(changes.map((c) => c.deviceId))}::text[],
+                  ${sql.array(changes.map((c) => c.online))}::boolean[],
+                  ${sql.array(changes.map((c) => c.at.toISOString()))}::timestamptz[]) as v(id, online, at)
+      where d.id = v.id`;
+  }
+}

@@ -1,0 +1,58 @@
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { TestDevice } from './devices.js';
+
+/**
+ * Connects a real MQTT.js client as a device: clientId = username = deviceId,
+ * password = a fresh kernex-mqtt JWT, unless `opts` overrides them. No
+ * reconnects: a refused CONNECT rejects with MQTT.js' error (`code` = CONNACK return code).
+ */
+export async function connectDevice(url: string, device: TestDevice, opts: IClientOptions = {}): Promise<MqttClient> {
+  return mqtt.connectAsync(url, {
+    clientId: device.id,
+    username: device.id,
+    password: await device.jwt('kernex-mqtt'),
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 10_000,
+    ...opts,
+  });
+}
+
+/** The CONNACK return code a refused connect got. */
+export async function refusalCode(connecting: Promise<MqttClient>): Promise<number | undefined> {
+  try {
+    const client = await connecting;
+    await client.endAsync(true);
+    return 0;
+  } catch (err) {
+    return (err as { code?: number }).code;
+  }
+}
+
+/** Resolves when the client's connection closes (the server ended it). */
+export const closed = (client: MqttClient): Promise<void> => new Promise((resolve) => client.once('close', () => resolve()));
+
+/** A counter's value from Prometheus text, 0 when absent. */
+export async function metric(httpUrl: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${httpUrl}/metrics`)).text();
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-z_]+)(?:\{([^}]*)\})? ([0-9.e+-]+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = m[2] ? m[2].split(',') : [];
+    if (want.every((w) => have.includes(w)) && have.length === want.length) return Number(m[3]);
+  }
+  return 0;
+}
+
+/** The SUBACK return codes for `topics` (MQTT.js rejects a SUBACK holding 0x80; this reads it either way). */
+export async function subackCodes(client: MqttClient, topics: Record<string, { qos: 0 | 1 | 2 }>): Promise<number[]> {
+  try {
+    return (await client.subscribeAsync(topics)).map((g) => g.qos);
+  } catch (err) {
+    const granted = (err as { packet?: { granted?: number[] } }).packet?.granted;
+    if (!granted) throw err;
+    return granted;
+  }
+}
