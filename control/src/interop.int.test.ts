@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { cmdTopic, eventsTopic } from '@kernex/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, deviceFromKeys, register } from './test-support/devices.js';
-import { connectDevice, metric } from './test-support/mqtt.js';
+import { brokerEvent, connectDevice, metric } from './test-support/mqtt.js';
 import { startTestServer, type TestServer } from './test-support/test-server.js';
 import { makeCa } from './tls/auto-ca.js';
 
@@ -110,7 +110,7 @@ describe('interoperability with tools nobody here wrote', () => {
     expect(JSON.parse(received.stdout)).toMatchObject({ id: 'c1', type: 'cancel' });
 
     // Publish an event on its own topic: it reaches the server.
-    const event = once(server.broker as never, 'device:event');
+    const event = brokerEvent(server.broker, 'device:event');
     const pub = await exec('mosquitto_pub', [...auth, '-t', eventsTopic(device.id), '-q', '1', '-m', JSON.stringify({ executionId: 'e1', state: 'received', ts: 1 })]);
     expect(pub.code).toBe(0);
     expect(await event).toEqual([device.id, { executionId: 'e1', state: 'received', ts: 1 }]);
