@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
 import {
   cmdTopic,
   validateCommand,
@@ -16,7 +15,7 @@ import { createAuthenticate } from './authenticate.js';
 import { createAuthorizers } from './authorize.js';
 import { CredentialCache } from './credential-cache.js';
 import type { DeviceDirectory } from './device-directory.js';
-import { closeServer, listen, type BoundListener } from './listeners.js';
+import { closeServer, createListeners, listen, type BoundListener } from './listeners.js';
 import { createBrokerMetrics, type BrokerMetrics } from './metrics.js';
 import { Sessions } from './sessions.js';
 
@@ -38,10 +37,17 @@ export interface BrokerOptions {
   directory?: DeviceDirectory;
 }
 
-/** Where the broker should listen. Port 0 picks any free port. */
+/** Where the broker should listen. Port 0 picks any free port; an absent port means no such listener. */
 export interface ListenOptions {
   host: string;
+  /** MQTT over TCP. */
   mqttPort: number;
+  /** MQTT over TLS; needs `tls`. */
+  mqttsPort?: number;
+  /** MQTT over WebSocket (plain), for browsers. */
+  wsPort?: number;
+  /** PEM certificate (chain) and key for `mqttsPort`. */
+  tls?: { cert: string; key: string };
 }
 
 /**
@@ -51,6 +57,9 @@ export interface ListenOptions {
  *
  * - `device:connect (deviceId)`: a session started (after CONNACK), including one that took over an earlier connection.
  * - `device:disconnect (deviceId)`: the device's last connection ended; a takeover is not a disconnect.
+ * - `device:subscribed (deviceId)`: the device's `kx/{id}/cmd` subscription is in place: a new
+ *   SUBSCRIBE, or one restored with a persistent session (then just before `device:connect`).
+ *   Commands published before it on a clean session are lost, so send pending ones on this event.
  * - `device:event (deviceId, event)`: a valid message on `kx/{id}/events`.
  * - `device:telemetry (deviceId, telemetry)`: a valid message on `kx/{id}/telemetry`.
  * - `device:status (deviceId, message)`: a valid message on `kx/{id}/status` (also the will).
@@ -58,6 +67,7 @@ export interface ListenOptions {
 export interface BrokerEvents {
   'device:connect': [deviceId: string];
   'device:disconnect': [deviceId: string];
+  'device:subscribed': [deviceId: string];
   'device:event': [deviceId: string, event: ExecutionEvent];
   'device:telemetry': [deviceId: string, telemetry: Telemetry];
   'device:status': [deviceId: string, message: DeviceStatusMessage];
@@ -134,11 +144,15 @@ class Broker implements KernexBroker {
     }
   }
 
-  async listen({ host, mqttPort }: ListenOptions): Promise<void> {
-    const server = net.createServer(this.aedes.handle);
-    const port = await listen(server, mqttPort, host);
-    this.listeners.push({ kind: 'mqtt', server, port });
-    this.log.info({ port, host }, 'mqtt listening');
+  async listen(options: ListenOptions): Promise<void> {
+    const { host } = options;
+    for (const { kind, server, port: wanted } of createListeners(this.aedes, options)) {
+      const port = await listen(server, wanted, host).catch((err: Error) => {
+        throw Object.assign(err, { listener: kind }); // so the server can name the variable
+      });
+      this.listeners.push({ kind, server, port });
+      this.log.info({ kind, port, host }, `${kind} listening`);
+    }
   }
 
   isListening(): boolean {
@@ -229,6 +243,10 @@ export async function createBroker(options: BrokerOptions): Promise<KernexBroker
     broker.safeEmit('device:connect', client.id);
   });
   aedes.on('clientDisconnect', (client) => gone(client.id, client));
+  aedes.on('subscribe', (subs, client) => {
+    // Refused ones are reported too, with qos 128.
+    if (client && subs.some((s) => s.topic === cmdTopic(client.id) && (s.qos as number) !== 128)) broker.safeEmit('device:subscribed', client.id);
+  });
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'connection error'));
   return broker;

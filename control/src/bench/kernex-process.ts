@@ -17,6 +17,9 @@ export interface KernexProcess {
   stop(): Promise<void>;
 }
 
+/** Every simulated device calls from 127.0.0.1: the per-address API limits would measure themselves. */
+const BENCH_LIMITS = { KERNEX_REGISTER_RATE_LIMIT_PER_MIN: '1000000', KERNEX_RATE_LIMIT_PER_MIN: '1000000' };
+
 const KERNEX_BIN = fileURLToPath(new URL('../../bin/kernex.js', import.meta.url));
 
 export async function startKernexServer(env: Record<string, string> = {}): Promise<KernexProcess> {
@@ -25,7 +28,7 @@ export async function startKernexServer(env: Record<string, string> = {}): Promi
   const adminKey = `kx_bench_${randomBytes(16).toString('hex')}`;
   const { DATABASE_URL: _ignored, ...inherited } = process.env;
   const proc = spawn(process.execPath, [KERNEX_BIN, 'server'], {
-    env: { ...inherited, KERNEX_DATA_DIR: dir, KERNEX_HOST: '127.0.0.1', KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0', KERNEX_ADMIN_KEY: adminKey, LOG_LEVEL: 'info', ...env },
+    env: { ...inherited, KERNEX_DATA_DIR: dir, KERNEX_HOST: '127.0.0.1', KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0', KERNEX_ADMIN_KEY: adminKey, LOG_LEVEL: 'info', ...BENCH_LIMITS, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));

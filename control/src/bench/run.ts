@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { brokerLevelRun, type BrokerRun } from './broker-level.bench.js';
+import { connectStormRun, makeDevices, verifyRate, type ConnectStormRun } from './connect-storm.bench.js';
 import { machineFacts } from './machine.js';
 import { renderTable, writeSection, type FigureRow } from './report.js';
 import { summarize, type Summary } from './stats.js';
@@ -16,9 +17,10 @@ const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
     devices: { type: 'string', default: '2000' },
+    'auth-devices': { type: 'string', default: '1000' },
     workers: { type: 'string', default: '2' },
     only: { type: 'string' },
-    'auth-devices': { type: 'string', default: '2000' },
+    'server-devices': { type: 'string', default: '2000' },
     'sim-devices': { type: 'string', default: '2000' },
     'connect-rate': { type: 'string', default: '500' },
     'fanout-devices': { type: 'string', default: '1000' },
@@ -221,9 +223,9 @@ if (selected('idle')) {
     ].join('\n'),
   );
 }
-if (selected('auth')) {
+if (selected('server-auth')) {
   const { authConnectRun } = await import('./fleet.bench.js');
-  const n = Number(values['auth-devices']);
+  const n = Number(values['server-devices']);
   const results = [];
   for (let r = 0; r < runs; r++) {
     results.push(await authConnectRun(n, workers));
@@ -231,9 +233,9 @@ if (selected('auth')) {
   }
   await writeSection(
     out,
-    'auth-connect',
+    'server-connect',
     [
-      `## Connect storm with authentication (${n} devices, real server)`,
+      `## Connect storm through the whole server (${n} devices, authentication on, PostgreSQL directory)`,
       '',
       'A `kernex server` process (embedded PostgreSQL, the real DeviceDirectory) with',
       `${n} P-256 devices registered beforehand; MQTT.js clients in ${workers} worker threads each`,
@@ -245,6 +247,45 @@ if (selected('auth')) {
         { figure: 'connect storm, cold (JWT verified)', unit: 'devices/s', kernex: summarize(results.map((r) => r.coldPerS)), limitedBy: 'the server process (one core: ES256 verify, directory look-up, presence write); the clients use the other core' },
         { figure: 'connect storm, warm (credential cache)', unit: 'devices/s', kernex: summarize(results.map((r) => r.warmPerS)), limitedBy: 'the server process (CONNECT, SUBSCRIBE, retained status, presence write)' },
         { figure: 'server memory per connected device', unit: 'bytes', kernex: summarize(results.map((r) => r.serverBytesPerDevice)), limitedBy: 'Aedes client + persistent session + subscription (RSS of the server process; PostgreSQL excluded)', target: '< 30 KB' },
+      ]),
+    ].join('\n'),
+  );
+}
+
+if (selected('auth')) {
+  const n = Number(values['auth-devices']);
+  process.stderr.write(`connect storm with authentication: ${n} P-256 devices, ${workers} client worker threads, ${runs} runs\n`);
+  const devices = await makeDevices(n);
+  const results: Array<ConnectStormRun & { verifyPerS: number }> = [];
+  for (let r = 0; r < runs; r++) {
+    const verifyPerS = await verifyRate(devices);
+    results.push({ ...(await connectStormRun(devices, workers)), verifyPerS });
+    process.stderr.write(`  run ${r + 1}/${runs}: ${JSON.stringify(results.at(-1))}\n`);
+  }
+  const pinned = results.every((x) => x.pinned);
+  const row = (figure: string, pick: (x: ConnectStormRun & { verifyPerS: number }) => number, limitedBy: string, unit = 'connects/s'): FigureRow => ({
+    figure,
+    unit,
+    kernex: summarize(results.map(pick)),
+    limitedBy,
+  });
+  await writeSection(
+    out,
+    'connect-auth',
+    [
+      `## Connect storm with authentication (${n} P-256 devices)`,
+      '',
+      `The broker runs in its own process${pinned ? ', pinned to one core (`taskset -c 0`)' : ''}, with authentication on and`,
+      'the devices in an in-memory `DeviceDirectory` (keys parsed once, as the server caches them), so',
+      'the figure is the broker\'s: no PostgreSQL round trip. MQTT.js clients in worker threads of',
+      'another process connect every device as fast as they can (rate = N / first CONNECT to last',
+      'CONNACK): first **cold**, each ES256 JWT verified, then **warm**, the same JWTs again, answered',
+      'from the broker\'s credential cache (`control/src/bench/connect-storm.bench.ts`).',
+      '',
+      renderTable([
+        row('cold connects (verify)', (x) => x.coldPerS, 'the broker core: ES256 verify (node:crypto) + Aedes CONNECT handling'),
+        row('warm connects (cached)', (x) => x.warmPerS, 'the broker core: Aedes CONNECT handling; the clients share the other core'),
+        row('ES256 JWT verifications alone, one thread', (x) => x.verifyPerS, 'verifyDeviceJwt (node:crypto) in the bench process, no MQTT', 'verifies/s'),
       ]),
     ].join('\n'),
   );
