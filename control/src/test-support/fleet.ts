@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnAgent, type AgentProcess } from '../../../agent/src/test-support/spawn-agent.js';
+import { spawnAgent, type AgentProcess } from './spawn-agent.js';
 import { api } from './devices.js';
 
 /** A real `kernex-agent` process with its own state directory. */
