@@ -14,12 +14,28 @@ export interface ServerConfig {
   /** Port of the embedded PostgreSQL; 0 picks a free one at each start. */
   embeddedPgPort: number;
   publicUrl: string | undefined;
+  /**
+   * Where TLS material comes from: `files` (KERNEX_TLS_CERT/KERNEX_TLS_KEY),
+   * `auto` (a CA and server certificate the server makes in its data
+   * directory, when a TLS listener is asked for without files), or `off`.
+   */
+  tls: { mode: 'off' } | { mode: 'auto' } | { mode: 'files'; certFile: string; keyFile: string };
+  /** Serve the HTTP API over TLS (KERNEX_HTTPS). */
+  https: boolean;
   adminKey: string | undefined;
   logLevel: string;
   /** Largest bundle upload, bytes (KERNEX_MAX_BUNDLE_MB). */
   maxBundleBytes: number;
   /** Period of the orchestrator's tick loop, ms (KERNEX_ORCHESTRATOR_TICK_MS). */
   orchestratorTickMs: number;
+  /** Requests per minute for one API key, or for one address sending no credentials. */
+  rateLimitPerMin: number;
+  /** Requests per minute from one address to the unauthenticated `POST /api/v1/devices/register`. */
+  registerRateLimitPerMin: number;
+  /** Largest JSON request body in bytes (routes that take uploads set their own). */
+  bodyLimitBytes: number;
+  /** Origins allowed to call the API from a browser; empty = CORS off, `['*']` = any. */
+  corsOrigins: string[];
 }
 
 /** One bad value, named by its variable. */
@@ -84,20 +100,62 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     return n;
   };
 
+  const origins = (name: string): string[] => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return [];
+    const list = raw.split(',').map((o) => o.trim()).filter(Boolean);
+    for (const o of list) {
+      if (o === '*') continue;
+      try {
+        const u = new URL(o);
+        if (!['http:', 'https:'].includes(u.protocol) || u.origin !== o.replace(/\/$/, '')) throw new Error('not an origin');
+      } catch {
+        problems.push(`${name} must be '*' or comma-separated origins like https://console.example.com, got '${o}'`);
+      }
+    }
+    return list.map((o) => o.replace(/\/$/, ''));
+  };
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    problems.push(`${name} must be true or false, got '${raw}'`);
+    return fallback;
+  };
+
+  const certFile = env.KERNEX_TLS_CERT || undefined;
+  const keyFile = env.KERNEX_TLS_KEY || undefined;
+  if (Boolean(certFile) !== Boolean(keyFile)) problems.push('KERNEX_TLS_CERT and KERNEX_TLS_KEY must be given together');
+  const mqttsPort = port('KERNEX_MQTTS_PORT', undefined);
+  const https = bool('KERNEX_HTTPS', Boolean(certFile && keyFile));
+  const tls: ServerConfig['tls'] =
+    certFile && keyFile
+      ? { mode: 'files', certFile: path.resolve(certFile), keyFile: path.resolve(keyFile) }
+      : mqttsPort !== undefined || https
+        ? { mode: 'auto' }
+        : { mode: 'off' };
+
   const config: ServerConfig = {
     databaseUrl: url('DATABASE_URL', ['postgres:', 'postgresql:']),
     dataDir: path.resolve(env.KERNEX_DATA_DIR || defaultDataDir()),
     host: env.KERNEX_HOST || '0.0.0.0',
     httpPort: port('KERNEX_HTTP_PORT', 8080)!,
     mqttPort: port('KERNEX_MQTT_PORT', 1883)!,
-    mqttsPort: port('KERNEX_MQTTS_PORT', undefined),
+    mqttsPort,
     wsPort: port('KERNEX_WS_PORT', undefined),
     embeddedPgPort: port('KERNEX_PG_PORT', 0)!,
     publicUrl: url('KERNEX_PUBLIC_URL', ['http:', 'https:']),
+    tls,
+    https,
     adminKey: env.KERNEX_ADMIN_KEY || undefined,
     logLevel: env.LOG_LEVEL || 'info',
     maxBundleBytes: positive('KERNEX_MAX_BUNDLE_MB', 512) * 1024 * 1024,
     orchestratorTickMs: positive('KERNEX_ORCHESTRATOR_TICK_MS', 1000),
+    rateLimitPerMin: positive('KERNEX_RATE_LIMIT_PER_MIN', 600),
+    registerRateLimitPerMin: positive('KERNEX_REGISTER_RATE_LIMIT_PER_MIN', 10),
+    bodyLimitBytes: positive('KERNEX_BODY_LIMIT_BYTES', 1024 * 1024),
+    corsOrigins: origins('KERNEX_CORS_ORIGINS'),
   };
 
   const logLevel = config.logLevel;

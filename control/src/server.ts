@@ -26,18 +26,26 @@ import { EnrollmentTokensService } from './services/enrollment-tokens.service.js
 import { MqttEndpoints } from './services/mqtt-endpoints.js';
 import { RegistrationService } from './services/registration.service.js';
 import { ApiKeysStore } from './store/api-keys.pg.js';
+import { AuditStore } from './store/audit.pg.js';
+import { AuditService } from './services/audit.service.js';
 import { DevicesStore } from './store/devices.pg.js';
 import { EnrollmentTokensStore } from './store/enrollment-tokens.pg.js';
 import { SettingsStore } from './store/settings.pg.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrate.js';
+import { loadTlsMaterial } from './tls/tls-material.js';
 
 /** A started server: its parts and the ports it bound. */
 export interface RunningServer {
   config: Readonly<ServerConfig>;
   httpPort: number;
   mqttPort: number;
-  /** http://127.0.0.1:{httpPort}: what local tools and tests use. */
+  /** Bound MQTT-over-TLS and MQTT-over-WebSocket ports, when those listeners are on. */
+  mqttsPort: number | undefined;
+  wsPort: number | undefined;
+  /** The self-made CA devices pin, in the zero-setup TLS mode. */
+  caFile: string | undefined;
+  /** http(s)://127.0.0.1:{httpPort}: what local tools and tests use. */
   httpUrl: string;
   sql: Sql;
   broker: KernexBroker;
@@ -47,6 +55,7 @@ export interface RunningServer {
     deployments: DeploymentsService;
     orchestrator: Orchestrator;
     apiKeys: ApiKeysService;
+    audit: AuditService;
     serverKey: ServerKeyService;
     devices: DevicesService;
     deviceAuth: DeviceAuthService;
@@ -104,6 +113,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
 
     const serverKey = await ServerKeyService.load(new SettingsStore(sql), log.child({ mod: 'server-key' }), options.signingKeyPem);
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
+    const audit = new AuditService(new AuditStore(sql), log.child({ mod: 'audit' }));
 
     const storage = await LocalBundleStorage.open(path.join(config.dataDir, 'bundles'));
     const bundlesStore = new BundlesStore(sql);
@@ -121,17 +131,24 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const directory = new PgDeviceDirectory(devicesStore, presence);
     const broker = await createBroker({ log, registry: metrics.registry, directory });
     cleanups.push(() => broker.close());
+    const tls = await loadTlsMaterial(config, log.child({ mod: 'tls' }));
     try {
-      await broker.listen({ host: config.host, mqttPort: config.mqttPort });
+      await broker.listen({ host: config.host, mqttPort: config.mqttPort, mqttsPort: config.mqttsPort, wsPort: config.wsPort, tls });
     } catch (err) {
+      const kind = (err as { listener?: string }).listener;
+      if (kind === 'mqtts') throw listenError(err, 'KERNEX_MQTTS_PORT', config.mqttsPort!);
+      if (kind === 'ws') throw listenError(err, 'KERNEX_WS_PORT', config.wsPort!);
       throw listenError(err, 'KERNEX_MQTT_PORT', config.mqttPort);
     }
-    const mqttPort = broker.listeners[0]!.port;
+    const portOf = (kind: string): number | undefined => broker.listeners.find((l) => l.kind === kind)?.port;
+    const mqttPort = portOf('mqtt')!;
+    const mqttsPort = portOf('mqtts');
+    const wsPort = portOf('ws');
 
     const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
     const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }));
     const enrollmentTokens = new EnrollmentTokensService(new EnrollmentTokensStore(sql));
-    const endpoints = new MqttEndpoints(config.publicUrl, { mqtt: mqttPort });
+    const endpoints = new MqttEndpoints(config.publicUrl, { mqtt: mqttPort, mqtts: mqttsPort, ws: wsPort });
     const registration = new RegistrationService(devicesStore, endpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
 
     const deploymentsStore = new DeploymentsStore(sql);
@@ -155,10 +172,18 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       apiKeys,
       bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes },
       deployments,
+      audit,
+      http: {
+        rateLimitPerMin: config.rateLimitPerMin,
+        registerRateLimitPerMin: config.registerRateLimitPerMin,
+        bodyLimitBytes: config.bodyLimitBytes,
+        corsOrigins: config.corsOrigins,
+      },
       verifyDeviceToken: deviceAuth.verify,
       devices,
       registration,
       enrollmentTokens,
+      https: config.https ? tls : undefined,
     });
     cleanups.push(() => app.close());
     try {
@@ -186,7 +211,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     }
     const readyMs = performance.now() - t0;
     log.info(
-      { httpPort, mqttPort, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
+      { httpPort, mqttPort, mqttsPort, wsPort, https: config.https, caFile: tls?.caFile, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
       'kernex server ready',
     );
 
@@ -195,11 +220,14 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       config,
       httpPort,
       mqttPort,
-      httpUrl: `http://127.0.0.1:${httpPort}`,
+      mqttsPort,
+      wsPort,
+      caFile: tls?.caFile,
+      httpUrl: `${config.https ? 'https' : 'http'}://127.0.0.1:${httpPort}`,
       sql,
       broker,
       app,
-      services: { apiKeys, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence },
+      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();
