@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { cmdTopic, eventsTopic, type Command, type ExecutionState } from '@kernex/shared';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,7 +33,7 @@ describe('orchestrator rules against real PostgreSQL and MQTT', () => {
       commands: [],
       async next() {
         const seen = s.commands.length;
-        while (s.commands.length <= seen) await once(client, 'message');
+        while (s.commands.length <= seen) await new Promise((resolve) => client.once('message', resolve));
         return s.commands[seen]!;
       },
       async report(executionId, state, error) {
