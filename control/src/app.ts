@@ -37,12 +37,12 @@ export interface AppDeps {
   verifyDeviceToken?: DeviceTokenVerifier;
   bundles?: { service: BundlesService; maxBundleBytes: number };
   deployments?: DeploymentsService;
+  /** Limits and CORS of the admin API (config.ts); defaults when absent. */
+  http?: Partial<HttpOptions>;
   devices: DevicesService;
   registration: RegistrationService;
   enrollmentTokens: EnrollmentTokensService;
   telemetry: TelemetryService;
-  /** Limits and CORS of the admin API (config.ts); defaults when absent. */
-  http?: Partial<HttpOptions>;
   /** Serve HTTPS with this certificate and key (KERNEX_HTTPS). */
   https?: { cert: string; key: string };
 }

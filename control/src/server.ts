@@ -1,7 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createBroker, type KernexBroker } from '@kernex/broker';
-import { cmdTopic } from '@kernex/shared';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
@@ -212,12 +211,6 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     // Before the broker closes (cleanups run in reverse), so no tick publishes into a closed broker.
     orchestrator.start();
     cleanups.push(() => orchestrator.stop());
-    // A device with a new session subscribes after CONNACK: commands published at
-    // 'device:connect' may precede its subscription, so publish what it is owed again now.
-    broker.aedes.on('subscribe', (subscriptions, client) => {
-      const id = client?.id;
-      if (id && subscriptions.some((s) => s.topic === cmdTopic(id))) void orchestrator.healDevice(id);
-    });
 
     // After the listeners are up, so a start that fails cannot swallow the only copy of the key.
     const firstAdminKey = await apiKeys.bootstrap(config.adminKey);

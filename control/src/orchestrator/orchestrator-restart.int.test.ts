@@ -47,6 +47,8 @@ describe('orchestrator survives its own death', () => {
       KERNEX_HTTP_PORT: String(await freePort()),
       KERNEX_MQTT_PORT: String(await freePort()),
       KERNEX_ORCHESTRATOR_TICK_MS: '200',
+      // The test polls the API while it waits; the default per-key limit would answer 429.
+      KERNEX_RATE_LIMIT_PER_MIN: '1000000',
     };
     const headers = { authorization: `Bearer ${adminKey}` };
     server = spawnServer(env);

@@ -1,7 +1,12 @@
-import { once } from 'node:events';
 import { cmdTopic, eventsTopic, type Command, type ExecutionState } from '@kernex/shared';
 import type { MqttClient } from 'mqtt';
+import { EventEmitter } from 'node:events';
+import pino from 'pino';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeploymentsStore } from '../store/deployments.pg.js';
+import type { DeviceLink } from './device-link.js';
+import { Orchestrator } from './orchestrator.js';
 import { makeBundle } from '../../../shared/src/test-support/make-bundle.js';
 import { api, makeDevice, register, type TestDevice } from '../test-support/devices.js';
 import { enrollmentToken } from '../test-support/fleet.js';
@@ -34,7 +39,7 @@ describe('orchestrator rules against real PostgreSQL and MQTT', () => {
       commands: [],
       async next() {
         const seen = s.commands.length;
-        while (s.commands.length <= seen) await once(client, 'message');
+        while (s.commands.length <= seen) await new Promise((resolve) => client.once('message', resolve));
         return s.commands[seen]!;
       },
       async report(executionId, state, error) {
@@ -129,5 +134,23 @@ describe('orchestrator rules against real PostgreSQL and MQTT', () => {
     expect(await fetchAs(mine.device)).toBe(403);
     expect((await api('DELETE', `${server.httpUrl}/api/v1/bundles/${bundleId}`, server.adminHeaders)).status).toBe(204);
     expect((await show(id)).bundleId).toBeNull();
+  });
+
+  it('dispatches each execution once when two orchestrators tick the same database at once', async () => {
+    // Two servers of one installation: the server's own orchestrator stops, two others race.
+    await server.services.orchestrator.stop();
+    const devices = await Promise.all(Array.from({ length: 6 }, () => makeDevice()));
+    for (const d of devices) expect((await register(server.httpUrl, d, { enrollmentToken: token })).body.status).toBe('accepted');
+    const published: Command[] = [];
+    const link = (): DeviceLink => Object.assign(new EventEmitter(), { publishCommand: async (_id: string, c: Command) => void published.push(c) }) as unknown as DeviceLink;
+    const make = (): Orchestrator =>
+      new Orchestrator({ store: new DeploymentsStore(server.sql), link: link(), log: pino({ level: 'silent' }), registry: new Registry(), bundleUrl: (id) => `/b/${id}` });
+    const [one, two] = [make(), make()];
+    const id = await deploy({ bundleId: await bundle('5.0.0'), target: { deviceIds: devices.map((d) => d.id) } });
+    await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? one : two).tick()));
+    const executions = new Set(published.map((c) => c.executionId));
+    expect(published).toHaveLength(6);
+    expect(executions.size).toBe(6);
+    expect((await show(id)).counts.sent).toBe(6);
   });
 });

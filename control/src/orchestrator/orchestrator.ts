@@ -44,7 +44,7 @@ export class Orchestrator {
   private readonly refused: Counter<'reason'>;
   private readonly published: Counter<'type'>;
   private readonly log: Logger;
-  private readonly onConnect = (deviceId: string): void => void this.healDevice(deviceId);
+  private readonly onSubscribed = (deviceId: string): void => void this.healDevice(deviceId);
   private readonly onEvent = (deviceId: string, event: ExecutionEvent): void => void this.applyEvent(deviceId, event);
 
   constructor(private readonly opts: OrchestratorOptions) {
@@ -72,7 +72,10 @@ export class Orchestrator {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    this.opts.link.on('device:connect', this.onConnect);
+    // Not at 'device:connect': a new session subscribes after CONNACK, and a publish
+    // before its subscription is lost. 'device:subscribed' fires for a new SUBSCRIBE
+    // and for a subscription restored with a persistent session.
+    this.opts.link.on('device:subscribed', this.onSubscribed);
     this.opts.link.on('device:event', this.onEvent);
     this.timer = setInterval(() => this.kick(), this.opts.tickMs ?? 1000);
     this.kick();
@@ -81,7 +84,7 @@ export class Orchestrator {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    this.opts.link.off('device:connect', this.onConnect);
+    this.opts.link.off('device:subscribed', this.onSubscribed);
     this.opts.link.off('device:event', this.onEvent);
     await this.ticking;
   }
@@ -199,7 +202,7 @@ export class Orchestrator {
     return result;
   }
 
-  /** A device connected: publish again whatever it has not reported yet (DESIGN §1, §5). */
+  /** A device's command subscription is in place: publish again whatever it has not reported yet (DESIGN §1, §5). */
   async healDevice(deviceId: string): Promise<void> {
     try {
       const outbound: Outbound[] = [];

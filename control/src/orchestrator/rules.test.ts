@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assignPhases, judgeTransition, pastThreshold } from './rules.js';
+import { assignPhases, judgeTransition, normalisePhases, pastThreshold } from './rules.js';
 
 describe('judgeTransition', () => {
   it.each([
@@ -39,5 +39,20 @@ describe('pastThreshold', () => {
     expect(pastThreshold(2, 10, 10)).toBe(true);
     expect(pastThreshold(1, 2, 0)).toBe(true);
     expect(pastThreshold(5, 5, 100)).toBe(false);
+  });
+});
+
+describe('normalisePhases', () => {
+  const p = (...percents: number[]) => percents.map((percent) => ({ percent, waitS: 5 }));
+  it('keeps shares that add up to at most 100', () => {
+    expect(normalisePhases(p(10, 40, 50))).toEqual(p(10, 40, 50));
+    expect(normalisePhases(p(10, 90))).toEqual(p(10, 90));
+  });
+  it('turns cumulative percentages ending at 100 into shares', () => {
+    expect(normalisePhases(p(10, 50, 100))).toEqual(p(10, 40, 50));
+  });
+  it('refuses lists that are neither', () => {
+    expect(normalisePhases(p(60, 60))).toBeUndefined();
+    expect(normalisePhases(p(50, 100, 100))).toBeUndefined();
   });
 });

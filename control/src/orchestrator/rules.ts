@@ -39,6 +39,21 @@ export interface Phase {
 }
 
 /**
+ * Reads the operator's phases as shares (DESIGN §5: "a phase releases its
+ * share"; the Mender way). A list that only makes sense as cumulative
+ * percentages — strictly increasing, ending at 100, adding up to more than 100,
+ * as `kernex deploy --phases 10,50,100` sends — is turned into shares.
+ * Returns undefined when neither reading fits (shares over 100).
+ */
+export function normalisePhases(phases: readonly Phase[]): Phase[] | undefined {
+  const sum = phases.reduce((a, p) => a + p.percent, 0);
+  if (sum <= 100) return phases.map((p) => ({ ...p }));
+  const increasing = phases.every((p, i) => i === 0 || p.percent > phases[i - 1]!.percent);
+  if (!increasing || phases.at(-1)?.percent !== 100) return undefined;
+  return phases.map((p, i) => ({ ...p, percent: p.percent - (i === 0 ? 0 : phases[i - 1]!.percent) }));
+}
+
+/**
  * Splits `count` devices into phases: phase i gets its `percent` share
  * (rounded up, so a non-empty share has at least one device); the last phase
  * takes whatever the shares leave. Returns each device index's phase.

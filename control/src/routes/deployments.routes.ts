@@ -107,13 +107,13 @@ export async function deploymentsRoutes(app: FastifyInstance, opts: DeploymentsR
       schema: {
         summary: 'List deployments, newest first',
         tags: ['deployments'],
-        querystring: paging,
+        querystring: { ...paging, properties: { ...paging.properties, status: { enum: ['running', 'completed', 'aborted', 'cancelled'] } } },
         response: { 200: { type: 'object', required: ['items', 'nextCursor'], properties: { items: { type: 'array', items: deployment }, nextCursor: { type: ['string', 'null'] } } } },
       },
     },
     async (req) => {
-      const q = req.query as { limit: number; cursor?: string };
-      return deployments.list(q.limit, q.cursor);
+      const q = req.query as { limit: number; cursor?: string; status?: 'running' | 'completed' | 'aborted' | 'cancelled' };
+      return deployments.list(q.limit, q.cursor, q.status);
     },
   );
 

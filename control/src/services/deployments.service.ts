@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Principal } from '../auth/auth.plugin.js';
 import { Errors } from '../errors.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
-import { assignPhases } from '../orchestrator/rules.js';
+import { assignPhases, normalisePhases } from '../orchestrator/rules.js';
 import type { BundlesStore } from '../store/bundles.pg.js';
 import type { DeploymentRow, DeploymentsStore, Rollout, Target } from '../store/deployments.pg.js';
 import { decodeCursor, type Page } from '../store/paging.js';
@@ -53,14 +53,17 @@ export class DeploymentsService {
   ) {}
 
   async create(input: CreateDeployment, principal: Principal | undefined): Promise<DeploymentView> {
+    const given = input.rollout?.phases?.length ? input.rollout.phases.map((p) => ({ percent: p.percent, waitS: p.waitS ?? 0 })) : [{ percent: 100, waitS: 0 }];
+    const phases = normalisePhases(given);
+    if (!phases) {
+      throw new Errors.VALIDATION('body.rollout.phases must be shares adding up to at most 100, or cumulative percentages rising to 100');
+    }
     const rollout: Rollout = {
-      phases: input.rollout?.phases?.length ? input.rollout.phases.map((p) => ({ percent: p.percent, waitS: p.waitS ?? 0 })) : [{ percent: 100, waitS: 0 }],
+      phases,
       maxFailurePercent: input.rollout?.maxFailurePercent ?? 100,
       maxConcurrent: input.rollout?.maxConcurrent ?? null,
       rollbackOnAbort: input.rollout?.rollbackOnAbort ?? true,
     };
-    const total = rollout.phases.reduce((sum, p) => sum + p.percent, 0);
-    if (total > 100) throw new Errors.VALIDATION(`body.rollout.phases percents add up to ${total}, more than 100`);
     const t = input.target;
     if (!t.all && !t.deviceIds?.length && !t.tags?.length) throw new Errors.VALIDATION('body.target needs deviceIds, tags or all');
 
@@ -94,10 +97,10 @@ export class DeploymentsService {
     return this.view(row);
   }
 
-  async list(limit: number, cursor?: string): Promise<Page<DeploymentView>> {
+  async list(limit: number, cursor?: string, status?: DeploymentRow['status']): Promise<Page<DeploymentView>> {
     const after = cursor ? decodeCursor(cursor) : undefined;
     if (cursor && !after) throw new Errors.VALIDATION('querystring.cursor is not a cursor of this list');
-    const page = await this.store.list(this.store.sql, limit, after);
+    const page = await this.store.list(this.store.sql, limit, after, status);
     return { items: await Promise.all(page.items.map((r) => this.view(r))), nextCursor: page.nextCursor };
   }
 

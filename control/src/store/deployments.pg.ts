@@ -127,10 +127,12 @@ export class DeploymentsStore {
     return row ? toDeployment(row) : undefined;
   }
 
-  async list(db: Db, limit: number, after?: CursorKey): Promise<Page<DeploymentRow>> {
+  async list(db: Db, limit: number, after?: CursorKey, status?: DeploymentStatus): Promise<Page<DeploymentRow>> {
     const rows = await db`
       select *, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at from deployments
-      ${after ? db`where (created_at, id) < (${after.at}::timestamptz, ${after.id}::uuid)` : db``}
+      where true
+      ${status ? db`and status = ${status}` : db``}
+      ${after ? db`and (created_at, id) < (${after.at}::timestamptz, ${after.id}::uuid)` : db``}
       order by created_at desc, id desc
       limit ${limit + 1}`;
     return toPage(rows, limit, (r) => ({ at: r.at as string, id: r.id as string }), toDeployment);

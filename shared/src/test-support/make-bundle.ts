@@ -16,8 +16,8 @@ export interface TestEntry {
 export async function makeArchive(entries: TestEntry[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise<void>((resolve, reject) => pack.once('end', resolve).once('error', reject));
+  pack.on('data', (c) => chunks.push(c as Buffer));
+  const done = new Promise<void>((resolve, reject) => pack.once('end', () => resolve()).once('error', reject));
   for (const e of entries) {
     const body = e.body === undefined ? undefined : Buffer.from(e.body);
     const type = e.type ?? 'file';
