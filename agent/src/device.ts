@@ -108,6 +108,8 @@ export class Device extends EventEmitter {
   private stopped = false;
   private sleeping: { timer: NodeJS.Timeout; wake: () => void } | undefined;
   private draining = false;
+  /** The enrollment token, until the server has accepted the device or refused the token. */
+  private enrollToken: string | undefined;
   private drainAgain = false;
 
   constructor(private readonly opts: DeviceOptions) {
@@ -142,6 +144,8 @@ export class Device extends EventEmitter {
     this.outbox.onAppend(() => void this.drain());
     this.identity = await this.store.loadIdentity(this.key.deviceId);
     if (this.identity) this.clock.restore(this.identity.clockOffsetMs);
+    // A token is spent once used: an accepted or refused device never sends it again.
+    this.enrollToken = !this.identity || this.identity.status === 'pending' ? this.opts.enrollToken : undefined;
     await this.enroll();
     if (this.stopped) return;
     this.startSession();
@@ -199,7 +203,7 @@ export class Device extends EventEmitter {
         privateKey: key.privateKey,
         deviceId: key.deviceId,
         clock: this.clock,
-        enrollmentToken: this.opts.enrollToken,
+        enrollmentToken: this.enrollToken,
         name: this.opts.name,
         hardware: { arch: os.arch(), platform: os.platform(), kernel: os.release(), cpus: os.cpus().length, memTotal: os.totalmem() },
       });
@@ -213,12 +217,19 @@ export class Device extends EventEmitter {
         server: this.opts.server,
       };
       await this.store.saveIdentity(this.identity);
+      if (answer.status !== 'pending') this.enrollToken = undefined;
       this.emit('registered', this.identity);
       const level = answer.status === 'accepted' ? 'info' : 'warn';
       this.log[level]({ deviceId: answer.deviceId, status: answer.status, clockOffsetMs: this.clock.offset }, answer.status === 'pending' ? 'registered; waiting for an operator to accept the device' : 'registered');
       return answer.status;
     } catch (err) {
       if (!(err instanceof RegistrationError)) throw err;
+      if (err.kind === 'bad_token' && this.enrollToken) {
+        // Nothing was registered; without the token the device at least shows up as pending for an operator.
+        this.enrollToken = undefined;
+        this.log.error({ err: err.message }, 'enrollment token refused; registering without it (the device waits as pending)');
+        return err.kind;
+      }
       this.log.warn({ kind: err.kind, err: err.message }, 'registration failed; retrying');
       return err.kind;
     }

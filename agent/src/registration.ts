@@ -5,7 +5,7 @@ import type { Clock } from './clock.js';
 /** Why a registration did not succeed; `retry` says whether trying again later can help. */
 export class RegistrationError extends Error {
   constructor(
-    readonly kind: 'unreachable' | 'refused' | 'bad_proof' | 'invalid' | 'server',
+    readonly kind: 'unreachable' | 'refused' | 'bad_proof' | 'bad_token' | 'invalid' | 'server',
     message: string,
     readonly retry: boolean,
     options?: { cause?: unknown },
@@ -80,6 +80,7 @@ export async function register(opts: RegisterOptions): Promise<RegistrationRespo
   }
   if (date) opts.clock.correct(Date.parse(date), sentAt, receivedAt);
   const message = typeof json.message === 'string' ? json.message : text.slice(0, 200);
+  if (json.code === 'KX_ENROLLMENT_TOKEN_INVALID') throw new RegistrationError('bad_token', `server refused the enrollment token: ${message}`, true);
   if (res.status === 403) throw new RegistrationError('refused', `server refused this device: ${message}`, true);
   // A 401 is most often a clock far off: the Date header above has corrected it for the next try.
   if (res.status === 401) throw new RegistrationError('bad_proof', `server refused the proof: ${message}`, true);
