@@ -88,7 +88,7 @@ if (selected('telemetry')) {
       '## Telemetry ingest (one server, 100 devices)',
       '',
       'A `kernex server` process (embedded PostgreSQL) and 100 authenticated MQTT.js devices in the',
-      'bench process; each device publishes 500 typical agent samples (QoS 0, ~190-byte JSON) as fast',
+      'bench process; each device publishes 500 typical agent samples (QoS 0, ~130-byte JSON) as fast',
       'as it can (50,000 in all); the figure is `kernex_telemetry_persisted_total` over the time from',
       'the first publish to the last write (`control/src/bench/telemetry.bench.ts`). Batches of up to',
       '2,000 rows: one INSERT over unnest()ed arrays plus one UPDATE of the latest values per flush.',
@@ -98,7 +98,7 @@ if (selected('telemetry')) {
           figure: 'telemetry persisted',
           unit: 'messages/s',
           kernex: summarize(runsOf.map((r) => r.persistedPerS)),
-          limitedBy: 'two cores shared by the publishers, the broker (JSON validation per message) and PostgreSQL',
+          limitedBy: 'two cores shared by the publishers, the server process (MQTT parsing, JSON parse + schema check per message) and PostgreSQL; not profiled further',
         },
         {
           figure: 'lost between publish and database',
