@@ -49,12 +49,15 @@ export function createAuthenticate(deps: {
       onAuthenticated(deviceId, client);
       return done(null, true);
     }
+    const epoch = cache.epoch(deviceId);
     directory.lookup(deviceId).then(
       async (device) => {
         if (!device) return refuse(done, deviceId, 'unknown_device');
         if (device.status !== 'accepted') return refuse(done, deviceId, `device_${device.status}`);
         try {
           const claims = await verifyDeviceJwt(token, { publicKey: device.publicKey, deviceId, aud: 'kernex-mqtt', now });
+          // Rejected or decommissioned while we looked it up: the status we read is stale.
+          if (cache.epoch(deviceId) !== epoch) return refuse(done, deviceId, 'device_changed');
           cache.set(deviceId, token, claims.exp);
         } catch (err) {
           if (err instanceof JwtError) return refuse(done, deviceId, err.reason);

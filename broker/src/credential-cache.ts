@@ -5,6 +5,8 @@
  */
 export class CredentialCache {
   private readonly entries = new Map<string, { token: string; exp: number }>();
+  /** Bumped by {@link forget}: a verification that started before a status change must not count. */
+  private readonly epochs = new Map<string, number>();
 
   constructor(private readonly max = 100_000) {}
 
@@ -28,6 +30,12 @@ export class CredentialCache {
   /** Forgets a device (rejected, decommissioned): its next CONNECT is checked against the directory. */
   forget(deviceId: string): void {
     this.entries.delete(deviceId);
+    this.epochs.set(deviceId, this.epoch(deviceId) + 1);
+  }
+
+  /** Changes whenever the device is forgotten; authentication compares it before and after its lookup. */
+  epoch(deviceId: string): number {
+    return this.epochs.get(deviceId) ?? 0;
   }
 
   get size(): number {

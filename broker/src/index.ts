@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
 import {
   cmdTopic,
   validateCommand,
@@ -16,7 +15,7 @@ import { createAuthenticate } from './authenticate.js';
 import { createAuthorizers } from './authorize.js';
 import { CredentialCache } from './credential-cache.js';
 import type { DeviceDirectory } from './device-directory.js';
-import { closeServer, listen, type BoundListener } from './listeners.js';
+import { closeServer, createListeners, listen, type BoundListener } from './listeners.js';
 import { createBrokerMetrics, type BrokerMetrics } from './metrics.js';
 import { Sessions } from './sessions.js';
 
@@ -38,10 +37,17 @@ export interface BrokerOptions {
   directory?: DeviceDirectory;
 }
 
-/** Where the broker should listen. Port 0 picks any free port. */
+/** Where the broker should listen. Port 0 picks any free port; an absent port means no such listener. */
 export interface ListenOptions {
   host: string;
+  /** MQTT over TCP. */
   mqttPort: number;
+  /** MQTT over TLS; needs `tls`. */
+  mqttsPort?: number;
+  /** MQTT over WebSocket (plain), for browsers. */
+  wsPort?: number;
+  /** PEM certificate (chain) and key for `mqttsPort`. */
+  tls?: { cert: string; key: string };
 }
 
 /**
@@ -134,11 +140,15 @@ class Broker implements KernexBroker {
     }
   }
 
-  async listen({ host, mqttPort }: ListenOptions): Promise<void> {
-    const server = net.createServer(this.aedes.handle);
-    const port = await listen(server, mqttPort, host);
-    this.listeners.push({ kind: 'mqtt', server, port });
-    this.log.info({ port, host }, 'mqtt listening');
+  async listen(options: ListenOptions): Promise<void> {
+    const { host } = options;
+    for (const { kind, server, port: wanted } of createListeners(this.aedes, options)) {
+      const port = await listen(server, wanted, host).catch((err: Error) => {
+        throw Object.assign(err, { listener: kind }); // so the server can name the variable
+      });
+      this.listeners.push({ kind, server, port });
+      this.log.info({ kind, port, host }, `${kind} listening`);
+    }
   }
 
   isListening(): boolean {

@@ -1,5 +1,9 @@
+import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import type { Aedes } from 'aedes';
+import { createWebSocketStream, WebSocketServer } from 'ws';
 
 /** A bound listener: the server and the port it actually got (useful with port 0). */
 export interface BoundListener {
@@ -34,4 +38,35 @@ export function closeServer(server: net.Server): Promise<void> {
     if (!server.listening) return resolve();
     server.close(() => resolve());
   });
+}
+
+/** The listeners asked for, not yet listening: TCP always, TLS and WebSocket when their port is given. */
+export function createListeners(
+  aedes: Aedes,
+  options: { mqttPort: number; mqttsPort?: number; wsPort?: number; tls?: { cert: string; key: string } },
+): Array<{ kind: BoundListener['kind']; server: net.Server; port: number }> {
+  const out: Array<{ kind: BoundListener['kind']; server: net.Server; port: number }> = [
+    { kind: 'mqtt', server: net.createServer(aedes.handle), port: options.mqttPort },
+  ];
+  if (options.mqttsPort !== undefined) {
+    if (!options.tls) throw new Error('mqttsPort needs tls { cert, key }');
+    const server = tls.createServer({ cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' }, aedes.handle);
+    // A failed handshake (wrong CA on the client, plain MQTT on the TLS port) is the client's problem, not ours.
+    server.on('tlsClientError', () => {});
+    out.push({ kind: 'mqtts', server, port: options.mqttsPort });
+  }
+  if (options.wsPort !== undefined) {
+    const server = http.createServer((_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client\n');
+    });
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (socket, req) => {
+      const stream = createWebSocketStream(socket);
+      stream.on('error', () => socket.terminate());
+      aedes.handle(stream, req);
+    });
+    server.on('close', () => wss.close());
+    out.push({ kind: 'ws', server, port: options.wsPort });
+  }
+  return out;
 }

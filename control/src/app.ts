@@ -25,6 +25,8 @@ export interface AppDeps {
   registration: RegistrationService;
   enrollmentTokens: EnrollmentTokensService;
   telemetry: TelemetryService;
+  /** Serve HTTPS with this certificate and key (KERNEX_HTTPS). */
+  https?: { cert: string; key: string };
 }
 
 /** The contract's error body (DESIGN §6). */
@@ -83,7 +85,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.log.child({ mod: 'http' }) as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
     trustProxy: false,
-  });
+    ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key } } : {}),
+  }) as unknown as FastifyInstance;
 
   app.addHook('onResponse', async (req, reply) => {
     deps.metrics.httpDuration

@@ -34,4 +34,16 @@ describe('loadConfig', () => {
   it('refuses a short admin key', () => {
     expect(() => loadConfig({ KERNEX_ADMIN_KEY: 'short' })).toThrow(/KERNEX_ADMIN_KEY/);
   });
+
+  it('turns TLS on from files, or makes its own when a TLS listener is asked for without them', () => {
+    expect(loadConfig({}).tls).toEqual({ mode: 'off' });
+    expect(loadConfig({ KERNEX_MQTTS_PORT: '8883' })).toMatchObject({ tls: { mode: 'auto' }, https: false });
+    expect(loadConfig({ KERNEX_HTTPS: 'true' })).toMatchObject({ tls: { mode: 'auto' }, https: true });
+    expect(loadConfig({ KERNEX_TLS_CERT: '/etc/c.pem', KERNEX_TLS_KEY: '/etc/k.pem' })).toMatchObject({
+      tls: { mode: 'files', certFile: '/etc/c.pem', keyFile: '/etc/k.pem' },
+      https: true,
+    });
+    expect(() => loadConfig({ KERNEX_TLS_CERT: '/etc/c.pem' })).toThrow(/KERNEX_TLS_CERT and KERNEX_TLS_KEY must be given together/);
+    expect(() => loadConfig({ KERNEX_HTTPS: 'maybe' })).toThrow(/KERNEX_HTTPS must be true or false/);
+  });
 });

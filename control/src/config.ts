@@ -14,6 +14,14 @@ export interface ServerConfig {
   /** Port of the embedded PostgreSQL; 0 picks a free one at each start. */
   embeddedPgPort: number;
   publicUrl: string | undefined;
+  /**
+   * Where TLS material comes from: `files` (KERNEX_TLS_CERT/KERNEX_TLS_KEY),
+   * `auto` (a CA and server certificate the server makes in its data
+   * directory, when a TLS listener is asked for without files), or `off`.
+   */
+  tls: { mode: 'off' } | { mode: 'auto' } | { mode: 'files'; certFile: string; keyFile: string };
+  /** Serve the HTTP API over TLS (KERNEX_HTTPS). */
+  https: boolean;
   adminKey: string | undefined;
   /** Days of telemetry history kept; older samples are pruned in the background. */
   telemetryRetentionDays: number;
@@ -82,16 +90,39 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     return raw;
   };
 
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    problems.push(`${name} must be true or false, got '${raw}'`);
+    return fallback;
+  };
+
+  const certFile = env.KERNEX_TLS_CERT || undefined;
+  const keyFile = env.KERNEX_TLS_KEY || undefined;
+  if (Boolean(certFile) !== Boolean(keyFile)) problems.push('KERNEX_TLS_CERT and KERNEX_TLS_KEY must be given together');
+  const mqttsPort = port('KERNEX_MQTTS_PORT', undefined);
+  const https = bool('KERNEX_HTTPS', Boolean(certFile && keyFile));
+  const tls: ServerConfig['tls'] =
+    certFile && keyFile
+      ? { mode: 'files', certFile: path.resolve(certFile), keyFile: path.resolve(keyFile) }
+      : mqttsPort !== undefined || https
+        ? { mode: 'auto' }
+        : { mode: 'off' };
+
   const config: ServerConfig = {
     databaseUrl: url('DATABASE_URL', ['postgres:', 'postgresql:']),
     dataDir: path.resolve(env.KERNEX_DATA_DIR || defaultDataDir()),
     host: env.KERNEX_HOST || '0.0.0.0',
     httpPort: port('KERNEX_HTTP_PORT', 8080)!,
     mqttPort: port('KERNEX_MQTT_PORT', 1883)!,
-    mqttsPort: port('KERNEX_MQTTS_PORT', undefined),
+    mqttsPort,
     wsPort: port('KERNEX_WS_PORT', undefined),
     embeddedPgPort: port('KERNEX_PG_PORT', 0)!,
     publicUrl: url('KERNEX_PUBLIC_URL', ['http:', 'https:']),
+    tls,
+    https,
     adminKey: env.KERNEX_ADMIN_KEY || undefined,
     telemetryRetentionDays: positiveInt('KERNEX_TELEMETRY_RETENTION_DAYS', 7, 3650),
     logLevel: env.LOG_LEVEL || 'info',

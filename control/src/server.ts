@@ -26,13 +26,19 @@ import { EnrollmentTokensStore } from './store/enrollment-tokens.pg.js';
 import { SettingsStore } from './store/settings.pg.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrate.js';
+import { loadTlsMaterial } from './tls/tls-material.js';
 
 /** A started server: its parts and the ports it bound. */
 export interface RunningServer {
   config: Readonly<ServerConfig>;
   httpPort: number;
   mqttPort: number;
-  /** http://127.0.0.1:{httpPort}: what local tools and tests use. */
+  /** Bound MQTT-over-TLS and MQTT-over-WebSocket ports, when those listeners are on. */
+  mqttsPort: number | undefined;
+  wsPort: number | undefined;
+  /** The self-made CA devices pin, in the zero-setup TLS mode. */
+  caFile: string | undefined;
+  /** http(s)://127.0.0.1:{httpPort}: what local tools and tests use. */
   httpUrl: string;
   sql: Sql;
   broker: KernexBroker;
@@ -120,17 +126,24 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     // The broker has validated each sample against the shared schema and its size limit.
     broker.on('device:telemetry', (deviceId, sample) => telemetryIngest.add(deviceId, sample));
     cleanups.push(() => broker.close());
+    const tls = await loadTlsMaterial(config, log.child({ mod: 'tls' }));
     try {
-      await broker.listen({ host: config.host, mqttPort: config.mqttPort });
+      await broker.listen({ host: config.host, mqttPort: config.mqttPort, mqttsPort: config.mqttsPort, wsPort: config.wsPort, tls });
     } catch (err) {
+      const kind = (err as { listener?: string }).listener;
+      if (kind === 'mqtts') throw listenError(err, 'KERNEX_MQTTS_PORT', config.mqttsPort!);
+      if (kind === 'ws') throw listenError(err, 'KERNEX_WS_PORT', config.wsPort!);
       throw listenError(err, 'KERNEX_MQTT_PORT', config.mqttPort);
     }
-    const mqttPort = broker.listeners[0]!.port;
+    const portOf = (kind: string): number | undefined => broker.listeners.find((l) => l.kind === kind)?.port;
+    const mqttPort = portOf('mqtt')!;
+    const mqttsPort = portOf('mqtts');
+    const wsPort = portOf('ws');
 
     const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
     const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }));
     const enrollmentTokens = new EnrollmentTokensService(new EnrollmentTokensStore(sql));
-    const endpoints = new MqttEndpoints(config.publicUrl, { mqtt: mqttPort });
+    const endpoints = new MqttEndpoints(config.publicUrl, { mqtt: mqttPort, mqtts: mqttsPort, ws: wsPort });
     const registration = new RegistrationService(devicesStore, endpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
 
     const app = await buildApp({
@@ -143,6 +156,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       registration,
       enrollmentTokens,
       telemetry,
+      https: config.https ? tls : undefined,
     });
     cleanups.push(() => app.close());
     try {
@@ -160,7 +174,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     }
     const readyMs = performance.now() - t0;
     log.info(
-      { httpPort, mqttPort, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
+      { httpPort, mqttPort, mqttsPort, wsPort, https: config.https, caFile: tls?.caFile, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
       'kernex server ready',
     );
 
@@ -169,7 +183,10 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       config,
       httpPort,
       mqttPort,
-      httpUrl: `http://127.0.0.1:${httpPort}`,
+      mqttsPort,
+      wsPort,
+      caFile: tls?.caFile,
+      httpUrl: `${config.https ? 'https' : 'http'}://127.0.0.1:${httpPort}`,
       sql,
       broker,
       app,

@@ -54,4 +54,19 @@ describe('device JWTs', () => {
     const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: ecId, aud: 'kernex-mqtt', iat: now, exp: now + 60 })).toString('base64url')}.`;
     expect(await reason(verifyDeviceJwt(none, opts))).toBe('wrong_alg');
   });
+
+  it('checks the signature over exactly the header and payload sent', async () => {
+    const opts = { publicKey: ec.publicKey, deviceId: ecId, aud: 'kernex-mqtt' as const, now };
+    const token = await signDeviceJwt({ privateKey: ec.privateKey, deviceId: ecId, aud: 'kernex-mqtt', now });
+    const [h, , sig] = token.split('.') as [string, string, string];
+    const longer = Buffer.from(JSON.stringify({ sub: ecId, aud: 'kernex-mqtt', iat: now, exp: now + 7200 })).toString('base64url');
+    expect(await reason(verifyDeviceJwt(`${h}.${longer}.${sig}`, opts))).toBe('bad_signature');
+    // ES256 signatures are r||s (RFC 7518 §3.4); the DER form node:crypto makes by default is refused.
+    const input = token.split('.').slice(0, 2).join('.');
+    const der = createSign('SHA256').update(input).sign(ec.privateKey).toString('base64url');
+    expect(await reason(verifyDeviceJwt(`${input}.${der}`, opts))).toBe('bad_signature');
+    expect(await reason(verifyDeviceJwt(`${token}.extra`, opts))).toBe('malformed');
+    const crit = Buffer.from(JSON.stringify({ alg: 'ES256', crit: ['exp'] })).toString('base64url');
+    expect(await reason(verifyDeviceJwt(`${crit}.${token.split('.')[1]}.${sig}`, opts))).toBe('malformed');
+  });
 });

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { brokerLevelRun, type BrokerRun } from './broker-level.bench.js';
+import { connectStormRun, makeDevices, verifyRate, type ConnectStormRun } from './connect-storm.bench.js';
 import { machineFacts } from './machine.js';
 import { renderTable, writeSection, type FigureRow } from './report.js';
 import { summarize } from './stats.js';
@@ -16,6 +17,7 @@ const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
     devices: { type: 'string', default: '2000' },
+    'auth-devices': { type: 'string', default: '1000' },
     workers: { type: 'string', default: '2' },
     only: { type: 'string' },
     out: { type: 'string' },
@@ -137,6 +139,45 @@ if (selected('idle')) {
         { figure: 'one keepalive exchange', unit: 'bytes', kernex: one(idle.keepaliveBytes), limitedBy: 'MQTT fixed headers' },
         { figure: 'idle device-hour, MQTT bytes', unit: 'bytes', kernex: one(idle.bytesPerHour), limitedBy: 'telemetry period', target: '< 4 KB' },
         { figure: 'idle device-hour, with TCP/IPv4 headers (estimate)', unit: 'bytes', kernex: one(idle.bytesPerHourWithHeaders), limitedBy: '52-byte headers per segment', target: '< 4 KB' },
+      ]),
+    ].join('\n'),
+  );
+}
+
+if (selected('auth')) {
+  const n = Number(values['auth-devices']);
+  process.stderr.write(`connect storm with authentication: ${n} P-256 devices, ${workers} client worker threads, ${runs} runs\n`);
+  const devices = await makeDevices(n);
+  const results: Array<ConnectStormRun & { verifyPerS: number }> = [];
+  for (let r = 0; r < runs; r++) {
+    const verifyPerS = await verifyRate(devices);
+    results.push({ ...(await connectStormRun(devices, workers)), verifyPerS });
+    process.stderr.write(`  run ${r + 1}/${runs}: ${JSON.stringify(results.at(-1))}\n`);
+  }
+  const pinned = results.every((x) => x.pinned);
+  const row = (figure: string, pick: (x: ConnectStormRun & { verifyPerS: number }) => number, limitedBy: string, unit = 'connects/s'): FigureRow => ({
+    figure,
+    unit,
+    kernex: summarize(results.map(pick)),
+    limitedBy,
+  });
+  await writeSection(
+    out,
+    'connect-auth',
+    [
+      `## Connect storm with authentication (${n} P-256 devices)`,
+      '',
+      `The broker runs in its own process${pinned ? ', pinned to one core (`taskset -c 0`)' : ''}, with authentication on and`,
+      'the devices in an in-memory `DeviceDirectory` (keys parsed once, as the server caches them), so',
+      'the figure is the broker\'s: no PostgreSQL round trip. MQTT.js clients in worker threads of',
+      'another process connect every device as fast as they can (rate = N / first CONNECT to last',
+      'CONNACK): first **cold**, each ES256 JWT verified, then **warm**, the same JWTs again, answered',
+      'from the broker\'s credential cache (`control/src/bench/connect-storm.bench.ts`).',
+      '',
+      renderTable([
+        row('cold connects (verify)', (x) => x.coldPerS, 'the broker core: ES256 verify (node:crypto) + Aedes CONNECT handling'),
+        row('warm connects (cached)', (x) => x.warmPerS, 'the broker core: Aedes CONNECT handling; the clients share the other core'),
+        row('ES256 JWT verifications alone, one thread', (x) => x.verifyPerS, 'verifyDeviceJwt (node:crypto) in the bench process, no MQTT', 'verifies/s'),
       ]),
     ].join('\n'),
   );

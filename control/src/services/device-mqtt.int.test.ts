@@ -1,8 +1,7 @@
-import { once } from 'node:events';
 import { cmdTopic, eventsTopic, MAX_DEVICE_PAYLOAD_BYTES, statusTopic, telemetryTopic, type Command } from '@kernex/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, makeDevice, register, type TestDevice } from '../test-support/devices.js';
-import { closed, connectDevice, metric, refusalCode, subackCodes } from '../test-support/mqtt.js';
+import { brokerEvent, closed, connectDevice, metric, nextMessage, refusalCode, subackCodes } from '../test-support/mqtt.js';
 import { startTestServer, type TestServer } from '../test-support/test-server.js';
 
 describe('devices over MQTT', () => {
@@ -37,9 +36,9 @@ describe('devices over MQTT', () => {
     const granted = await client.subscribeAsync(cmdTopic(d.id), { qos: 1 });
     expect(granted).toEqual([expect.objectContaining({ topic: cmdTopic(d.id), qos: 1 })]);
 
-    const event = once(server.broker as never, 'device:event');
-    const telemetry = once(server.broker as never, 'device:telemetry');
-    const status = once(server.broker as never, 'device:status');
+    const event = brokerEvent(server.broker, 'device:event');
+    const telemetry = brokerEvent(server.broker, 'device:telemetry');
+    const status = brokerEvent(server.broker, 'device:status');
     const inBefore = await metric(url, 'kernex_mqtt_messages_in_total', { channel: 'events' });
     await client.publishAsync(eventsTopic(d.id), JSON.stringify({ executionId: 'e1', state: 'downloading', progress: 40, ts: Date.now() }), { qos: 1 });
     await client.publishAsync(telemetryTopic(d.id), JSON.stringify({ cpu: 12.5, mem: [1, 2], v: '1.0.0' }));
@@ -52,7 +51,7 @@ describe('devices over MQTT', () => {
     // The server's own publish bypasses the device ACL and arrives with QoS 1.
     const command: Command = { id: 'c1', type: 'cancel', executionId: 'e1', issuedAt: new Date().toISOString() };
     const outBefore = await metric(url, 'kernex_mqtt_messages_out_total');
-    const message = once(client, 'message');
+    const message = nextMessage(client);
     await server.broker.publishCommand(d.id, command);
     const [topic, payload, packet] = await message;
     expect(topic).toBe(cmdTopic(d.id));
@@ -151,7 +150,7 @@ describe('devices over MQTT', () => {
       expect(await refused(reason), reason).toBe(before.get(reason)! + bad.filter((b) => b[0] === reason).length);
     }
     // Still connected, and a valid publish after all that gets through.
-    const good = once(server.broker as never, 'device:event');
+    const good = brokerEvent(server.broker, 'device:event');
     await client.publishAsync(eventsTopic(d.id), JSON.stringify({ executionId: 'ok', state: 'received', ts: 1 }), { qos: 1 });
     expect((await good)[1]).toMatchObject({ executionId: 'ok' });
     server.broker.off('device:event', onEvent);
@@ -164,13 +163,13 @@ describe('devices over MQTT', () => {
   it('tracks presence from connect and disconnect, written in batches', async () => {
     const d = await accepted();
     expect(await device(d.id)).toMatchObject({ online: false, lastSeenAt: null });
-    const connected = once(server.broker as never, 'device:connect');
+    const connected = brokerEvent(server.broker, 'device:connect');
     const client = await connectDevice(mqttUrl, d);
     expect(await connected).toEqual([d.id]);
     await expect.poll(() => device(d.id)).toMatchObject({ online: true, lastSeenAt: expect.any(String) });
     expect((await api('GET', `${url}/api/v1/devices?online=true`, server.adminHeaders)).body.items.map((x: { id: string }) => x.id)).toContain(d.id);
 
-    const disconnected = once(server.broker as never, 'device:disconnect');
+    const disconnected = brokerEvent(server.broker, 'device:disconnect');
     await client.endAsync();
     expect(await disconnected).toEqual([d.id]);
     await expect.poll(() => device(d.id)).toMatchObject({ online: false });
@@ -200,7 +199,7 @@ describe('devices over MQTT', () => {
 
     // The second session works: a command reaches it.
     await second.subscribeAsync(cmdTopic(d.id), { qos: 1 });
-    const message = once(second, 'message');
+    const message = nextMessage(second);
     await server.broker.publishCommand(d.id, { id: 'c', type: 'cancel', executionId: 'e', issuedAt: new Date().toISOString() });
     await message;
 
@@ -209,8 +208,8 @@ describe('devices over MQTT', () => {
 
     // A connection that dies without DISCONNECT: its will is published and the device goes offline.
     const third = await connectDevice(mqttUrl, d, { will });
-    const statusEvent = once(server.broker as never, 'device:status');
-    const gone = once(server.broker as never, 'device:disconnect');
+    const statusEvent = brokerEvent(server.broker, 'device:status');
+    const gone = brokerEvent(server.broker, 'device:disconnect');
     third.stream.destroy();
     expect(await statusEvent).toEqual([d.id, { state: 'offline' }]);
     await gone;

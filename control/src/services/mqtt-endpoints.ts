@@ -12,19 +12,10 @@ export interface MqttPorts {
  * when those listeners are on.
  */
 export class MqttEndpoints {
-  private readonly ports: MqttPorts;
-
   constructor(
     private readonly publicUrl: string | undefined,
-    ports: MqttPorts,
-  ) {
-    this.ports = { ...ports };
-  }
-
-  /** Listeners opened after the HTTP app was built (TLS, WebSocket) report their ports here. */
-  setPort(kind: keyof MqttPorts, port: number): void {
-    this.ports[kind] = port;
-  }
+    private readonly ports: Readonly<MqttPorts>,
+  ) {}
 
   urls(hostHeader: string | undefined): string[] {
     const host = hostOf(this.publicUrl) ?? hostOf(hostHeader ? `http://${hostHeader}` : undefined) ?? 'localhost';

@@ -1,4 +1,5 @@
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { BrokerEvents, KernexBroker } from '@kernex/broker';
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { TestDevice } from './devices.js';
 
 /**
@@ -55,4 +56,14 @@ export async function subackCodes(client: MqttClient, topics: Record<string, { q
     if (!granted) throw err;
     return granted;
   }
+}
+
+/** The arguments of the broker's next `name` event. */
+export function brokerEvent<K extends keyof BrokerEvents>(broker: KernexBroker, name: K): Promise<BrokerEvents[K]> {
+  return new Promise((resolve) => broker.once(name, (...args) => resolve(args)));
+}
+
+/** The next message a client receives: topic, payload, packet. */
+export function nextMessage(client: MqttClient): Promise<[string, Buffer, IPublishPacket]> {
+  return new Promise((resolve) => client.once('message', (topic, payload, packet) => resolve([topic, payload, packet])));
 }
