@@ -1,14 +1,23 @@
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { authPlugin, type DeviceTokenVerifier } from './auth/auth.plugin.js';
 import type { ApiKeysService } from './auth/api-keys.service.js';
 import { Errors } from './errors.js';
+import { auditPlugin } from './http/audit.plugin.js';
+import { registerDocsUi, registerOpenApi } from './http/openapi.js';
+import { rateLimitPlugin } from './http/rate-limit.plugin.js';
+import { routeTablePlugin } from './http/route-table.plugin.js';
 import type { ServerMetrics } from './metrics.js';
+import { apiKeysRoutes } from './routes/api-keys.routes.js';
+import { auditRoutes } from './routes/audit.routes.js';
 import { devicesRoutes } from './routes/devices.routes.js';
 import { enrollmentTokensRoutes } from './routes/enrollment-tokens.routes.js';
 import { healthRoutes, type HealthChecks } from './routes/health.routes.js';
 import { registrationRoutes } from './routes/registration.routes.js';
 import { telemetryRoutes } from './routes/telemetry.routes.js';
+import type { AuditService } from './services/audit.service.js';
 import type { DevicesService } from './services/devices.service.js';
 import type { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
 import type { RegistrationService } from './services/registration.service.js';
@@ -20,7 +29,10 @@ export interface AppDeps {
   metrics: ServerMetrics;
   checks: HealthChecks;
   apiKeys: ApiKeysService;
+  audit: AuditService;
   verifyDeviceToken?: DeviceTokenVerifier;
+  /** Limits and CORS of the admin API (config.ts); defaults when absent. */
+  http?: Partial<HttpOptions>;
   devices: DevicesService;
   registration: RegistrationService;
   enrollmentTokens: EnrollmentTokensService;
@@ -28,6 +40,16 @@ export interface AppDeps {
   /** Serve HTTPS with this certificate and key (KERNEX_HTTPS). */
   https?: { cert: string; key: string };
 }
+
+/** The HTTP edge's limits (see the README's configuration table). */
+export interface HttpOptions {
+  rateLimitPerMin: number;
+  registerRateLimitPerMin: number;
+  bodyLimitBytes: number;
+  corsOrigins: string[];
+}
+
+const HTTP_DEFAULTS: HttpOptions = { rateLimitPerMin: 600, registerRateLimitPerMin: 10, bodyLimitBytes: 1024 * 1024, corsOrigins: [] };
 
 /** The contract's error body (DESIGN §6). */
 export interface ErrorBody {
@@ -55,10 +77,13 @@ export function toErrorBody(err: FastifyError): ErrorBody {
   const statusCode = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
   if (err.validation) {
     const first = err.validation[0];
-    const where = err.validationContext ?? 'body';
+    const where = err.validationContext === 'querystring' ? 'query' : (err.validationContext ?? 'body');
     const field = first?.instancePath ? `${where}${first.instancePath.replace(/\//g, '.')}` : where;
-    const missing = (first?.params as { missingProperty?: string } | undefined)?.missingProperty;
-    const message = missing ? `${field}.${missing} is required` : `${field} ${first?.message ?? 'is invalid'}`;
+    const params = first?.params as { missingProperty?: string; additionalProperty?: string; allowedValues?: unknown[] } | undefined;
+    let message = `${field} ${first?.message ?? 'is invalid'}`;
+    if (params?.missingProperty) message = `${field}.${params.missingProperty} is required`;
+    else if (params?.additionalProperty) message = `${field}.${params.additionalProperty} is not allowed`;
+    else if (params?.allowedValues) message = `${field} must be one of ${params.allowedValues.join(', ')}`;
     return { statusCode: 400, code: 'KX_VALIDATION', error: STATUS_TEXT[400]!, message };
   }
   if (statusCode >= 500) {
@@ -81,9 +106,10 @@ function fastifyCode(code: string | undefined, status: number): string {
 
 /** Builds the Fastify app without listening (tests use `inject` or `listen` themselves). */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const http: HttpOptions = { ...HTTP_DEFAULTS, ...deps.http };
   const app = Fastify({
     loggerInstance: deps.log.child({ mod: 'http' }) as FastifyBaseLogger,
-    bodyLimit: 1024 * 1024,
+    bodyLimit: http.bodyLimitBytes,
     trustProxy: false,
     ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key } } : {}),
   }) as unknown as FastifyInstance;
@@ -108,13 +134,38 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.code(404).send(toErrorBody(err));
   });
 
+  // Order matters: plugins that add routes (CORS preflight) come before the
+  // route checks; the OpenAPI collector and the route table before any route;
+  // the rate limit before authentication, so a burst costs no database lookup.
+  // No upgrade-insecure-requests: a server on plain HTTP in a LAN must still serve /docs' assets.
+  await app.register(helmet, { global: true, contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } });
+  if (http.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: http.corsOrigins.includes('*') ? '*' : http.corsOrigins,
+      methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],
+      allowedHeaders: ['authorization', 'content-type'],
+      exposedHeaders: ['retry-after'],
+      maxAge: 600,
+    });
+  }
+  await registerOpenApi(app);
+  await app.register(routeTablePlugin);
+  await app.register(rateLimitPlugin, {
+    perMin: http.rateLimitPerMin,
+    registerPerMin: http.registerRateLimitPerMin,
+    refused: deps.metrics.httpRateLimited,
+  });
   await app.register(authPlugin, { apiKeys: deps.apiKeys, verifyDeviceToken: deps.verifyDeviceToken });
+  await app.register(auditPlugin, { audit: deps.audit });
+  await registerDocsUi(app);
 
   await app.register(healthRoutes, {
     checks: deps.checks,
     metricsText: () => deps.metrics.registry.metrics(),
     contentType: deps.metrics.registry.contentType,
   });
+  await app.register(apiKeysRoutes, { apiKeys: deps.apiKeys });
+  await app.register(auditRoutes, { audit: deps.audit });
   await app.register(registrationRoutes, { registration: deps.registration });
   await app.register(devicesRoutes, { devices: deps.devices });
   await app.register(enrollmentTokensRoutes, { tokens: deps.enrollmentTokens });

@@ -47,3 +47,25 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ KERNEX_HTTPS: 'maybe' })).toThrow(/KERNEX_HTTPS must be true or false/);
   });
 });
+
+describe('loadConfig: admin API limits', () => {
+  it('defaults the rate limits, the body limit and CORS (off)', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ rateLimitPerMin: 600, registerRateLimitPerMin: 10, bodyLimitBytes: 1048576, corsOrigins: [] });
+  });
+
+  it('reads CORS origins as a comma-separated list', () => {
+    expect(loadConfig({ KERNEX_CORS_ORIGINS: 'https://a.example.com, http://localhost:3000/' }).corsOrigins).toEqual([
+      'https://a.example.com',
+      'http://localhost:3000',
+    ]);
+    expect(loadConfig({ KERNEX_CORS_ORIGINS: '*' }).corsOrigins).toEqual(['*']);
+  });
+
+  it('names a bad limit or origin', () => {
+    expect(() => loadConfig({ KERNEX_RATE_LIMIT_PER_MIN: '0' })).toThrow(/KERNEX_RATE_LIMIT_PER_MIN must be a whole number/);
+    expect(() => loadConfig({ KERNEX_REGISTER_RATE_LIMIT_PER_MIN: 'many' })).toThrow(/KERNEX_REGISTER_RATE_LIMIT_PER_MIN/);
+    expect(() => loadConfig({ KERNEX_BODY_LIMIT_BYTES: '-1' })).toThrow(/KERNEX_BODY_LIMIT_BYTES/);
+    expect(() => loadConfig({ KERNEX_CORS_ORIGINS: 'https://a.example.com/path' })).toThrow(/KERNEX_CORS_ORIGINS/);
+  });
+});

@@ -26,6 +26,14 @@ export interface ServerConfig {
   /** Days of telemetry history kept; older samples are pruned in the background. */
   telemetryRetentionDays: number;
   logLevel: string;
+  /** Requests per minute for one API key, or for one address sending no credentials. */
+  rateLimitPerMin: number;
+  /** Requests per minute from one address to the unauthenticated `POST /api/v1/devices/register`. */
+  registerRateLimitPerMin: number;
+  /** Largest JSON request body in bytes (routes that take uploads set their own). */
+  bodyLimitBytes: number;
+  /** Origins allowed to call the API from a browser; empty = CORS off, `['*']` = any. */
+  corsOrigins: string[];
 }
 
 /** One bad value, named by its variable. */
@@ -90,6 +98,32 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     return raw;
   };
 
+  const positive = (name: string, fallback: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < 1) {
+      problems.push(`${name} must be a whole number of at least 1, got '${raw}'`);
+      return fallback;
+    }
+    return n;
+  };
+
+  const origins = (name: string): string[] => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return [];
+    const list = raw.split(',').map((o) => o.trim()).filter(Boolean);
+    for (const o of list) {
+      if (o === '*') continue;
+      try {
+        const u = new URL(o);
+        if (!['http:', 'https:'].includes(u.protocol) || u.origin !== o.replace(/\/$/, '')) throw new Error('not an origin');
+      } catch {
+        problems.push(`${name} must be '*' or comma-separated origins like https://console.example.com, got '${o}'`);
+      }
+    }
+    return list.map((o) => o.replace(/\/$/, ''));
+  };
   const bool = (name: string, fallback: boolean): boolean => {
     const raw = env[name];
     if (raw === undefined || raw === '') return fallback;
@@ -126,6 +160,10 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     adminKey: env.KERNEX_ADMIN_KEY || undefined,
     telemetryRetentionDays: positiveInt('KERNEX_TELEMETRY_RETENTION_DAYS', 7, 3650),
     logLevel: env.LOG_LEVEL || 'info',
+    rateLimitPerMin: positive('KERNEX_RATE_LIMIT_PER_MIN', 600),
+    registerRateLimitPerMin: positive('KERNEX_REGISTER_RATE_LIMIT_PER_MIN', 10),
+    bodyLimitBytes: positive('KERNEX_BODY_LIMIT_BYTES', 1024 * 1024),
+    corsOrigins: origins('KERNEX_CORS_ORIGINS'),
   };
 
   const logLevel = config.logLevel;

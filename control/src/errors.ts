@@ -14,6 +14,7 @@ export const Errors = {
   FORBIDDEN: createError('KX_FORBIDDEN', '%s', 403),
   CONFLICT: createError('KX_CONFLICT', '%s', 409),
   PAYLOAD_TOO_LARGE: createError('KX_PAYLOAD_TOO_LARGE', 'request body is larger than %s bytes', 413),
+  UNSUPPORTED_MEDIA_TYPE: createError('KX_UNSUPPORTED_MEDIA_TYPE', 'content type %s is not accepted here', 415),
   BAD_PROOF: createError('KX_BAD_PROOF', 'registration proof refused: %s', 401),
   ENROLLMENT_TOKEN_INVALID: createError('KX_ENROLLMENT_TOKEN_INVALID', 'enrollment token is unknown, expired, used up or revoked', 401),
   DEVICE_REFUSED: createError('KX_DEVICE_REFUSED', 'device %s is %s', 403),

@@ -8,5 +8,7 @@ export function createLogger(level: string, name = 'kernex'): Logger {
   if (process.stdout.isTTY && process.env.KERNEX_LOG_FORMAT !== 'json') {
     return pino({ name, level, transport: { target: 'pino-pretty', options: { colorize: true } } });
   }
-  return pino({ name, level });
+  // Synchronous writes: with pino's default asynchronous stdout, a line still waiting on a full
+  // pipe at exit can come out after a later one, or not at all (the last 'stopped' line was lost).
+  return pino({ name, level }, pino.destination({ dest: 1, sync: true }));
 }

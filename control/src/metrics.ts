@@ -1,9 +1,11 @@
-import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 
 /** The server's Prometheus registry with process metrics; parts register their own metrics on it. */
 export interface ServerMetrics {
   registry: Registry;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
+  /** Requests refused with 429, by which limit refused them. */
+  httpRateLimited: Counter<'scope'>;
 }
 
 export function createMetrics(): ServerMetrics {
@@ -16,5 +18,11 @@ export function createMetrics(): ServerMetrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
     registers: [registry],
   });
-  return { registry, httpDuration };
+  const httpRateLimited = new Counter({
+    name: 'kernex_http_rate_limited_total',
+    help: 'HTTP requests refused with 429, by limit (credential, address, register)',
+    labelNames: ['scope'],
+    registers: [registry],
+  });
+  return { registry, httpDuration, httpRateLimited };
 }

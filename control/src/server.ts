@@ -21,6 +21,8 @@ import { createTelemetryMetrics, TelemetryIngest } from './services/telemetry-in
 import { TelemetryService } from './services/telemetry.service.js';
 import { ApiKeysStore } from './store/api-keys.pg.js';
 import { TelemetryStore } from './store/telemetry.pg.js';
+import { AuditStore } from './store/audit.pg.js';
+import { AuditService } from './services/audit.service.js';
 import { DevicesStore } from './store/devices.pg.js';
 import { EnrollmentTokensStore } from './store/enrollment-tokens.pg.js';
 import { SettingsStore } from './store/settings.pg.js';
@@ -45,6 +47,7 @@ export interface RunningServer {
   app: FastifyInstance;
   services: {
     apiKeys: ApiKeysService;
+    audit: AuditService;
     serverKey: ServerKeyService;
     devices: DevicesService;
     deviceAuth: DeviceAuthService;
@@ -104,6 +107,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
 
     const serverKey = await ServerKeyService.load(new SettingsStore(sql), log.child({ mod: 'server-key' }), options.signingKeyPem);
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
+    const audit = new AuditService(new AuditStore(sql), log.child({ mod: 'audit' }));
 
     const devicesStore = new DevicesStore(sql);
     // The broker's memory is gone: nobody is connected until the broker says so.
@@ -151,6 +155,13 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       metrics,
       checks: { database: () => pingDatabase(sql), broker: () => broker.isListening() },
       apiKeys,
+      audit,
+      http: {
+        rateLimitPerMin: config.rateLimitPerMin,
+        registerRateLimitPerMin: config.registerRateLimitPerMin,
+        bodyLimitBytes: config.bodyLimitBytes,
+        corsOrigins: config.corsOrigins,
+      },
       verifyDeviceToken: deviceAuth.verify,
       devices,
       registration,
@@ -190,7 +201,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, serverKey, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest },
+      services: { apiKeys, audit, serverKey, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();

@@ -1,7 +1,37 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { Errors } from '../errors.js';
+import { decodeCursor, toPage, type Page } from '../http/paging.js';
 import type { ApiKeyRow, ApiKeysStore } from '../store/api-keys.pg.js';
 import type { Role } from './roles.js';
+
+/** An API key as the API shows it: never its secret, only its first characters. */
+export interface ApiKeyView {
+  id: string;
+  name: string;
+  role: Role;
+  keyPrefix: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+export function toApiKeyView(r: ApiKeyRow): ApiKeyView {
+  return {
+    id: r.id,
+    name: r.name,
+    role: r.role,
+    keyPrefix: r.keyPrefix,
+    createdAt: r.createdAt.toISOString(),
+    lastUsedAt: r.lastUsedAt?.toISOString() ?? null,
+    revokedAt: r.revokedAt?.toISOString() ?? null,
+  };
+}
+
+const isCursor = (v: unknown): v is { createdAt: string; id: string } =>
+  typeof v === 'object' && v !== null && typeof (v as { createdAt?: unknown }).createdAt === 'string' &&
+  !Number.isNaN(Date.parse((v as { createdAt: string }).createdAt)) &&
+  /^[0-9a-f-]{36}$/.test(String((v as { id?: unknown }).id));
 
 /** A newly made key: the secret is returned here once and never stored. */
 export interface CreatedApiKey {
@@ -27,9 +57,27 @@ export class ApiKeysService {
     return { key, row };
   }
 
-  /** The key's row when it is known and not revoked. */
+  /** The key's row when it is known and not revoked; notes the use (at most once a minute). */
   async verify(key: string): Promise<ApiKeyRow | undefined> {
-    return this.store.findActiveByHash(hashApiKey(key));
+    const row = await this.store.findActiveByHash(hashApiKey(key));
+    if (row) await this.store.touch(row.id);
+    return row;
+  }
+
+  /** Every key, revoked ones too, oldest first. */
+  async list(q: { limit: number; cursor?: string }): Promise<Page<ApiKeyView>> {
+    const after = q.cursor ? decodeCursor(q.cursor, isCursor) : undefined;
+    const rows = await this.store.list(q.limit, after);
+    return toPage(rows, q.limit, (r) => ({ createdAt: r.createdAt.toISOString(), id: r.id }), toApiKeyView);
+  }
+
+  /** Revokes a key at once (its next request gets 401); the last admin key cannot go. */
+  async revoke(id: string): Promise<ApiKeyView> {
+    const { row, refused } = await this.store.revoke(id);
+    if (refused) throw new Errors.CONFLICT('the last active admin key cannot be revoked; create another admin key first');
+    if (!row) throw new Errors.NOT_FOUND(`API key ${id}`);
+    this.log.info({ keyId: id }, 'API key revoked');
+    return toApiKeyView(row);
   }
 
   /**

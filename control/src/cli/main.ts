@@ -1,8 +1,20 @@
 import { Command } from 'commander';
+import { auditCommand } from './audit.command.js';
+import { bundlesCommand } from './bundles.command.js';
+import { deployCommand } from './deploy.command.js';
+import { deploymentsCommand } from './deployments.command.js';
+import { devicesCommand } from './devices.command.js';
+import { keysCommand } from './keys.command.js';
+import { statusCommand } from './status.command.js';
+import { tokensCommand } from './tokens.command.js';
 
 const program = new Command('kernex')
   .description('Kernex: push-based fleet manager for edge devices')
-  .version('0.1.0');
+  .version('0.1.0')
+  .option('--url <url>', 'server URL (default: $KERNEX_URL, the config file, or http://127.0.0.1:8080)')
+  .option('--api-key <key>', 'API key (default: $KERNEX_API_KEY or the config file)')
+  .option('--json', 'print JSON instead of tables')
+  .showHelpAfterError('(add --help for usage)');
 
 program
   .command('server')
@@ -11,5 +23,9 @@ program
     const { runServer } = await import('../main.js');
     await runServer();
   });
+
+for (const cmd of [statusCommand(), devicesCommand(), tokensCommand(), bundlesCommand(), deployCommand(), deploymentsCommand(), keysCommand(), auditCommand()]) {
+  program.addCommand(cmd);
+}
 
 await program.parseAsync(process.argv);

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { errorResponses } from '../http/schemas.js';
 
 /** What readiness depends on; the server passes its live parts. */
 export interface HealthChecks {
@@ -6,20 +7,62 @@ export interface HealthChecks {
   broker(): boolean;
 }
 
-/** `/healthz`, `/readyz` and `/metrics` need no key (DESIGN §6). */
+const readySchema = {
+  type: 'object',
+  required: ['status', 'checks'],
+  properties: {
+    status: { type: 'string', enum: ['ready', 'not ready'] },
+    checks: { type: 'object', required: ['database', 'broker'], properties: { database: { type: 'boolean' }, broker: { type: 'boolean' } } },
+  },
+} as const;
+
+/**
+ * `/healthz`, `/readyz` and `/metrics` need no key (DESIGN §6) and are not rate
+ * limited: probes and scrapers must never be told 429.
+ */
 export async function healthRoutes(
   app: FastifyInstance,
   opts: { checks: HealthChecks; metricsText: () => Promise<string>; contentType: string },
 ): Promise<void> {
-  app.get('/healthz', { config: { access: 'public' }, logLevel: 'warn' }, async () => ({ status: 'ok' }));
+  app.get(
+    '/healthz',
+    {
+      config: { access: 'public', rateLimit: false },
+      logLevel: 'warn',
+      schema: {
+        summary: 'Liveness: 200 while the process runs',
+        response: { 200: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } } }, ...errorResponses },
+      },
+    },
+    async () => ({ status: 'ok' }),
+  );
 
-  app.get('/readyz', { config: { access: 'public' }, logLevel: 'warn' }, async (_req, reply) => {
-    const [database, broker] = [await opts.checks.database(), opts.checks.broker()];
-    const ready = database && broker;
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { database, broker } });
-  });
+  app.get(
+    '/readyz',
+    {
+      config: { access: 'public', rateLimit: false },
+      logLevel: 'warn',
+      schema: { summary: 'Readiness: the database answers and the broker listens', response: { 200: readySchema, 503: readySchema, ...errorResponses } },
+    },
+    async (_req, reply) => {
+      const [database, broker] = [await opts.checks.database(), opts.checks.broker()];
+      const ready = database && broker;
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { database, broker } });
+    },
+  );
 
-  app.get('/metrics', { config: { access: 'public' }, logLevel: 'warn' }, async (_req, reply) => {
-    return reply.type(opts.contentType).send(await opts.metricsText());
-  });
+  app.get(
+    '/metrics',
+    {
+      config: { access: 'public', rateLimit: false },
+      logLevel: 'warn',
+      schema: {
+        summary: 'Prometheus metrics (text exposition format)',
+        response: { 200: { type: 'string', description: 'Prometheus text format' }, ...errorResponses },
+      },
+    },
+    async (_req, reply) => {
+      return reply.type(opts.contentType).send(await opts.metricsText());
+    },
+  );
 }

@@ -4,8 +4,8 @@ import type { RegistrationService } from '../services/registration.service.js';
 
 const { $id: _id, ...body } = registrationSchema;
 
-/** Registration needs no key, so it is rate-limited per client (the rate-limit plugin reads `config.rateLimit`). */
-const config = { access: 'public', rateLimit: { max: 20, timeWindow: '1 minute' } } as const;
+/** Registration needs no key; http/rate-limit.plugin.ts limits it per address (KERNEX_REGISTER_RATE_LIMIT_PER_MIN). */
+const config = { access: 'public' } as const;
 
 const answer = {
   type: 'object',

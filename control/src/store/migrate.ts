@@ -36,14 +36,15 @@ export async function listMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]>
  */
 export async function migrate(sql: Sql, log: Logger, dir = MIGRATIONS_DIR): Promise<number[]> {
   const migrations = await listMigrations(dir);
-  await sql`
-    create table if not exists kernex_migrations (
-      id integer primary key,
-      name text not null,
-      applied_at timestamptz not null default now()
-    )`.catch(async (err: { code?: string }) => {
-    // Two servers racing on the very first start: one create wins, the other sees a unique violation.
-    if (err.code !== '23505' && err.code !== '42P07') throw err;
+  // Under the same lock: two servers creating the table at once collide on its row type otherwise.
+  await sql.begin(async (tx) => {
+    await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK})`;
+    await tx`
+      create table if not exists kernex_migrations (
+        id integer primary key,
+        name text not null,
+        applied_at timestamptz not null default now()
+      )`;
   });
 
   const applied: number[] = [];

@@ -36,6 +36,9 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   const adminKey = `kx_test_${randomBytes(16).toString('hex')}`;
   const config = loadConfig({
     KERNEX_ADMIN_KEY: adminKey,
+    // Tests register many devices from one address; tests of the limits set their own.
+    KERNEX_RATE_LIMIT_PER_MIN: '1000000',
+    KERNEX_REGISTER_RATE_LIMIT_PER_MIN: '1000000',
     DATABASE_URL: database.url,
     KERNEX_DATA_DIR: dataDir,
     KERNEX_HOST: '127.0.0.1',

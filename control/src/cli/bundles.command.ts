@@ -1,0 +1,116 @@
+import { Command } from 'commander';
+import { action, type CommandContext } from './context.js';
+import { CliError } from './cli-error.js';
+import { progressBar } from './progress.js';
+
+/** A bundle as the API answers it (DESIGN §4). */
+export interface Bundle {
+  id: string;
+  name: string;
+  version: string;
+  sha256: string;
+  size: number;
+  signature?: string;
+  description?: string | null;
+  createdAt?: string;
+}
+
+const path = (id: string): string => `/api/v1/bundles/${encodeURIComponent(id)}`;
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
+/** A bundle's id from an id or `name@version` (looked up in the bundle list). */
+export async function resolveBundle(api: CommandContext['api'], ref: string): Promise<Bundle> {
+  const at = ref.lastIndexOf('@');
+  if (at <= 0) return api.get<Bundle>(path(ref));
+  const [name, version] = [ref.slice(0, at), ref.slice(at + 1)];
+  const all = await api.list<Bundle>('/api/v1/bundles', { name });
+  const found = all.find((b) => b.name === name && b.version === version);
+  if (!found) throw new CliError(`no bundle ${name}@${version}`);
+  return found;
+}
+
+/** `kernex bundles push|ls|show|rm` (DESIGN §4). */
+export function bundlesCommand(): Command {
+  const bundles = new Command('bundles').description('software bundles: upload, list, inspect, delete');
+
+  bundles
+    .command('push <file>')
+    .description('upload a bundle (.tar.gz with manifest.json); the server checks and signs it')
+    .action(
+      action(async ({ api, out }: CommandContext, file: string) => {
+        const bar = progressBar('uploading |{bar}| {percentage}% {sent}/{size}', 1, { sent: '0 B', size: '?' });
+        let b: Bundle;
+        try {
+          b = await api.upload<Bundle>('/api/v1/bundles', file, 'application/gzip', (sent, total) =>
+            bar.update(sent, total, { sent: formatBytes(sent), size: formatBytes(total) }),
+          );
+        } finally {
+          bar.stop();
+        }
+        out.result(b, () => out.line(`Uploaded ${b.name}@${b.version} as ${b.id} (${formatBytes(b.size)}, sha256 ${b.sha256}).`));
+      }),
+    );
+
+  bundles
+    .command('ls')
+    .description('list bundles')
+    .option('--name <name>', 'only bundles with this name')
+    .action(
+      action(async ({ api, out }: CommandContext, opts: { name?: string }) => {
+        const rows = await api.list<Bundle>('/api/v1/bundles', { name: opts.name });
+        out.list(rows, [
+          { header: 'ID', value: (b) => b.id },
+          { header: 'NAME', value: (b) => b.name },
+          { header: 'VERSION', value: (b) => b.version },
+          { header: 'SIZE', value: (b) => formatBytes(b.size) },
+          { header: 'SHA256', value: (b) => b.sha256.slice(0, 12) },
+          { header: 'CREATED', value: (b) => b.createdAt },
+        ], 'No bundles.');
+      }),
+    );
+
+  bundles
+    .command('show <bundle>')
+    .description('show a bundle (by id or name@version)')
+    .action(
+      action(async ({ api, out }: CommandContext, ref: string) => {
+        const b = await resolveBundle(api, ref);
+        out.result(b, () =>
+          out.record([
+            ['id', b.id],
+            ['name', b.name],
+            ['version', b.version],
+            ['size', `${formatBytes(b.size)} (${b.size} bytes)`],
+            ['sha256', b.sha256],
+            ['signature', b.signature],
+            ['description', b.description],
+            ['created', b.createdAt],
+          ]),
+        );
+      }),
+    );
+
+  bundles
+    .command('rm <bundle>')
+    .description('delete a bundle (by id or name@version)')
+    .action(
+      action(async ({ api, out }: CommandContext, ref: string) => {
+        const b = await resolveBundle(api, ref);
+        await api.delete(path(b.id));
+        out.result({ id: b.id, deleted: true }, () => out.line(`Deleted bundle ${b.name}@${b.version} (${b.id}).`));
+      }),
+    );
+
+  return bundles;
+}

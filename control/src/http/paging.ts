@@ -1,0 +1,69 @@
+import { Errors } from '../errors.js';
+
+/**
+ * Paging for every list endpoint (DESIGN §6): `?limit=&cursor=` in, `{items, nextCursor}` out.
+ * A cursor is opaque to clients: base64url of a small JSON value the store chose
+ * (usually the sort key of the last item returned), so stores may change it freely.
+ */
+
+export const DEFAULT_PAGE_LIMIT = 50;
+export const MAX_PAGE_LIMIT = 500;
+
+/** Query properties of a list route; spread into its `querystring` schema's `properties`. */
+export const pageQueryProperties = {
+  limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE_LIMIT, default: DEFAULT_PAGE_LIMIT, description: 'items per page' },
+  cursor: { type: 'string', maxLength: 512, description: "the previous page's nextCursor" },
+} as const;
+
+/** The parsed paging query. */
+export interface PageQuery {
+  limit?: number;
+  cursor?: string;
+}
+
+/** A page of a list endpoint. */
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+/** Response schema of a list endpoint whose items match `item`. */
+export function pageSchema(item: object): object {
+  return {
+    type: 'object',
+    required: ['items', 'nextCursor'],
+    properties: {
+      items: { type: 'array', items: item },
+      nextCursor: { type: ['string', 'null'], description: 'pass as cursor to get the next page; null on the last page' },
+    },
+  };
+}
+
+export function encodeCursor(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+/**
+ * Decodes a cursor made by {@link encodeCursor}; `check` narrows it to the
+ * store's shape. A cursor that is not one answers 400 naming `query.cursor`.
+ */
+export function decodeCursor<T>(cursor: string, check: (value: unknown) => value is T): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    value = undefined;
+  }
+  if (!check(value)) throw new Errors.VALIDATION('query.cursor is not a cursor this server made');
+  return value;
+}
+
+/**
+ * Builds a page from rows fetched with `limit + 1`: the extra row only tells
+ * that another page exists, and the cursor points after the last item kept.
+ */
+export function toPage<R, T>(rows: R[], limit: number, cursorOf: (row: R) => unknown, map: (row: R) => T): Page<T> {
+  const more = rows.length > limit;
+  const kept = more ? rows.slice(0, limit) : rows;
+  return { items: kept.map(map), nextCursor: more ? encodeCursor(cursorOf(kept[kept.length - 1]!)) : null };
+}

@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Counter } from 'prom-client';
+import { Errors } from '../errors.js';
+
+/** The unauthenticated device registration route (DESIGN §2), limited much more strictly. */
+export const REGISTER_ROUTE = '/api/v1/devices/register';
+const WINDOW_MS = 60_000;
+
+export interface RateLimitOptions {
+  /** Requests per minute per API key (or device token), and per address without credentials. */
+  perMin: number;
+  /** Requests per minute per address to {@link REGISTER_ROUTE}. */
+  registerPerMin: number;
+  refused: Counter<'scope'>;
+}
+
+function bearer(req: FastifyRequest): string | undefined {
+  return /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+}
+
+/** Buckets are named by a hash, so no key or token sits in memory dumps or logs. */
+const credentialBucket = (token: string): string => `cred:${createHash('sha256').update(token).digest('base64url').slice(0, 22)}`;
+
+/**
+ * Rate limits of the admin API, with @fastify/rate-limit's store and counters:
+ * - each credential (API key or device token) gets `perMin` requests a minute;
+ * - each address gets `perMin` a minute for requests without credentials, and
+ *   requests refused with 401 count against the address too, so guessing keys
+ *   from one address is stopped as fast as anonymous calls;
+ * - `POST /api/v1/devices/register` gets `registerPerMin` per address, by URL,
+ *   so it applies to that route whoever writes it;
+ * - routes with `config.rateLimit: false` (health probes, metrics) are exempt.
+ * Runs before authentication (register this plugin first), so a refused burst
+ * costs no database lookup. Over the limit: 429 `KX_RATE_LIMITED` with `retry-after`.
+ */
+export const rateLimitPlugin = fp(async function rateLimitPlugin(app: FastifyInstance, opts: RateLimitOptions) {
+  await app.register(rateLimit, { global: false });
+
+  const byCredential = app.createRateLimit({ max: opts.perMin, timeWindow: WINDOW_MS, keyGenerator: (req) => credentialBucket(bearer(req)!) });
+  const byAddress = app.createRateLimit({ max: opts.perMin, timeWindow: WINDOW_MS, keyGenerator: (req) => `addr:${req.ip}` });
+  const register = app.createRateLimit({ max: opts.registerPerMin, timeWindow: WINDOW_MS, keyGenerator: (req) => `register:${req.ip}` });
+
+  const refuse = (scope: string, ttlInSeconds: number): never => {
+    opts.refused.labels(scope).inc();
+    const seconds = Math.max(1, ttlInSeconds);
+    const err = new Errors.RATE_LIMITED(`${seconds} seconds`);
+    Object.assign(err, { headers: { 'retry-after': String(seconds) } });
+    throw err;
+  };
+
+  app.addHook('onRequest', async (req) => {
+    if (req.routeOptions.config?.rateLimit === false) return;
+    if (req.method === 'POST' && req.routeOptions.url === REGISTER_ROUTE) {
+      const r = await register(req);
+      if (!r.isAllowed && r.isExceeded) refuse('register', r.ttlInSeconds);
+      return;
+    }
+    const token = bearer(req);
+    if (!token) {
+      const r = await byAddress(req);
+      if (!r.isAllowed && r.isExceeded) refuse('address', r.ttlInSeconds);
+      return;
+    }
+    // An address that has used up its budget on refused credentials is refused before trying another.
+    const seen = await byAddress(req, { increment: false });
+    if (!seen.isAllowed && seen.remaining <= 0) refuse('address', seen.ttlInSeconds);
+    const r = await byCredential(req);
+    if (!r.isAllowed && r.isExceeded) refuse('credential', r.ttlInSeconds);
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    if (reply.statusCode === 401 && bearer(req) && req.routeOptions.config?.rateLimit !== false) await byAddress(req);
+  });
+});

@@ -1,0 +1,107 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROLES, roleAllows, type Role } from '../auth/roles.js';
+import { startTestServer, type TestServer } from '../test-support/test-server.js';
+import type { RouteEntry } from './route-table.plugin.js';
+
+/** Routes of the API itself: not the docs UI's assets, not the HEAD twins fastify adds, not CORS preflight. */
+const apiRoutes = (server: TestServer): RouteEntry[] =>
+  server.app.routeTable.filter((r) => !r.url.startsWith('/docs') && r.method !== 'HEAD' && r.method !== 'OPTIONS');
+
+const concretePath = (url: string): string => url.replace(/:id\b/g, randomUUID()).replace(/:[A-Za-z]+/g, 'x');
+
+describe('every route has an access rule, schemas and a role check (real HTTP)', () => {
+  let server: TestServer;
+  const keys = {} as Record<Role, string>;
+  beforeAll(async () => {
+    server = await startTestServer();
+    for (const role of ROLES) keys[role] = (await server.services.apiKeys.create(`matrix-${role}`, role)).key;
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('finds the routes of this server in the table', () => {
+    const names = apiRoutes(server).map((r) => `${r.method} ${r.url}`);
+    expect(names).toEqual(expect.arrayContaining(['GET /healthz', 'POST /api/v1/api-keys', 'DELETE /api/v1/api-keys/:id', 'GET /api/v1/audit']));
+  });
+
+  it('declares an access rule on every route', () => {
+    const missing = apiRoutes(server).filter((r) => r.access === undefined);
+    expect(missing.map((r) => `${r.method} ${r.url}`)).toEqual([]);
+  });
+
+  it('declares a success response schema on every route', () => {
+    const lacking = apiRoutes(server).filter((r) => {
+      const codes = Object.keys((r.schema?.response as Record<string, unknown> | undefined) ?? {});
+      return !codes.some((c) => /^2(\d\d|xx)$/.test(c));
+    });
+    expect(lacking.map((r) => `${r.method} ${r.url}`)).toEqual([]);
+  });
+
+  it('documents every route in the OpenAPI document at /docs/json, with its security', async () => {
+    const res = await fetch(`${server.httpUrl}/docs/json`);
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, { responses?: object; security?: unknown[] }>> };
+    expect(doc.openapi).toMatch(/^3\./);
+    for (const r of apiRoutes(server)) {
+      const op = doc.paths[r.url.replace(/:([A-Za-z]+)/g, '{$1}')]?.[r.method.toLowerCase()];
+      expect(op, `${r.method} ${r.url}`).toBeDefined();
+      expect(Object.keys(op!.responses ?? {}), `${r.method} ${r.url}`).toEqual(expect.arrayContaining(['4XX', '5XX']));
+      expect(op!.security, `${r.method} ${r.url}`).toEqual(r.access === 'public' ? [] : expect.arrayContaining([expect.any(Object)]));
+    }
+    const ui = await fetch(`${server.httpUrl}/docs`, { redirect: 'follow' });
+    expect(ui.status).toBe(200);
+    expect(await ui.text()).toContain('swagger');
+    // Served over plain HTTP in a LAN, the UI must not ask browsers to upgrade its assets to HTTPS.
+    expect(ui.headers.get('content-security-policy')).not.toContain('upgrade-insecure-requests');
+  });
+
+  it('answers 401 without a key, 403 below the role and lets the role through, on every route', async () => {
+    const wrong: string[] = [];
+    for (const r of apiRoutes(server)) {
+      const path = concretePath(r.url);
+      const hasBody = ['POST', 'PATCH', 'PUT'].includes(r.method);
+      const call = async (key?: string): Promise<number> => {
+        const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
+        if (hasBody) headers['content-type'] = 'application/json';
+        const res = await fetch(`${server.httpUrl}${path}`, { method: r.method, headers, body: hasBody ? '{}' : undefined });
+        await res.arrayBuffer();
+        return res.status;
+      };
+      const anonymous = await call();
+      if (r.access === 'public') {
+        if (anonymous === 401 || anonymous === 403) wrong.push(`${r.method} ${r.url}: public but ${anonymous}`);
+        continue;
+      }
+      if (anonymous !== 401) wrong.push(`${r.method} ${r.url}: no key gave ${anonymous}`);
+      if ((await call('kx_not-a-key')) !== 401) wrong.push(`${r.method} ${r.url}: a wrong key was not 401`);
+      const need = typeof r.access === 'string' ? r.access : r.access?.role;
+      for (const role of ROLES) {
+        const status = await call(keys[role]);
+        const allowed = need !== undefined && roleAllows(role, need);
+        if (allowed && (status === 401 || status === 403)) wrong.push(`${r.method} ${r.url}: ${role} refused with ${status}`);
+        if (!allowed && status !== 403) wrong.push(`${r.method} ${r.url}: ${role} got ${status}, not 403`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('refuses a revoked key with 401 at once', async () => {
+    const { key, row } = await server.services.apiKeys.create('short-lived', 'viewer');
+    const get = () => fetch(`${server.httpUrl}/api/v1/audit`, { headers: { authorization: `Bearer ${key}` } });
+    expect((await get()).status).toBe(403);
+    await server.services.apiKeys.revoke(row.id);
+    const res = await get();
+    expect(res.status).toBe(401);
+    expect(await res.json()).toEqual({ statusCode: 401, code: 'KX_UNAUTHORIZED', error: 'Unauthorized', message: 'invalid or revoked API key' });
+  });
+
+  it('sets security headers on every answer', async () => {
+    const res = await fetch(`${server.httpUrl}/healthz`);
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
+    expect(res.headers.get('content-security-policy')).not.toContain('upgrade-insecure-requests');
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
