@@ -70,7 +70,7 @@ export interface DeviceOptions {
   keepaliveS: number;
   /** Cap of the reconnect backoff, seconds (default 60). */
   reconnectMaxS?: number;
-  /** CA for mqtts://; when given, mqtts:// URLs are preferred. */
+  /** CA to trust for mqtts:// and https:// (instead of the system store); when given, mqtts:// URLs are preferred. */
   ca?: Buffer;
   /** Use this broker URL instead of the ones the server hands out. */
   mqttUrl?: string;
@@ -203,6 +203,7 @@ export class Device extends EventEmitter {
         privateKey: key.privateKey,
         deviceId: key.deviceId,
         clock: this.clock,
+        ca: this.opts.ca,
         enrollmentToken: this.enrollToken,
         name: this.opts.name,
         hardware: { arch: os.arch(), platform: os.platform(), kernel: os.release(), cpus: os.cpus().length, memTotal: os.totalmem() },

@@ -5,3 +5,4 @@ export { Backoff, type BackoffOptions } from './session/backoff.js';
 export { MqttSession, type SessionOptions } from './session/session.js';
 export { SystemMetrics, type MetricsSource } from './telemetry/system-metrics.js';
 export { Clock } from './clock.js';
+export { requestText, type HttpAnswer, type RequestOptions } from './http-client.js';
