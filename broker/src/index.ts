@@ -57,6 +57,9 @@ export interface ListenOptions {
  *
  * - `device:connect (deviceId)`: a session started (after CONNACK), including one that took over an earlier connection.
  * - `device:disconnect (deviceId)`: the device's last connection ended; a takeover is not a disconnect.
+ * - `device:subscribed (deviceId)`: the device's `kx/{id}/cmd` subscription is in place: a new
+ *   SUBSCRIBE, or one restored with a persistent session (then just before `device:connect`).
+ *   Commands published before it on a clean session are lost, so send pending ones on this event.
  * - `device:event (deviceId, event)`: a valid message on `kx/{id}/events`.
  * - `device:telemetry (deviceId, telemetry)`: a valid message on `kx/{id}/telemetry`.
  * - `device:status (deviceId, message)`: a valid message on `kx/{id}/status` (also the will).
@@ -64,6 +67,7 @@ export interface ListenOptions {
 export interface BrokerEvents {
   'device:connect': [deviceId: string];
   'device:disconnect': [deviceId: string];
+  'device:subscribed': [deviceId: string];
   'device:event': [deviceId: string, event: ExecutionEvent];
   'device:telemetry': [deviceId: string, telemetry: Telemetry];
   'device:status': [deviceId: string, message: DeviceStatusMessage];
@@ -239,6 +243,10 @@ export async function createBroker(options: BrokerOptions): Promise<KernexBroker
     broker.safeEmit('device:connect', client.id);
   });
   aedes.on('clientDisconnect', (client) => gone(client.id, client));
+  aedes.on('subscribe', (subs, client) => {
+    // Refused ones are reported too, with qos 128.
+    if (client && subs.some((s) => s.topic === cmdTopic(client.id) && (s.qos as number) !== 128)) broker.safeEmit('device:subscribed', client.id);
+  });
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'connection error'));
   return broker;

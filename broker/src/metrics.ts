@@ -12,7 +12,7 @@ export function createBrokerMetrics(registry: Registry): BrokerMetrics {
   return {
     devicesConnected: new Gauge({
       name: 'kernex_devices_connected',
-      help: 'MQTT clients currently connected to the embedded broker',
+      help: 'Devices with a live MQTT session (connected clients when the broker runs without authentication)',
       registers: [registry],
     }),
     messagesIn: new Counter({

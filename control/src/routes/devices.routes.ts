@@ -1,7 +1,8 @@
 import type { DeviceStatus } from '@kernex/shared';
 import type { FastifyInstance } from 'fastify';
 import type { DevicesService } from '../services/devices.service.js';
-import { deviceIdParams, deviceSchema, page, pageQuery, tagsSchema } from './devices.schemas.js';
+import { pageQueryProperties, pageSchema } from '../http/paging.js';
+import { deviceIdParams, deviceSchema, tagsSchema } from './devices.schemas.js';
 
 interface IdParams {
   id: string;
@@ -16,6 +17,7 @@ export async function devicesRoutes(app: FastifyInstance, opts: { devices: Devic
     {
       config: { access: 'viewer' },
       schema: {
+        summary: 'List devices in registration order, filtered by status, online and tag',
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -23,10 +25,10 @@ export async function devicesRoutes(app: FastifyInstance, opts: { devices: Devic
             status: deviceSchema.properties.status,
             online: { type: 'boolean' },
             tag: { type: 'string', minLength: 1, maxLength: 64 },
-            ...pageQuery,
+            ...pageQueryProperties,
           },
         },
-        response: { 200: page(deviceSchema) },
+        response: { 200: pageSchema(deviceSchema) },
       },
     },
     async (req) => {
@@ -37,7 +39,10 @@ export async function devicesRoutes(app: FastifyInstance, opts: { devices: Devic
 
   app.get<{ Params: IdParams }>(
     '/api/v1/devices/:id',
-    { config: { access: { role: 'viewer', device: true } }, schema: { params: deviceIdParams, response: { 200: deviceSchema } } },
+    {
+      config: { access: { role: 'viewer', device: true } },
+      schema: { summary: 'A device (a device token may read only its own)', params: deviceIdParams, response: { 200: deviceSchema } },
+    },
     async (req) => devices.get(req.params.id, req.principal),
   );
 
@@ -46,6 +51,7 @@ export async function devicesRoutes(app: FastifyInstance, opts: { devices: Devic
     {
       config: { access: 'operator' },
       schema: {
+        summary: 'Rename or re-tag a device',
         params: deviceIdParams,
         body: {
           type: 'object',
@@ -62,14 +68,20 @@ export async function devicesRoutes(app: FastifyInstance, opts: { devices: Devic
   for (const action of ['accept', 'reject'] as const) {
     app.post<{ Params: IdParams }>(
       `/api/v1/devices/:id/${action}`,
-      { config: { access: 'operator' }, schema: { params: deviceIdParams, response: { 200: deviceSchema } } },
+      {
+        config: { access: 'operator' },
+        schema: { summary: `${action === 'accept' ? 'Accept' : 'Reject'} a device`, params: deviceIdParams, response: { 200: deviceSchema } },
+      },
       async (req) => devices.decide(req.params.id, action),
     );
   }
 
   app.delete<{ Params: IdParams }>(
     '/api/v1/devices/:id',
-    { config: { access: 'operator' }, schema: { params: deviceIdParams, response: { 200: deviceSchema } } },
+    {
+      config: { access: 'operator' },
+      schema: { summary: 'Decommission a device for good; ends its MQTT session', params: deviceIdParams, response: { 200: deviceSchema } },
+    },
     async (req) => devices.decide(req.params.id, 'decommission'),
   );
 }

@@ -28,17 +28,4 @@ export const deviceSchema = {
   },
 } as const;
 
-/** `limit` and `cursor` of every list (DESIGN §6). */
-export const pageQuery = {
-  limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
-  cursor: { type: 'string', minLength: 1, maxLength: 128 },
-} as const;
-
-export const page = (item: object) =>
-  ({
-    type: 'object',
-    required: ['items', 'nextCursor'],
-    properties: { items: { type: 'array', items: item }, nextCursor: nullableString },
-  }) as const;
-
 export const tagsSchema = { type: 'array', maxItems: 32, items: { type: 'string', minLength: 1, maxLength: 64 } } as const;

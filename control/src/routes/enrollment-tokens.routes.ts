@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { EnrollmentTokensService } from '../services/enrollment-tokens.service.js';
-import { page, pageQuery, tagsSchema } from './devices.schemas.js';
+import { pageQueryProperties, pageSchema } from '../http/paging.js';
+import { uuidParams } from '../http/schemas.js';
+import { tagsSchema } from './devices.schemas.js';
 
 const tokenSchema = {
   type: 'object',
@@ -17,7 +19,6 @@ const tokenSchema = {
   },
 } as const;
 
-const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', format: 'uuid' } } } as const;
 
 /** Enrollment tokens (DESIGN §2): admins make, list and revoke them. */
 export async function enrollmentTokensRoutes(app: FastifyInstance, opts: { tokens: EnrollmentTokensService }): Promise<void> {
@@ -28,6 +29,7 @@ export async function enrollmentTokensRoutes(app: FastifyInstance, opts: { token
     {
       config: { access: 'admin' },
       schema: {
+        summary: 'Make an enrollment token; the token itself is in this answer only',
         body: {
           type: 'object',
           required: ['uses', 'expiresInS'],
@@ -51,8 +53,9 @@ export async function enrollmentTokensRoutes(app: FastifyInstance, opts: { token
     {
       config: { access: 'admin' },
       schema: {
-        querystring: { type: 'object', additionalProperties: false, properties: { ...pageQuery, cursor: { type: 'string', format: 'uuid' } } },
-        response: { 200: page(tokenSchema) },
+        summary: 'List enrollment tokens, newest first (never their secrets)',
+        querystring: { type: 'object', additionalProperties: false, properties: { ...pageQueryProperties } },
+        response: { 200: pageSchema(tokenSchema) },
       },
     },
     async (req) => tokens.list(req.query.limit, req.query.cursor),
@@ -60,7 +63,7 @@ export async function enrollmentTokensRoutes(app: FastifyInstance, opts: { token
 
   app.delete<{ Params: { id: string } }>(
     '/api/v1/enrollment-tokens/:id',
-    { config: { access: 'admin' }, schema: { params: idParams, response: { 200: tokenSchema } } },
+    { config: { access: 'admin' }, schema: { summary: 'Revoke an enrollment token', params: uuidParams, response: { 200: tokenSchema } } },
     async (req) => tokens.revoke(req.params.id),
   );
 }

@@ -187,4 +187,18 @@ describe('POST /api/v1/devices/register', () => {
       await other.stop();
     }
   });
+
+  it('holds registration to KERNEX_REGISTER_RATE_LIMIT_PER_MIN per address', async () => {
+    const limited = await startTestServer({ KERNEX_REGISTER_RATE_LIMIT_PER_MIN: '2' });
+    try {
+      const d = await makeDevice();
+      expect((await register(limited.httpUrl, d)).status).toBe(201);
+      expect((await register(limited.httpUrl, d)).status).toBe(200);
+      const third = await register(limited.httpUrl, d);
+      expect(third.status).toBe(429);
+      expect(third.body.code).toBe('KX_RATE_LIMITED');
+    } finally {
+      await limited.stop();
+    }
+  });
 });

@@ -1,5 +1,5 @@
 import { registrationSchema, type RegistrationRequest } from '@kernex/shared';
-import type { FastifyContextConfig, FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { RegistrationService } from '../services/registration.service.js';
 
 const { $id: _id, ...body } = registrationSchema;
@@ -23,9 +23,13 @@ const answer = {
 export async function registrationRoutes(app: FastifyInstance, opts: { registration: RegistrationService }): Promise<void> {
   app.post<{ Body: RegistrationRequest }>(
     '/api/v1/devices/register',
-    { config: config as FastifyContextConfig, schema: { body, response: { 200: answer, 201: answer } } },
+    {
+      config,
+      schema: { summary: 'Register a device key (proof of possession); 201 new, 200 known key', body, response: { 200: answer, 201: answer } },
+    },
     async (req, reply) => {
       const { created, response } = await opts.registration.register(req.body, req.headers.host);
+      req.auditTarget = response.deviceId;
       return reply.code(created ? 201 : 200).send(response);
     },
   );

@@ -33,8 +33,10 @@ describe('devices over MQTT', () => {
   it('lets an accepted device in, and delivers its valid messages as broker events', async () => {
     const d = await accepted();
     const client = await connectDevice(mqttUrl, d);
+    const subscribed = brokerEvent(server.broker, 'device:subscribed');
     const granted = await client.subscribeAsync(cmdTopic(d.id), { qos: 1 });
     expect(granted).toEqual([expect.objectContaining({ topic: cmdTopic(d.id), qos: 1 })]);
+    expect(await subscribed).toEqual([d.id]);
 
     const event = brokerEvent(server.broker, 'device:event');
     const telemetry = brokerEvent(server.broker, 'device:telemetry');

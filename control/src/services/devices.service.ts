@@ -2,6 +2,7 @@ import type { DeviceStatus } from '@kernex/shared';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/auth.plugin.js';
 import { Errors } from '../errors.js';
+import { decodeCursor, toPage, type Page } from '../http/paging.js';
 import type { DeviceFilter, DeviceRow, DevicesStore } from '../store/devices.pg.js';
 
 /** A device as the API answers it (DESIGN §2). */
@@ -33,6 +34,8 @@ export const deviceView = (d: DeviceRow): DeviceView => ({
   telemetryAt: d.telemetryAt?.toISOString() ?? null,
   createdAt: d.createdAt.toISOString(),
 });
+
+const isDeviceId = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{24}$/.test(v);
 
 /** What the devices service needs from the broker: end a live session at once. */
 export interface DeviceSessions {
@@ -68,10 +71,11 @@ export class DevicesService {
     return deviceView(row);
   }
 
-  async list(filter: DeviceFilter, limit: number, cursor: string | undefined): Promise<{ items: DeviceView[]; nextCursor: string | null }> {
-    const rows = await this.store.list(filter, limit + 1, cursor);
-    const page = rows.slice(0, limit);
-    return { items: page.map(deviceView), nextCursor: rows.length > limit ? page.at(-1)!.id : null };
+  /** A page in registration order; the cursor holds the last device id seen. */
+  async list(filter: DeviceFilter, limit: number, cursor: string | undefined): Promise<Page<DeviceView>> {
+    const after = cursor === undefined ? undefined : decodeCursor(cursor, isDeviceId);
+    const rows = await this.store.list(filter, limit + 1, after);
+    return toPage(rows, limit, (r) => r.id, deviceView);
   }
 
   async update(id: string, patch: { name?: string; tags?: string[] }): Promise<DeviceView> {

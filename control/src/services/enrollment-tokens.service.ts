@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Errors } from '../errors.js';
+import { decodeCursor, toPage, type Page } from '../http/paging.js';
 import type { EnrollmentTokenRow, EnrollmentTokensStore } from '../store/enrollment-tokens.pg.js';
 
 /** Tokens look like `kxe_<43 base64url chars>`: 256 random bits; only their SHA-256 is stored. */
@@ -28,6 +29,8 @@ const view = (r: EnrollmentTokenRow): EnrollmentTokenView => ({
   revokedAt: r.revokedAt?.toISOString() ?? null,
 });
 
+const isUuid = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v);
+
 /** Enrollment tokens (DESIGN §2): made and revoked by admins, used up by registration. */
 export class EnrollmentTokensService {
   constructor(private readonly store: EnrollmentTokensStore) {}
@@ -45,10 +48,10 @@ export class EnrollmentTokensService {
     return { token, ...view(row) };
   }
 
-  async list(limit: number, cursor: string | undefined): Promise<{ items: EnrollmentTokenView[]; nextCursor: string | null }> {
-    const rows = await this.store.list(limit + 1, cursor);
-    const page = rows.slice(0, limit);
-    return { items: page.map(view), nextCursor: rows.length > limit ? page.at(-1)!.id : null };
+  /** Newest first; the cursor holds the last token id seen. */
+  async list(limit: number, cursor: string | undefined): Promise<Page<EnrollmentTokenView>> {
+    const after = cursor === undefined ? undefined : decodeCursor(cursor, isUuid);
+    return toPage(await this.store.list(limit + 1, after), limit, (r) => r.id, view);
   }
 
   async revoke(id: string): Promise<EnrollmentTokenView> {

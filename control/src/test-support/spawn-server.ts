@@ -13,7 +13,7 @@ export interface ServerProcess {
   logs: Array<Record<string, unknown>>;
   stderr: string;
   /** Resolves with the 'kernex server ready' line, or rejects if the process exits first. */
-  ready: Promise<{ httpPort: number; mqttPort: number; readyMs: number; databaseMs: number }>;
+  ready: Promise<{ httpPort: number; mqttPort: number; mqttsPort?: number; wsPort?: number; caFile?: string; readyMs: number; databaseMs: number }>;
   /** Resolves with the exit code (or signal) once the process has ended. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }

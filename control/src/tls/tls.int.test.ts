@@ -10,6 +10,7 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, makeDevice, register, type TestDevice } from '../test-support/devices.js';
 import { connectDevice, subackCodes } from '../test-support/mqtt.js';
+import { spawnServer } from '../test-support/spawn-server.js';
 import { startTestServer, type TestServer } from '../test-support/test-server.js';
 import { ensureAutoTls, makeCa } from './auto-ca.js';
 
@@ -116,6 +117,32 @@ describe('TLS from certificate files', () => {
     } finally {
       await server.stop();
       await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('kernex server with KERNEX_MQTTS_PORT and no certificate files', () => {
+  it('makes its CA on first start, names it in the ready line, and keeps it on the next start', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-tls-srv-'));
+    await fs.chmod(dataDir, 0o711);
+    const env = { KERNEX_DATA_DIR: dataDir, KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0', KERNEX_MQTTS_PORT: '0' };
+    try {
+      const first = spawnServer(env);
+      const ready = await first.ready;
+      expect(ready.caFile).toBe(path.join(dataDir, 'tls', 'ca.crt'));
+      expect(ready.mqttsPort).toBeGreaterThan(0);
+      const ca = await fs.readFile(ready.caFile!, 'utf8');
+      first.proc.kill('SIGTERM');
+      expect((await first.exited).code).toBe(0);
+
+      const second = spawnServer(env);
+      await second.ready;
+      expect(await fs.readFile(path.join(dataDir, 'tls', 'ca.crt'), 'utf8')).toBe(ca);
+      expect(second.logs.find((l) => l.msg === 'tls: using the server-made CA')).toMatchObject({ createdCa: false, createdCert: false });
+      second.proc.kill('SIGTERM');
+      expect((await second.exited).code).toBe(0);
+    } finally {
+      await fs.rm(dataDir, { recursive: true, force: true });
     }
   });
 });
