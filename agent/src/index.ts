@@ -5,4 +5,6 @@ export { Backoff, type BackoffOptions } from './session/backoff.js';
 export { MqttSession, type SessionOptions } from './session/session.js';
 export { SystemMetrics, type MetricsSource } from './telemetry/system-metrics.js';
 export { Clock } from './clock.js';
+export { Enrollment, type EnrollmentOptions } from './enrollment.js';
+export { IdentityStore, type DeviceKey, type StoredIdentity } from './identity-store.js';
 export { requestText, type HttpAnswer, type RequestOptions } from './http-client.js';
