@@ -55,6 +55,13 @@ export type InsertOutcome =
   | { kind: 'exists' }
   | { kind: 'token_invalid' };
 
+/** Thrown inside a transaction to roll it back and answer `outcome` instead. */
+class Rollback extends Error {
+  constructor(readonly outcome: InsertOutcome | { kind: 'not_pending' }) {
+    super(outcome.kind);
+  }
+}
+
 /** SQL for `devices`; the only place that touches the table. */
 export class DevicesStore {
   constructor(private readonly sql: Sql) {}
@@ -76,11 +83,6 @@ export class DevicesStore {
    * (`exists`) or a spent token leaves both tables unchanged.
    */
   async insert(d: NewDevice): Promise<InsertOutcome> {
-    class Rollback extends Error {
-      constructor(readonly outcome: InsertOutcome) {
-        super(outcome.kind);
-      }
-    }
     try {
       return await this.sql.begin(async (tx) => {
         let tags: string[] = [];
@@ -104,30 +106,32 @@ export class DevicesStore {
         return { kind: 'inserted', device } as InsertOutcome;
       });
     } catch (err) {
-      if (err instanceof Rollback) return err.outcome;
+      if (err instanceof Rollback) return err.outcome as InsertOutcome;
       throw err;
     }
   }
 
   /** Accepts a pending device with a token (re-registration with a token), in one transaction. */
   async acceptWithToken(id: string, tokenHash: string): Promise<DeviceRow | 'token_invalid' | undefined> {
-    return this.sql.begin(async (tx) => {
-      const [token] = await tx<{ id: string; tags: string[] }[]>`
-        update enrollment_tokens set uses_left = uses_left - 1
-        where token_hash = ${tokenHash} and revoked_at is null and expires_at > now() and uses_left > 0
-        returning id, tags`;
-      if (!token) return 'token_invalid' as const;
-      const [device] = await tx<DeviceRow[]>`
-        update devices set status = 'accepted', tags = ${tx.array(token.tags)}, enrollment_token_id = ${token.id}, updated_at = now()
-        where id = ${id} and status = 'pending'
-        returning ${tx.unsafe(COLUMNS)}`;
-      // Not pending any more (raced with an operator): give the use back by rolling back.
-      if (!device) throw Object.assign(new Error('not pending'), { notPending: true });
-      return device;
-    }).catch((err: { notPending?: boolean }) => {
-      if (err.notPending) return undefined;
+    try {
+      return await this.sql.begin(async (tx) => {
+        const [token] = await tx<{ id: string; tags: string[] }[]>`
+          update enrollment_tokens set uses_left = uses_left - 1
+          where token_hash = ${tokenHash} and revoked_at is null and expires_at > now() and uses_left > 0
+          returning id, tags`;
+        if (!token) return 'token_invalid' as const;
+        const [device] = await tx<DeviceRow[]>`
+          update devices set status = 'accepted', tags = ${tx.array(token.tags)}, enrollment_token_id = ${token.id}, updated_at = now()
+          where id = ${id} and status = 'pending'
+          returning ${tx.unsafe(COLUMNS)}`;
+        // Not pending any more (raced with an operator): give the use back by rolling back.
+        if (!device) throw new Rollback({ kind: 'not_pending' });
+        return device;
+      });
+    } catch (err) {
+      if (err instanceof Rollback) return undefined;
       throw err;
-    });
+    }
   }
 
   /**
