@@ -22,8 +22,8 @@ describe('migrate', () => {
   });
 
   const schema = async (): Promise<unknown[]> =>
-    sql`select table_name, column_name, data_type from information_schema.columns
-        where table_schema = 'public' order by table_name, column_name`;
+    [...(await sql`select table_name, column_name, data_type from information_schema.columns
+        where table_schema = 'public' order by table_name, column_name`)];
 
   it('migrates an empty database to head and records every file', async () => {
     const all = await listMigrations();
@@ -49,8 +49,8 @@ describe('migrate', () => {
     try {
       const [a, b] = await Promise.all([migrate(sql, log, dir), migrate(other, log, dir)]);
       expect([...a, ...b].sort()).toEqual([1, 2, 3, 4, 5]);
-      const [{ count }] = await sql`select count(*)::int as count from kernex_migrations`;
-      expect(count).toBe(5);
+      const [row] = await sql<{ count: number }[]>`select count(*)::int as count from kernex_migrations`;
+      expect(row?.count).toBe(5);
     } finally {
       await other.end();
       await fs.rm(dir, { recursive: true, force: true });
