@@ -111,9 +111,9 @@ describe('MqttSession against Mosquitto', () => {
     // A newcomer sees the retained offline.
     const late = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'late', reconnectPeriod: 0 });
     try {
-      const got = once(late, 'message');
+      const got = new Promise<[Buffer, { retain: boolean }]>((resolve) => late.once('message', (_topic, payload, packet) => resolve([payload, packet])));
       await late.subscribeAsync(statusTopic('dev-c'), { qos: 1 });
-      const [, payload, packet] = (await got) as [string, Buffer, { retain: boolean }];
+      const [payload, packet] = await got;
       expect(JSON.parse(payload.toString())).toEqual({ state: 'offline' });
       expect(packet.retain).toBe(true);
     } finally {
