@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import os from 'node:os';
 import {
   eventsTopic,
   MAX_DEVICE_PAYLOAD_BYTES,
@@ -16,9 +15,9 @@ import {
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Clock } from './clock.js';
-import { IdentityStore, type DeviceKey, type StoredIdentity } from './identity-store.js';
+import { Enrollment } from './enrollment.js';
+import { IdentityStore, type DeviceKey } from './identity-store.js';
 import { Outbox } from './outbox.js';
-import { register, RegistrationError } from './registration.js';
 import { Backoff } from './session/backoff.js';
 import { MqttSession } from './session/session.js';
 import { SystemMetrics, type MetricsSource } from './telemetry/system-metrics.js';
@@ -73,7 +72,7 @@ export interface DeviceOptions {
   keepaliveS: number;
   /** Cap of the reconnect backoff, seconds (default 60). */
   reconnectMaxS?: number;
-  /** CA for mqtts://; when given, mqtts:// URLs are preferred. */
+  /** CA to trust for mqtts:// and https:// (instead of the system store); when given, mqtts:// URLs are preferred. */
   ca?: Buffer;
   /** Use this broker URL instead of the ones the server hands out. */
   mqttUrl?: string;
@@ -117,7 +116,7 @@ export class Device extends EventEmitter {
   private readonly store: IdentityStore;
   private readonly log: Logger;
   private key: DeviceKey | undefined;
-  private identity: StoredIdentity | undefined;
+  private enrollment: Enrollment | undefined;
   private outbox: Outbox | undefined;
   private session: MqttSession | undefined;
   private telemetryTimer: NodeJS.Timeout | undefined;
@@ -151,7 +150,8 @@ export class Device extends EventEmitter {
    * device is accepted and its session started (not necessarily connected).
    */
   async start(): Promise<void> {
-    if (this.opts.state === 'memory') {
+    const memory = this.opts.state === 'memory';
+    if (memory) {
       if (!this.opts.key) throw new Error("state 'memory' needs an injected key");
       this.key = { ...this.opts.key, created: false };
       this.outbox = Outbox.inMemory(this.log);
@@ -160,11 +160,22 @@ export class Device extends EventEmitter {
       this.key = this.opts.key ? { ...this.opts.key, created: false } : await this.store.loadOrCreateKey(this.opts.keyType);
       this.log.info({ deviceId: this.key.deviceId, stateDir: this.opts.stateDir }, 'device identity loaded');
       this.outbox = await Outbox.open(this.store.file('outbox.jsonl'), this.log);
-      this.identity = await this.store.loadIdentity(this.key.deviceId);
     }
     this.outbox.onAppend(() => void this.drain());
-    if (this.identity) this.clock.restore(this.identity.clockOffsetMs);
-    await this.enroll();
+    this.enrollment = new Enrollment({
+      server: this.opts.server,
+      store: memory ? undefined : this.store,
+      hardware: this.opts.hardware,
+      key: this.key,
+      clock: this.clock,
+      log: this.log,
+      enrollToken: this.opts.enrollToken,
+      name: this.opts.name,
+      ca: this.opts.ca,
+      onRegistered: (identity) => this.emit('registered', identity),
+    });
+    await this.enrollment.load();
+    await this.enrollment.untilAccepted(() => this.stopped, (ms) => this.sleep(ms));
     if (this.stopped) return;
     this.startSession();
     this.opts.commands?.resume?.(this.context()).catch((err: unknown) => this.log.error({ err }, 'resuming interrupted commands failed'));
@@ -196,72 +207,12 @@ export class Device extends EventEmitter {
     return {
       deviceId: this.key!.deviceId,
       stateDir: this.opts.stateDir,
-      serverPublicKey: this.identity!.serverPublicKey,
+      serverPublicKey: this.enrollment!.identity!.serverPublicKey,
       server: this.opts.server,
       log: this.opts.log,
       report: (e) => this.report(e),
       httpToken: () => signDeviceJwt({ privateKey: this.key!.privateKey, deviceId: this.key!.deviceId, aud: 'kernex-http', now: this.clock.nowS(), ttlS: 3600 }),
     };
-  }
-
-  /** Registers until accepted; an unreachable server with a stored accepted identity is not a reason to wait. */
-  private async enroll(): Promise<void> {
-    const backoff = new Backoff({ baseMs: 2000, capMs: 300_000 });
-    while (!this.stopped) {
-      const status = await this.registerOnce();
-      if (status === 'accepted') return;
-      if (status === 'unreachable' && this.identity?.status === 'accepted') {
-        this.log.warn({ server: this.opts.server }, 'server unreachable; using the stored identity');
-        return;
-      }
-      await this.sleep(backoff.next());
-    }
-  }
-
-  /** One registration call; stores what the server answered. Returns the status, or why it failed. */
-  private async registerOnce(): Promise<string> {
-    const key = this.key!;
-    try {
-      const answer = await register({
-        server: this.opts.server,
-        privateKey: key.privateKey,
-        deviceId: key.deviceId,
-        clock: this.clock,
-        enrollmentToken: this.opts.enrollToken,
-        name: this.opts.name,
-        hardware: this.opts.hardware ?? { arch: os.arch(), platform: os.platform(), kernel: os.release(), cpus: os.cpus().length, memTotal: os.totalmem() },
-      });
-      if (answer.deviceId !== key.deviceId) throw new RegistrationError('server', `server answered for device ${answer.deviceId}, not ${key.deviceId}`, true);
-      this.identity = {
-        deviceId: answer.deviceId,
-        status: answer.status,
-        mqtt: answer.mqtt,
-        serverPublicKey: answer.serverPublicKey,
-        clockOffsetMs: this.clock.offset,
-        server: this.opts.server,
-      };
-      if (this.opts.state !== 'memory') await this.store.saveIdentity(this.identity);
-      this.emit('registered', this.identity);
-      const level = answer.status === 'accepted' ? 'info' : 'warn';
-      this.log[level]({ deviceId: answer.deviceId, status: answer.status, clockOffsetMs: this.clock.offset }, answer.status === 'pending' ? 'registered; waiting for an operator to accept the device' : 'registered');
-      return answer.status;
-    } catch (err) {
-      if (!(err instanceof RegistrationError)) throw err;
-      this.log.warn({ kind: err.kind, err: err.message }, 'registration failed; retrying');
-      return err.kind;
-    }
-  }
-
-  private brokerUrls(): string[] {
-    if (this.opts.mqttUrl) return [this.opts.mqttUrl];
-    const urls = this.identity?.mqtt ?? [];
-    const rank = (u: string): number => {
-      const secure = u.startsWith('mqtts:') || u.startsWith('wss:');
-      const tcp = u.startsWith('mqtt');
-      // With a pinned CA, TLS first; MQTT over TCP before WebSocket (fewer bytes).
-      return (this.opts.ca ? (secure ? 0 : 2) : secure ? 2 : 0) + (tcp ? 0 : 1);
-    };
-    return [...urls].sort((a, b) => rank(a) - rank(b));
   }
 
   private startSession(): void {
@@ -270,7 +221,7 @@ export class Device extends EventEmitter {
     let sentFirstTelemetry = false;
     this.session = new MqttSession({
       deviceId: key.deviceId,
-      urls: () => this.brokerUrls(),
+      urls: () => this.enrollment!.brokerUrls(this.opts.mqttUrl),
       token: async () => ({
         token: await signDeviceJwt({ privateKey: key.privateKey, deviceId: key.deviceId, aud: 'kernex-mqtt', now: this.clock.nowS(), ttlS }),
         expiresAtMs: Date.now() + ttlS * 1000,
@@ -282,7 +233,7 @@ export class Device extends EventEmitter {
       log: this.opts.log,
       onRefused: async () => {
         // Often the operator rejected us, or the clock drifted: registration tells which and corrects the clock.
-        await this.registerOnce();
+        await this.enrollment!.registerOnce();
       },
       onMessage: (payload) => this.onCommand(payload),
     });

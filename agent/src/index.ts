@@ -9,3 +9,6 @@ export { BundleInstaller, type InstallerOptions } from './bundle/installer.js';
 export { download, DownloadError, type DownloadRequest } from './bundle/download.js';
 export { extractBundle, type ExtractOptions, type OpenWrite } from './bundle/extract.js';
 export { verifyBundle, VerifyError } from './bundle/verify.js';
+export { Enrollment, type EnrollmentOptions } from './enrollment.js';
+export { IdentityStore, type DeviceKey, type StoredIdentity } from './identity-store.js';
+export { requestText, type HttpAnswer, type RequestOptions } from './http-client.js';

@@ -1,11 +1,12 @@
 import type { KeyObject } from 'node:crypto';
 import { publicKeyPem, signDeviceJwt, type RegistrationRequest, type RegistrationResponse } from '@kernex/shared';
 import type { Clock } from './clock.js';
+import { requestText, type HttpAnswer } from './http-client.js';
 
 /** Why a registration did not succeed; `retry` says whether trying again later can help. */
 export class RegistrationError extends Error {
   constructor(
-    readonly kind: 'unreachable' | 'refused' | 'bad_proof' | 'invalid' | 'server',
+    readonly kind: 'unreachable' | 'refused' | 'bad_proof' | 'bad_token' | 'invalid' | 'server',
     message: string,
     readonly retry: boolean,
     options?: { cause?: unknown },
@@ -25,6 +26,8 @@ export interface RegisterOptions {
   hardware?: Record<string, unknown>;
   /** Abort a hanging request after this long (default 30 s). */
   timeoutMs?: number;
+  /** Trust this CA for an https:// server (KERNEX_CA_FILE). */
+  ca?: Buffer;
 }
 
 /**
@@ -49,27 +52,28 @@ export async function register(opts: RegisterOptions): Promise<RegistrationRespo
   if (opts.hardware) body.hardware = opts.hardware;
 
   const sentAt = Date.now();
-  let res: Response;
+  let res: HttpAnswer;
   try {
-    res = await fetch(`${opts.server}/api/v1/devices/register`, {
+    res = await requestText(`${opts.server}/api/v1/devices/register`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
-      signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
+      ca: opts.ca,
+      timeoutMs: opts.timeoutMs,
     });
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    const cause = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw new RegistrationError('unreachable', `cannot reach ${opts.server}: ${cause}`, true, { cause: err });
   }
   const receivedAt = Date.now();
-  const text = await res.text();
+  const text = res.text;
   let json: Record<string, unknown> = {};
   try {
     json = JSON.parse(text) as Record<string, unknown>;
   } catch {
     // A proxy's HTML error page: keep the status, say what came back.
   }
-  const date = res.headers.get('date');
+  const date = res.headers.date;
   if (res.status === 200 || res.status === 201) {
     const answer = json as unknown as RegistrationResponse;
     if (typeof answer.deviceId !== 'string' || !Array.isArray(answer.mqtt) || typeof answer.serverPublicKey !== 'string') {
@@ -80,6 +84,7 @@ export async function register(opts: RegisterOptions): Promise<RegistrationRespo
   }
   if (date) opts.clock.correct(Date.parse(date), sentAt, receivedAt);
   const message = typeof json.message === 'string' ? json.message : text.slice(0, 200);
+  if (json.code === 'KX_ENROLLMENT_TOKEN_INVALID') throw new RegistrationError('bad_token', `server refused the enrollment token: ${message}`, true);
   if (res.status === 403) throw new RegistrationError('refused', `server refused this device: ${message}`, true);
   // A 401 is most often a clock far off: the Date header above has corrected it for the next try.
   if (res.status === 401) throw new RegistrationError('bad_proof', `server refused the proof: ${message}`, true);

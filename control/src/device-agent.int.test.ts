@@ -76,8 +76,17 @@ describe('kernex-agent against a real server', () => {
     expect(await first.kill('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(first.logs.map((l) => l.msg)).toContain('stopped');
 
+    await expect.poll(async () => (await device(id)).online, { timeout: 15_000 }).toBe(false);
+
+    // A power cut while identity.json was being replaced cannot happen (atomic rename), but a
+    // damaged file must not stop the device: it registers again with the same key.
+    const identityFile = path.join(dir, 'identity.json');
+    const text = await fs.readFile(identityFile, 'utf8');
+    await fs.writeFile(identityFile, text.slice(0, text.length / 2));
+
     // Same state directory, no token: the same device, still accepted.
     const second = start({ KERNEX_STATE_DIR: dir });
+    await second.waitFor('identity file unreadable; registering again');
     const again = await second.waitFor('registered');
     expect(again).toMatchObject({ deviceId: id, status: 'accepted' });
     expect(second.logs.map((l) => l.msg)).not.toContain('device key created');
@@ -139,6 +148,32 @@ describe('kernex-agent against a real server', () => {
     }
   });
 
+  it('shows the device offline when the agent dies without a word', async () => {
+    const a = start({ KERNEX_STATE_DIR: await stateDir(), KERNEX_ENROLL_TOKEN: await enrollToken() });
+    const id = (await a.waitFor('registered')).deviceId as string;
+    await a.waitFor('connected');
+    await expect.poll(async () => (await device(id)).online, { timeout: 15_000 }).toBe(true);
+    await a.kill('SIGKILL');
+    await expect.poll(async () => (await device(id)).online, { timeout: 15_000 }).toBe(false);
+  });
+
+  it('rides out a broker that refuses it for a while, and reconnects once accepted again', async () => {
+    const a = start({ KERNEX_STATE_DIR: await stateDir(), KERNEX_ENROLL_TOKEN: await enrollToken() });
+    const id = (await a.waitFor('registered')).deviceId as string;
+    await a.waitFor('connected');
+    const mark = a.logs.length;
+    expect((await api('POST', `${server.httpUrl}/api/v1/devices/${id}/reject`, server.adminHeaders)).status).toBe(200);
+    await a.waitFor('disconnected', {}, mark);
+    await a.waitFor('broker refused the device; will register again and retry', {}, mark);
+    await a.waitFor('registration failed; retrying', { kind: 'refused' }, mark);
+    expect(a.proc.exitCode).toBeNull();
+
+    const back = a.logs.length;
+    expect((await api('POST', `${server.httpUrl}/api/v1/devices/${id}/accept`, server.adminHeaders)).status).toBe(200);
+    await a.waitFor('connected', {}, back);
+    await expect.poll(async () => (await device(id)).online, { timeout: 15_000 }).toBe(true);
+  });
+
   it('waits while pending and connects once an operator accepts it', async () => {
     const a = start({ KERNEX_STATE_DIR: await stateDir() });
     const pending = await a.waitFor('registered; waiting for an operator to accept the device');
@@ -148,6 +183,16 @@ describe('kernex-agent against a real server', () => {
     expect(accepted.status).toBe(200);
     await a.waitFor('registered', { status: 'accepted' });
     await a.waitFor('connected');
+  });
+
+  it('registers as pending when its enrollment token is spent, instead of looping on it', async () => {
+    const token = await enrollToken();
+    const first = start({ KERNEX_STATE_DIR: await stateDir(), KERNEX_ENROLL_TOKEN: token });
+    await first.waitFor('registered', { status: 'accepted' });
+    const second = start({ KERNEX_STATE_DIR: await stateDir(), KERNEX_ENROLL_TOKEN: token });
+    await second.waitFor('enrollment token refused; registering without it (the device waits as pending)');
+    const pending = await second.waitFor('registered; waiting for an operator to accept the device');
+    expect((await device(pending.deviceId as string)).status).toBe('pending');
   });
 
   it('makes an RSA-4096 key by default', async () => {

@@ -190,6 +190,9 @@ export class MqttSession extends EventEmitter {
       if (typeof err.code === 'number' && REFUSED.has(err.code)) {
         refused = true;
         this.log.warn({ url, returnCode: err.code }, 'broker refused the device; will register again and retry');
+      } else if (err.code === 3) {
+        // CONNACK 3: the server is up but cannot check credentials now (its database is away).
+        this.log.warn({ url }, 'broker unavailable; retrying');
       } else {
         this.log.debug({ url, err: err.message }, 'connection error');
       }

@@ -81,10 +81,12 @@ export async function idleBytesRun(telemetryS: number, keepaliveS: number): Prom
     // Phase 1, telemetry every second, long keepalive: session setup, then per-message bytes.
     const a = runAgent({ ...base, KERNEX_STATE_DIR: path.join(dir, 'a'), KERNEX_TELEMETRY_S: '1', KERNEX_KEEPALIVE_S: '3600' });
     await a.waitFor('telemetry sent');
+    // Let the set-up exchange (online status and its PUBACK) finish before the per-message window.
+    await new Promise((r) => setTimeout(r, 300));
     const setup = total(proxy);
     const n = 4;
     for (let i = 0; i < n; i++) await a.waitFor('telemetry sent');
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 300));
     const telemetryBytes = (total(proxy) - setup) / n;
     await a.stop();
 

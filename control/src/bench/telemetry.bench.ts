@@ -6,6 +6,8 @@ import { metricValue, startKernexServer } from './kernex-process.js';
 export interface TelemetryRun {
   sent: number;
   persisted: number;
+  /** Samples the server counted as dropped (`kernex_telemetry_dropped_total`). */
+  dropped: number;
   /** Samples written to PostgreSQL per second, from the first publish to the last write. */
   persistedPerS: number;
 }
@@ -25,12 +27,12 @@ async function registerDevice(httpUrl: string, token: string): Promise<{ id: str
 
 /**
  * Telemetry messages per second one server persists: `devices` real MQTT.js
- * clients (authenticated with device JWTs) publish a typical agent sample as
- * fast as their sockets drain for `seconds`; the figure is what reached
+ * clients (authenticated with device JWTs) publish `perDevice` typical agent
+ * samples each, as fast as they can; the figure is the number that reached
  * PostgreSQL (`kernex_telemetry_persisted_total`) divided by the time from the
- * first publish to the moment the counter stopped growing.
+ * first publish to the last write, so the server, not the publishers, sets it.
  */
-export async function telemetryRun(devices: number, seconds: number): Promise<TelemetryRun> {
+export async function telemetryRun(devices: number, perDevice: number): Promise<TelemetryRun> {
   const server = await startKernexServer();
   const clients: MqttClient[] = [];
   try {
@@ -56,7 +58,7 @@ export async function telemetryRun(devices: number, seconds: number): Promise<Te
 
     const t0 = performance.now();
     let sent = 0;
-    while (performance.now() - t0 < seconds * 1000) {
+    for (let round = 0; round < perDevice; round++) {
       // One message per client per round; wait for the sockets to drain so the test measures the server, not our buffers.
       await Promise.all(
         clients.map(
@@ -76,9 +78,10 @@ export async function telemetryRun(devices: number, seconds: number): Promise<Te
       if (now !== persisted) {
         persisted = now;
         lastChange = performance.now();
-      } else if (persisted >= sent || performance.now() - lastChange > 3000) break;
+      } else if (persisted >= sent || performance.now() - lastChange > 5000) break;
     }
-    return { sent, persisted, persistedPerS: persisted / ((lastChange - t0) / 1000) };
+    const dropped = await metricValue(server.httpUrl, 'kernex_telemetry_dropped_total');
+    return { sent, persisted, dropped, persistedPerS: persisted / ((lastChange - t0) / 1000) };
   } finally {
     await Promise.all(clients.map((c) => c.endAsync(true)));
     await server.stop();

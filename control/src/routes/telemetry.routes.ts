@@ -1,12 +1,16 @@
 import type { FastifyInstance } from 'fastify';
+import { pageQueryProperties, pageSchema } from '../http/paging.js';
+import { dateTime, errorResponses } from '../http/schemas.js';
 import type { TelemetryService } from '../services/telemetry.service.js';
+import { deviceIdParams } from './devices.schemas.js';
 
-/** Telemetry values as stored: the device's short keys (DESIGN §3), any JSON. */
-const telemetryValues = { type: 'object', additionalProperties: true } as const;
-
-const errorBody = {
+const telemetryItem = {
   type: 'object',
-  properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } },
+  required: ['at', 'telemetry'],
+  properties: {
+    at: { ...dateTime, description: 'when the server received the sample' },
+    telemetry: { type: 'object', additionalProperties: true, description: 'the sample, with the short keys of DESIGN §3 (ts cpu mem disk load up v b)' },
+  },
 } as const;
 
 /** `GET /api/v1/devices/{id}/telemetry` (viewer): a device's metrics, paged by time (DESIGN §2). */
@@ -16,36 +20,18 @@ export async function telemetryRoutes(app: FastifyInstance, opts: { telemetry: T
     {
       config: { access: 'viewer' },
       schema: {
-        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } },
+        summary: "A device's telemetry history, oldest first, `from <= at < to`",
+        params: deviceIdParams,
         querystring: {
           type: 'object',
           additionalProperties: false,
           properties: {
-            from: { type: 'string', format: 'date-time', description: 'first instant included (ISO 8601)' },
-            to: { type: 'string', format: 'date-time', description: 'first instant excluded (ISO 8601)' },
-            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-            cursor: { type: 'string', maxLength: 200 },
+            from: { ...dateTime, description: 'first instant included (ISO 8601)' },
+            to: { ...dateTime, description: 'first instant excluded (ISO 8601)' },
+            ...pageQueryProperties,
           },
         },
-        response: {
-          200: {
-            type: 'object',
-            required: ['items', 'nextCursor'],
-            properties: {
-              items: {
-                type: 'array',
-                items: {
-                  type: 'object',
-                  required: ['at', 'telemetry'],
-                  properties: { at: { type: 'string', format: 'date-time' }, telemetry: telemetryValues },
-                },
-              },
-              nextCursor: { type: ['string', 'null'] },
-            },
-          },
-          400: errorBody,
-          404: errorBody,
-        },
+        response: { 200: pageSchema(telemetryItem), ...errorResponses },
       },
     },
     async (req) => opts.telemetry.page(req.params.id, req.query),

@@ -1,3 +1,5 @@
+import mqtt from 'mqtt';
+import { telemetryTopic } from '@kernex/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, makeDevice, register, type TestDevice } from '../test-support/devices.js';
 import { startTestServer, type TestServer } from '../test-support/test-server.js';
@@ -24,6 +26,13 @@ describe('telemetry history and latest values', () => {
   afterAll(async () => {
     await server?.stop();
   });
+  const refusedTotal = async (): Promise<number> => {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    return text
+      .split('\n')
+      .filter((l) => l.startsWith('kernex_mqtt_refused_total{'))
+      .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  };
 
   it('pages a device history in time order without skipping or repeating', async () => {
     const seen: number[] = [];
@@ -83,6 +92,32 @@ describe('telemetry history and latest values', () => {
   it('needs an API key', async () => {
     const res = await api('GET', `${url}/api/v1/devices/${device.id}/telemetry`, {});
     expect(res.status).toBe(401);
+  });
+
+  it('drops and counts malformed and oversized telemetry from a real device, and keeps the valid one', async () => {
+    const token = await api('POST', `${url}/api/v1/enrollment-tokens`, server.adminHeaders, { uses: 1, expiresInS: 600 });
+    const d = await makeDevice();
+    await register(url, d, { enrollmentToken: token.body.token });
+    const refusedBefore = await refusedTotal();
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${server.mqttPort}`, {
+      clientId: d.id,
+      username: d.id,
+      password: await d.jwt('kernex-mqtt'),
+      reconnectPeriod: 0,
+    });
+    try {
+      const topic = telemetryTopic(d.id);
+      await client.publishAsync(topic, 'not json', { qos: 1 });
+      await client.publishAsync(topic, JSON.stringify({ cpu: 250 }), { qos: 1 });
+      await client.publishAsync(topic, JSON.stringify({ note: 'x'.repeat(20_000) }), { qos: 1 });
+      await client.publishAsync(topic, JSON.stringify({ cpu: 12.5, v: '0.1.0' }), { qos: 1 });
+    } finally {
+      await client.endAsync();
+    }
+    await expect.poll(async () => (await api('GET', `${url}/api/v1/devices/${d.id}`, viewer)).body.telemetry, { timeout: 15_000 }).toEqual({ cpu: 12.5, v: '0.1.0' });
+    const history = await api('GET', `${url}/api/v1/devices/${d.id}/telemetry`, viewer);
+    expect(history.body.items.map((i: { telemetry: unknown }) => i.telemetry)).toEqual([{ cpu: 12.5, v: '0.1.0' }]);
+    expect((await refusedTotal()) - refusedBefore).toBe(3);
   });
 
   it('prunes samples older than the retention and keeps the rest', async () => {

@@ -1,6 +1,7 @@
 import type { Telemetry } from '@kernex/shared';
 import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
+import { decodeCursor, encodeCursor, type Page } from '../http/paging.js';
 import type { TelemetryPosition, TelemetryStore } from '../store/telemetry.pg.js';
 
 /** One item of `GET /api/v1/devices/{id}/telemetry`. */
@@ -17,14 +18,10 @@ export interface TelemetryQuery {
   cursor?: string;
 }
 
-const encodeCursor = (p: TelemetryPosition): string => Buffer.from(`${p.at.toISOString()}|${p.id}`).toString('base64url');
 
-function decodeCursor(cursor: string): TelemetryPosition {
-  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const date = new Date(at ?? '');
-  if (!id || !/^\d{1,19}$/.test(id) || Number.isNaN(date.getTime())) throw new Errors.VALIDATION('querystring.cursor is not a cursor this API returned');
-  return { at: date, id };
-}
+/** A page ends at (receive time, row id) of its last sample: `[iso, id]`. */
+const isPosition = (v: unknown): v is [string, string] =>
+  Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && !Number.isNaN(Date.parse(v[0])) && typeof v[1] === 'string' && /^\d{1,19}$/.test(v[1]);
 
 function parseTime(name: string, value: string | undefined): Date | undefined {
   if (value === undefined) return undefined;
@@ -48,10 +45,11 @@ export class TelemetryService {
     private readonly retentionDays: number,
   ) {}
 
-  async page(deviceId: string, q: TelemetryQuery): Promise<{ items: TelemetryItem[]; nextCursor: string | null }> {
+  async page(deviceId: string, q: TelemetryQuery): Promise<Page<TelemetryItem>> {
     const from = parseTime('from', q.from);
     const to = parseTime('to', q.to);
-    const after = q.cursor ? decodeCursor(q.cursor) : undefined;
+    const position = q.cursor ? decodeCursor(q.cursor, isPosition) : undefined;
+    const after: TelemetryPosition | undefined = position && { at: new Date(position[0]), id: position[1] };
     if (!(await this.store.deviceExists(deviceId))) throw new Errors.NOT_FOUND('device');
     const rows = await this.store.page(deviceId, { from, to, after, limit: q.limit + 1 });
     const more = rows.length > q.limit;
@@ -59,7 +57,7 @@ export class TelemetryService {
     const last = page.at(-1);
     return {
       items: page.map((r) => ({ at: r.at.toISOString(), telemetry: r.data })),
-      nextCursor: more && last ? encodeCursor(last) : null,
+      nextCursor: more && last ? encodeCursor([last.at.toISOString(), last.id]) : null,
     };
   }
 
