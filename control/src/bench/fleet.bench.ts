@@ -55,8 +55,8 @@ export function swarmClients(devices: readonly BenchDevice[]): SwarmClientSpec[]
 }
 
 /** Connects every device through a swarm; answers the swarm (still connected) and devices per second. */
-export async function connectStorm(url: string, clients: SwarmClientSpec[], workers: number): Promise<{ swarm: Swarm; perS: number }> {
-  const swarm = Swarm.start({ url, clients, workers, clean: false });
+export async function connectStorm(url: string, clients: SwarmClientSpec[], workers: number, connectRate = 0): Promise<{ swarm: Swarm; perS: number }> {
+  const swarm = Swarm.start({ url, clients, workers, clean: false, connectRate });
   await swarm.waitFor((s) => s.subscribed + s.failures.length >= clients.length, 300_000, 'authenticated subscriptions');
   if (swarm.failures.length) {
     await swarm.close();
