@@ -1,2 +1,102 @@
-process.stderr.write('kernex-agent: not implemented yet\n');
-process.exit(1);
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import pino from 'pino';
+import { AgentConfigError, loadAgentConfig, USAGE } from './config.js';
+import { Device } from './device.js';
+
+/** Longest an orderly stop may take before the process gives up waiting. */
+const SHUTDOWN_LIMIT_MS = 8000;
+
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+
+/**
+ * `kernex-agent`: reads its configuration, runs one {@link Device}, stops in
+ * order on SIGTERM/SIGINT (offline status, DISCONNECT, exit 0). A bad
+ * configuration prints one line per problem and exits 1 (systemd then shows
+ * why; retrying would not help). Everything else is retried, not fatal.
+ */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadAgentConfig();
+  } catch (err) {
+    if (!(err instanceof AgentConfigError)) throw err;
+    for (const p of err.problems) process.stderr.write(`kernex-agent: ${p}\n`);
+    process.exit(1);
+  }
+  if ('help' in config) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const log = pino({ name: 'kernex-agent', level: config.logLevel });
+  let ca: Buffer | undefined;
+  if (config.caFile) {
+    try {
+      ca = fs.readFileSync(config.caFile);
+    } catch (err) {
+      process.stderr.write(`kernex-agent: KERNEX_CA_FILE (--ca-file) cannot be read: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+  }
+
+  const device = new Device({
+    server: config.server,
+    stateDir: config.stateDir,
+    enrollToken: config.enrollToken,
+    keyType: config.keyType,
+    telemetryS: config.telemetryS,
+    keepaliveS: config.keepaliveS,
+    reconnectMaxS: config.reconnectMaxS,
+    ca,
+    mqttUrl: config.mqttUrl,
+    name: config.name,
+    version,
+    log,
+  });
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      log.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, SHUTDOWN_LIMIT_MS).unref();
+    device.stop().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  if (config.testHooks) {
+    // Test hook (KERNEX_TEST_HOOKS=1 only): each SIGUSR2 queues one self-test event,
+    // so tests can produce events while the link is cut. See README "Test hooks".
+    let n = 0;
+    process.on('SIGUSR2', () => {
+      n++;
+      device.report({ executionId: `selftest-${process.pid}-${n}`, state: 'received', ts: Date.now() + device.clock.offset }).catch((err: Error) => log.error({ err: err.message }, 'self-test event failed'));
+    });
+  }
+
+  log.info({ version, server: config.server, stateDir: config.stateDir, telemetryS: config.telemetryS, keepaliveS: config.keepaliveS }, 'kernex-agent starting');
+  try {
+    await device.start();
+  } catch (err) {
+    // Only local faults get here (state directory unusable): say so once, exit 1.
+    log.fatal({ err: (err as Error).message }, 'agent cannot start');
+    process.stderr.write(`kernex-agent: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  if (!stopping) log.info({ deviceId: device.deviceId }, 'kernex-agent running');
+}
+
+await main();

@@ -16,10 +16,12 @@ import { devicesRoutes } from './routes/devices.routes.js';
 import { enrollmentTokensRoutes } from './routes/enrollment-tokens.routes.js';
 import { healthRoutes, type HealthChecks } from './routes/health.routes.js';
 import { registrationRoutes } from './routes/registration.routes.js';
+import { telemetryRoutes } from './routes/telemetry.routes.js';
 import type { AuditService } from './services/audit.service.js';
 import type { DevicesService } from './services/devices.service.js';
 import type { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
 import type { RegistrationService } from './services/registration.service.js';
+import type { TelemetryService } from './services/telemetry.service.js';
 
 /** Everything the HTTP app needs from the running server. */
 export interface AppDeps {
@@ -34,6 +36,7 @@ export interface AppDeps {
   devices: DevicesService;
   registration: RegistrationService;
   enrollmentTokens: EnrollmentTokensService;
+  telemetry: TelemetryService;
   /** Serve HTTPS with this certificate and key (KERNEX_HTTPS). */
   https?: { cert: string; key: string };
 }
@@ -166,6 +169,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(registrationRoutes, { registration: deps.registration });
   await app.register(devicesRoutes, { devices: deps.devices });
   await app.register(enrollmentTokensRoutes, { tokens: deps.enrollmentTokens });
+  await app.register(telemetryRoutes, { telemetry: deps.telemetry });
 
   return app;
 }

@@ -23,6 +23,8 @@ export interface ServerConfig {
   /** Serve the HTTP API over TLS (KERNEX_HTTPS). */
   https: boolean;
   adminKey: string | undefined;
+  /** Days of telemetry history kept; older samples are pruned in the background. */
+  telemetryRetentionDays: number;
   logLevel: string;
   /** Requests per minute for one API key, or for one address sending no credentials. */
   rateLimitPerMin: number;
@@ -66,6 +68,17 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     const n = Number(raw);
     if (!/^\d+$/.test(raw.trim()) || !Number.isInteger(n) || n < 0 || n > 65535) {
       problems.push(`${name} must be a port number between 0 and 65535, got '${raw}'`);
+      return fallback;
+    }
+    return n;
+  };
+
+  const positiveInt = (name: string, fallback: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || n < 1 || n > max) {
+      problems.push(`${name} must be a whole number from 1 to ${max}, got '${raw}'`);
       return fallback;
     }
     return n;
@@ -145,6 +158,7 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     tls,
     https,
     adminKey: env.KERNEX_ADMIN_KEY || undefined,
+    telemetryRetentionDays: positiveInt('KERNEX_TELEMETRY_RETENTION_DAYS', 7, 3650),
     logLevel: env.LOG_LEVEL || 'info',
     rateLimitPerMin: positive('KERNEX_RATE_LIMIT_PER_MIN', 600),
     registerRateLimitPerMin: positive('KERNEX_REGISTER_RATE_LIMIT_PER_MIN', 10),

@@ -17,7 +17,10 @@ import { DevicesService } from './services/devices.service.js';
 import { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
 import { MqttEndpoints } from './services/mqtt-endpoints.js';
 import { RegistrationService } from './services/registration.service.js';
+import { createTelemetryMetrics, TelemetryIngest } from './services/telemetry-ingest.service.js';
+import { TelemetryService } from './services/telemetry.service.js';
 import { ApiKeysStore } from './store/api-keys.pg.js';
+import { TelemetryStore } from './store/telemetry.pg.js';
 import { AuditStore } from './store/audit.pg.js';
 import { AuditService } from './services/audit.service.js';
 import { DevicesStore } from './store/devices.pg.js';
@@ -50,6 +53,8 @@ export interface RunningServer {
     deviceAuth: DeviceAuthService;
     enrollmentTokens: EnrollmentTokensService;
     registration: RegistrationService;
+    telemetry: TelemetryService;
+    telemetryIngest: TelemetryIngest;
     presence: PresenceWriter;
   };
   /** Startup timings in milliseconds, logged and reported by benchmarks. */
@@ -112,8 +117,18 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
 
     const metrics = createMetrics();
+    // Before the broker: cleanups run in reverse, so the broker stops feeding the ingest before its last flush.
+    const telemetryStore = new TelemetryStore(sql);
+    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), createTelemetryMetrics(metrics.registry));
+    telemetryIngest.start();
+    cleanups.push(() => telemetryIngest.stop());
+    const telemetry = new TelemetryService(telemetryStore, log.child({ mod: 'telemetry' }), config.telemetryRetentionDays);
+    telemetry.startRetention();
+    cleanups.push(async () => telemetry.stopRetention());
     const directory = new PgDeviceDirectory(devicesStore, presence);
     const broker = await createBroker({ log, registry: metrics.registry, directory });
+    // The broker has validated each sample against the shared schema and its size limit.
+    broker.on('device:telemetry', (deviceId, sample) => telemetryIngest.add(deviceId, sample));
     cleanups.push(() => broker.close());
     const tls = await loadTlsMaterial(config, log.child({ mod: 'tls' }));
     try {
@@ -151,6 +166,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       devices,
       registration,
       enrollmentTokens,
+      telemetry,
       https: config.https ? tls : undefined,
     });
     cleanups.push(() => app.close());
@@ -185,7 +201,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, audit, serverKey, devices, deviceAuth, enrollmentTokens, registration, presence },
+      services: { apiKeys, audit, serverKey, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();

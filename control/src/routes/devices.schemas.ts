@@ -12,7 +12,7 @@ const nullableString = { anyOf: [{ type: 'string' }, { type: 'null' }] } as cons
 
 export const deviceSchema = {
   type: 'object',
-  required: ['id', 'name', 'status', 'online', 'lastSeenAt', 'tags', 'hardware', 'bundles', 'createdAt'],
+  required: ['id', 'name', 'status', 'online', 'lastSeenAt', 'tags', 'hardware', 'bundles', 'telemetry', 'telemetryAt', 'createdAt'],
   properties: {
     id: { type: 'string' },
     name: nullableString,
@@ -22,6 +22,8 @@ export const deviceSchema = {
     tags: { type: 'array', items: { type: 'string' } },
     hardware: { anyOf: [{ type: 'object', additionalProperties: true }, { type: 'null' }] },
     bundles: { type: 'object', additionalProperties: { type: 'string' } },
+    telemetry: { anyOf: [{ type: 'object', additionalProperties: true }, { type: 'null' }] },
+    telemetryAt: { anyOf: [{ type: 'string', format: 'date-time' }, { type: 'null' }] },
     createdAt: { type: 'string', format: 'date-time' },
   },
 } as const;

@@ -48,6 +48,8 @@ describe('POST /api/v1/devices/register', () => {
       tags: [],
       hardware: { cpu: 'arm64' },
       bundles: {},
+      telemetry: null,
+      telemetryAt: null,
       createdAt: expect.any(String),
     });
   });

@@ -15,6 +15,9 @@ export interface DeviceView {
   tags: string[];
   hardware: Record<string, unknown> | null;
   bundles: Record<string, string>;
+  /** The latest telemetry sample (short keys, DESIGN §3) and when the server received it. */
+  telemetry: Record<string, unknown> | null;
+  telemetryAt: string | null;
   createdAt: string;
 }
 
@@ -27,6 +30,8 @@ export const deviceView = (d: DeviceRow): DeviceView => ({
   tags: d.tags,
   hardware: d.hardware,
   bundles: d.bundles,
+  telemetry: d.telemetry,
+  telemetryAt: d.telemetryAt?.toISOString() ?? null,
   createdAt: d.createdAt.toISOString(),
 });
 

@@ -11,6 +11,9 @@ export interface DeviceRow {
   tags: string[];
   hardware: Record<string, unknown> | null;
   bundles: Record<string, string>;
+  /** The latest telemetry the device sent, and when the server received it. */
+  telemetry: Record<string, unknown> | null;
+  telemetryAt: Date | null;
   createdAt: Date;
 }
 
@@ -44,7 +47,7 @@ export interface PresenceChange {
 }
 
 const COLUMNS =
-  'id, name, status, online, last_seen_at as "lastSeenAt", tags, hardware, bundles, created_at as "createdAt"';
+  'id, name, status, online, last_seen_at as "lastSeenAt", tags, hardware, bundles, telemetry, telemetry_at as "telemetryAt", created_at as "createdAt"';
 
 /** Why an insert did not happen. */
 export type InsertOutcome =

@@ -1,0 +1,152 @@
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { DeviceKeyType } from '@kernex/shared';
+
+/** The agent's configuration, read once from flags and the environment (DESIGN §7). */
+export interface AgentConfig {
+  /** The server's HTTP base URL, e.g. `https://kernex.example.com`. */
+  server: string;
+  /** Enrollment token for the first registration; without one the device waits as `pending`. */
+  enrollToken: string | undefined;
+  /** Key, identity, bundles and pending reports live here (0700). */
+  stateDir: string;
+  /** Seconds between telemetry messages. */
+  telemetryS: number;
+  /** MQTT keepalive in seconds: the idle link costs one PINGREQ/PINGRESP pair per period. */
+  keepaliveS: number;
+  /** Largest wait between reconnect attempts (the cap of the full-jitter backoff). */
+  reconnectMaxS: number;
+  /** PEM file of the CA that signed the broker's certificate, for mqtts:// (pinned: the system CAs are not used). */
+  caFile: string | undefined;
+  /** Key made on first start: `rsa` (RSA-4096, the default) or `p256`. */
+  keyType: DeviceKeyType;
+  /** Connect here instead of the URLs the server hands out (a device behind a relay, or tests). */
+  mqttUrl: string | undefined;
+  /** Optional device name sent at registration (default: the host name). */
+  name: string;
+  logLevel: string;
+  /** Test hooks (SIGUSR2 emits a self-test event); off unless KERNEX_TEST_HOOKS=1. */
+  testHooks: boolean;
+}
+
+/** Every bad value, one line each, naming the flag or variable. */
+export class AgentConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('; '));
+    this.name = 'AgentConfigError';
+  }
+}
+
+/** Defaults chosen for the idle-cost budget (< 4 KB per device-hour, see README). */
+export const DEFAULT_TELEMETRY_S = 900;
+export const DEFAULT_KEEPALIVE_S = 300;
+export const DEFAULT_RECONNECT_MAX_S = 60;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Flag name → environment variable; a flag wins over its variable. */
+const OPTIONS = {
+  server: 'KERNEX_SERVER',
+  'enroll-token': 'KERNEX_ENROLL_TOKEN',
+  'state-dir': 'KERNEX_STATE_DIR',
+  'telemetry-s': 'KERNEX_TELEMETRY_S',
+  'keepalive-s': 'KERNEX_KEEPALIVE_S',
+  'reconnect-max-s': 'KERNEX_RECONNECT_MAX_S',
+  'ca-file': 'KERNEX_CA_FILE',
+  'key-type': 'KERNEX_KEY_TYPE',
+  'mqtt-url': 'KERNEX_MQTT_URL',
+  name: 'KERNEX_DEVICE_NAME',
+  'log-level': 'LOG_LEVEL',
+} as const;
+type Flag = keyof typeof OPTIONS;
+
+export const USAGE = `usage: kernex-agent [options]
+${Object.entries(OPTIONS)
+  .map(([flag, env]) => `  --${flag.padEnd(16)} (${env})`)
+  .join('\n')}
+  --help`;
+
+function defaultStateDir(): string {
+  if (process.getuid?.() === 0) return '/var/lib/kernex-agent';
+  const base = process.env.XDG_STATE_HOME ?? path.join(os.homedir(), '.local', 'state');
+  return path.join(base, 'kernex-agent');
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Reads flags (`--server URL --state-dir DIR ...`) and `KERNEX_*` variables,
+ * validates them all and returns a frozen object, or throws every problem at
+ * once in an {@link AgentConfigError}. `{ help: true }` when `--help` was given.
+ */
+export function loadAgentConfig(argv: string[] = process.argv.slice(2), env: Env = process.env): Readonly<AgentConfig> | { help: true } {
+  let values: Partial<Record<Flag | 'help', string | boolean>>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        ...Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' as const }])),
+        help: { type: 'boolean' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new AgentConfigError([(err as Error).message]);
+  }
+  if (values.help) return { help: true };
+
+  const problems: string[] = [];
+  const get = (flag: Flag): string | undefined => {
+    const v = (values[flag] as string | undefined) ?? env[OPTIONS[flag]];
+    return v === '' ? undefined : v;
+  };
+  const label = (flag: Flag): string => `${OPTIONS[flag]} (--${flag})`;
+  const seconds = (flag: Flag, fallback: number, min: number, max: number): number => {
+    const raw = get(flag);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || n < min || n > max) {
+      problems.push(`${label(flag)} must be a whole number of seconds from ${min} to ${max}, got '${raw}'`);
+      return fallback;
+    }
+    return n;
+  };
+  const url = (flag: Flag, protocols: string[]): string | undefined => {
+    const raw = get(flag);
+    if (raw === undefined) return undefined;
+    try {
+      const u = new URL(raw);
+      if (!protocols.includes(u.protocol)) problems.push(`${label(flag)} must be a ${protocols.join(' or ')} URL, got '${raw}'`);
+    } catch {
+      problems.push(`${label(flag)} is not a valid URL: '${raw}'`);
+    }
+    return raw.replace(/\/+$/, '');
+  };
+
+  const server = url('server', ['http:', 'https:']);
+  if (server === undefined && !problems.length) problems.push(`${label('server')} is required: the server's HTTP base URL`);
+  const keyType = get('key-type') ?? 'rsa';
+  if (keyType !== 'rsa' && keyType !== 'p256') problems.push(`${label('key-type')} must be rsa or p256, got '${keyType}'`);
+  const logLevel = get('log-level') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`${label('log-level')} must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`);
+  const caFile = get('ca-file');
+
+  const config: AgentConfig = {
+    server: server ?? '',
+    enrollToken: get('enroll-token'),
+    stateDir: path.resolve(get('state-dir') ?? defaultStateDir()),
+    telemetryS: seconds('telemetry-s', DEFAULT_TELEMETRY_S, 1, 86_400),
+    keepaliveS: seconds('keepalive-s', DEFAULT_KEEPALIVE_S, 10, 3600),
+    reconnectMaxS: seconds('reconnect-max-s', DEFAULT_RECONNECT_MAX_S, 1, 3600),
+    caFile: caFile === undefined ? undefined : path.resolve(caFile),
+    keyType: keyType as DeviceKeyType,
+    mqttUrl: url('mqtt-url', ['mqtt:', 'mqtts:', 'ws:', 'wss:']),
+    name: get('name') ?? os.hostname(),
+    logLevel,
+    testHooks: env.KERNEX_TEST_HOOKS === '1',
+  };
+  if (problems.length > 0) throw new AgentConfigError(problems);
+  return Object.freeze(config);
+}

@@ -1,0 +1,62 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/** A `kernex server` process for benchmarks: embedded PostgreSQL in a temporary data directory. */
+export interface KernexProcess {
+  httpUrl: string;
+  mqttPort: number;
+  pid: number;
+  adminHeaders: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+const KERNEX_BIN = fileURLToPath(new URL('../../bin/kernex.js', import.meta.url));
+
+export async function startKernexServer(env: Record<string, string> = {}): Promise<KernexProcess> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kx-bench-'));
+  await fs.chmod(dir, 0o711);
+  const adminKey = `kx_bench_${randomBytes(16).toString('hex')}`;
+  const { DATABASE_URL: _ignored, ...inherited } = process.env;
+  const proc = spawn(process.execPath, [KERNEX_BIN, 'server'], {
+    env: { ...inherited, KERNEX_DATA_DIR: dir, KERNEX_HOST: '127.0.0.1', KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0', KERNEX_ADMIN_KEY: adminKey, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const ready = await new Promise<{ httpPort: number; mqttPort: number }>((resolve, reject) => {
+    readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; httpPort: number; mqttPort: number };
+        if (entry.msg === 'kernex server ready') resolve(entry);
+      } catch {
+        // not a log line
+      }
+    });
+    void exited.then(() => reject(new Error('kernex server exited before it was ready')));
+  });
+  return {
+    httpUrl: `http://127.0.0.1:${ready.httpPort}`,
+    mqttPort: ready.mqttPort,
+    pid: proc.pid!,
+    adminHeaders: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+    async stop() {
+      proc.kill('SIGTERM');
+      await exited;
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A counter's value from the server's `/metrics` (sum over its labels). */
+export async function metricValue(httpUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(`${httpUrl}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}

@@ -1,0 +1,47 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { spawnAgent, type AgentProcess } from './test-support/spawn-agent.js';
+import { startTestServer, type TestServer } from './test-support/test-server.js';
+
+/** The agent against a server with HTTPS and MQTTS from its own CA (KERNEX_CA_FILE pins it). */
+describe('kernex-agent over TLS with a pinned CA', () => {
+  let server: TestServer;
+  let dir: string;
+  const agents: AgentProcess[] = [];
+
+  beforeAll(async () => {
+    server = await startTestServer({ KERNEX_MQTTS_PORT: '0', KERNEX_HTTPS: 'true' });
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kx-agent-tls-'));
+  });
+  afterEach(async () => {
+    await Promise.all(agents.splice(0).map((a) => a.kill('SIGKILL')));
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  const start = (env: Record<string, string>): AgentProcess => {
+    const a = spawnAgent({ KERNEX_SERVER: server.httpUrl, KERNEX_KEY_TYPE: 'p256', ...env });
+    agents.push(a);
+    return a;
+  };
+
+  it('registers over HTTPS and connects over MQTTS when given the CA', async () => {
+    expect(server.httpUrl).toMatch(/^https:/);
+    const { token } = await server.services.enrollmentTokens.create({ uses: 1, expiresInS: 600 });
+    const a = start({ KERNEX_STATE_DIR: path.join(dir, 'a'), KERNEX_ENROLL_TOKEN: token, KERNEX_CA_FILE: server.caFile! });
+    await a.waitFor('registered', { status: 'accepted' });
+    const connected = await a.waitFor('connected');
+    expect(connected.url).toBe(`mqtts://127.0.0.1:${server.mqttsPort}`);
+  });
+
+  it('does not trust the server without the CA, says why, and keeps trying', async () => {
+    const a = start({ KERNEX_STATE_DIR: path.join(dir, 'b') });
+    const failed = await a.waitFor('registration failed; retrying', { kind: 'unreachable' });
+    expect(failed.err).toMatch(/SELF_SIGNED|UNABLE_TO_VERIFY|certificate/i);
+    expect(a.proc.exitCode).toBeNull();
+  });
+});

@@ -1,0 +1,125 @@
+import type { Telemetry } from '@kernex/shared';
+import type { Logger } from 'pino';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { TelemetrySample, TelemetryStore } from '../store/telemetry.pg.js';
+
+/** Options of {@link TelemetryIngest}. */
+export interface TelemetryIngestOptions {
+  /** Flush at least this often (ms). */
+  flushMs?: number;
+  /** Flush as soon as this many samples wait; also the largest batch. */
+  maxBatch?: number;
+  /** Keep at most this many samples while the database is away; older ones are dropped and counted. */
+  maxBuffered?: number;
+}
+
+/** Prometheus metrics of the ingest. */
+export interface TelemetryMetrics {
+  persisted: Counter;
+  dropped: Counter<'reason'>;
+  flushSeconds: Histogram;
+}
+
+export function createTelemetryMetrics(registry: Registry): TelemetryMetrics {
+  return {
+    persisted: new Counter({ name: 'kernex_telemetry_persisted_total', help: 'Telemetry samples written to the database', registers: [registry] }),
+    dropped: new Counter({
+      name: 'kernex_telemetry_dropped_total',
+      help: 'Telemetry samples dropped by the server, by reason (backlog: the database was away too long; unknown_device)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    flushSeconds: new Histogram({
+      name: 'kernex_telemetry_flush_seconds',
+      help: 'Time to write one batch of telemetry',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers: [registry],
+    }),
+  };
+}
+
+/**
+ * Batches telemetry from the broker into PostgreSQL: samples wait in memory
+ * and are written together every `flushMs` or as soon as `maxBatch` wait
+ * (never one round trip per message). One flush runs at a time. When the
+ * database fails, the batch goes back to the front of the queue and is tried
+ * again at the next tick; the queue is bounded, the oldest samples are
+ * dropped first (telemetry is QoS 0: the next sample replaces a lost one).
+ */
+export class TelemetryIngest {
+  private queue: TelemetrySample[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private failing = false;
+  private readonly flushMs: number;
+  private readonly maxBatch: number;
+  private readonly maxBuffered: number;
+
+  constructor(
+    private readonly store: TelemetryStore,
+    private readonly log: Logger,
+    private readonly metrics: TelemetryMetrics,
+    options: TelemetryIngestOptions = {},
+  ) {
+    this.flushMs = options.flushMs ?? 1000;
+    this.maxBatch = options.maxBatch ?? 2000;
+    this.maxBuffered = options.maxBuffered ?? 100_000;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.flush(), this.flushMs);
+    this.timer.unref();
+  }
+
+  /** Samples waiting to be written. */
+  get backlog(): number {
+    return this.queue.length;
+  }
+
+  /** Takes one validated sample (the broker refused invalid and oversized ones already). */
+  add(deviceId: string, data: Telemetry, at = new Date()): void {
+    this.queue.push({ deviceId, at, data });
+    if (this.queue.length > this.maxBuffered) {
+      const over = this.queue.length - this.maxBuffered;
+      this.queue.splice(0, over);
+      this.metrics.dropped.labels('backlog').inc(over);
+    }
+    if (this.queue.length >= this.maxBatch && !this.flushing) void this.flush();
+  }
+
+  /** Writes what waits, batch by batch; resolves when the queue is empty or a write failed. */
+  flush(): Promise<void> {
+    this.flushing ??= this.drain().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  /** Stops the timer and writes what is left (best effort). */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+    await this.flushing;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      const end = this.metrics.flushSeconds.startTimer();
+      try {
+        const written = await this.store.insertBatch(batch);
+        end();
+        this.metrics.persisted.inc(written);
+        if (written < batch.length) this.metrics.dropped.labels('unknown_device').inc(batch.length - written);
+        if (this.failing) this.log.info({ rows: written }, 'telemetry writes resumed');
+        this.failing = false;
+        this.log.debug({ rows: written }, 'telemetry batch written');
+      } catch (err) {
+        this.queue.unshift(...batch);
+        if (!this.failing) this.log.warn({ err: (err as Error).message, backlog: this.queue.length }, 'telemetry batch not written; keeping it for the next flush');
+        this.failing = true;
+        return;
+      }
+    }
+  }
+}
