@@ -10,6 +10,8 @@ export default defineConfig({
     alias: {
       '@kernex/shared': src('./shared/src/index.ts'),
       '@kernex/broker': src('./broker/src/index.ts'),
+      // The simulator runs worker threads, which load built JavaScript: tests use its build.
+      '@kernex/agent/sim': src('./agent/dist/sim/index.js'),
       '@kernex/agent': src('./agent/src/index.ts'),
     },
   },

@@ -12,6 +12,7 @@ import {
   type ExecutionEvent,
   type Telemetry,
 } from '@kernex/shared';
+import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Clock } from './clock.js';
 import { Enrollment } from './enrollment.js';
@@ -45,6 +46,8 @@ export interface DeviceContext {
  */
 export interface CommandHandler {
   handle(command: Command, device: DeviceContext): Promise<void>;
+  /** Called once the device is accepted and its session started: work a restart interrupted carries on. */
+  resume?(device: DeviceContext): Promise<void>;
 }
 
 /** The default handler: logs the command and reports nothing (no bundle support in this build). */
@@ -80,6 +83,19 @@ export interface DeviceOptions {
   commands?: CommandHandler;
   bundles?: BundleInventory;
   metrics?: MetricsSource;
+  /**
+   * Use this key instead of the one in the state directory (the simulator
+   * hands each device one from its key pool).
+   */
+  key?: { privateKey: KeyObject; deviceId: string };
+  /**
+   * `disk` (default): key, identity and outbox live in `stateDir`, fsynced.
+   * `memory`: nothing is written (the simulator: thousands of devices in one
+   * process would otherwise measure the disk); requires `key`.
+   */
+  state?: 'disk' | 'memory';
+  /** Hardware description sent at registration (default: this machine's). */
+  hardware?: Record<string, unknown>;
   /** Lifetime of each MQTT JWT (default 12 h; renewed 10-20 min before it ends). */
   tokenTtlS?: number;
 }
@@ -134,14 +150,22 @@ export class Device extends EventEmitter {
    * device is accepted and its session started (not necessarily connected).
    */
   async start(): Promise<void> {
-    await this.store.prepare();
-    this.key = await this.store.loadOrCreateKey(this.opts.keyType);
-    this.log.info({ deviceId: this.key.deviceId, stateDir: this.opts.stateDir }, 'device identity loaded');
-    this.outbox = await Outbox.open(this.store.file('outbox.jsonl'), this.log);
+    const memory = this.opts.state === 'memory';
+    if (memory) {
+      if (!this.opts.key) throw new Error("state 'memory' needs an injected key");
+      this.key = { ...this.opts.key, created: false };
+      this.outbox = Outbox.inMemory(this.log);
+    } else {
+      await this.store.prepare();
+      this.key = this.opts.key ? { ...this.opts.key, created: false } : await this.store.loadOrCreateKey(this.opts.keyType);
+      this.log.info({ deviceId: this.key.deviceId, stateDir: this.opts.stateDir }, 'device identity loaded');
+      this.outbox = await Outbox.open(this.store.file('outbox.jsonl'), this.log);
+    }
     this.outbox.onAppend(() => void this.drain());
     this.enrollment = new Enrollment({
       server: this.opts.server,
-      store: this.store,
+      store: memory ? undefined : this.store,
+      hardware: this.opts.hardware,
       key: this.key,
       clock: this.clock,
       log: this.log,
@@ -154,6 +178,7 @@ export class Device extends EventEmitter {
     await this.enrollment.untilAccepted(() => this.stopped, (ms) => this.sleep(ms));
     if (this.stopped) return;
     this.startSession();
+    this.opts.commands?.resume?.(this.context()).catch((err: unknown) => this.log.error({ err }, 'resuming interrupted commands failed'));
   }
 
   /** Orderly stop: offline status, DISCONNECT, outbox closed. */
@@ -163,6 +188,11 @@ export class Device extends EventEmitter {
     this.sleeping?.wake();
     await this.session?.stop();
     await this.outbox?.close();
+  }
+
+  /** Cuts the MQTT link as a network fault would (no DISCONNECT; the will fires); the session reconnects by itself. */
+  dropLink(): void {
+    this.session?.dropLink();
   }
 
   /** Queues an execution event (store-and-forward); resolves once it is on disk. */

@@ -8,7 +8,10 @@ import { Backoff } from './session/backoff.js';
 /** Options of {@link Enrollment}. */
 export interface EnrollmentOptions {
   server: string;
-  store: IdentityStore;
+  /** Where the identity is kept; none for a device with memory state (the simulator). */
+  store: IdentityStore | undefined;
+  /** Hardware description sent at registration (default: this machine's). */
+  hardware?: Record<string, unknown>;
   key: DeviceKey;
   clock: Clock;
   log: Logger;
@@ -35,7 +38,7 @@ export class Enrollment {
 
   /** Restores the stored identity and clock offset. */
   async load(): Promise<void> {
-    this.identity = await this.o.store.loadIdentity(this.o.key.deviceId);
+    this.identity = await this.o.store?.loadIdentity(this.o.key.deviceId);
     if (this.identity) this.o.clock.restore(this.identity.clockOffsetMs);
     this.token = !this.identity || this.identity.status === 'pending' ? this.o.enrollToken : undefined;
   }
@@ -70,7 +73,7 @@ export class Enrollment {
         ca: this.o.ca,
         enrollmentToken: this.token,
         name: this.o.name,
-        hardware: { arch: os.arch(), platform: os.platform(), kernel: os.release(), cpus: os.cpus().length, memTotal: os.totalmem() },
+        hardware: this.o.hardware ?? { arch: os.arch(), platform: os.platform(), kernel: os.release(), cpus: os.cpus().length, memTotal: os.totalmem() },
       });
       if (answer.deviceId !== key.deviceId) throw new RegistrationError('server', `server answered for device ${answer.deviceId}, not ${key.deviceId}`, true);
       this.identity = {
@@ -81,7 +84,7 @@ export class Enrollment {
         clockOffsetMs: clock.offset,
         server: this.o.server,
       };
-      await this.o.store.saveIdentity(this.identity);
+      await this.o.store?.saveIdentity(this.identity);
       if (answer.status !== 'pending') this.token = undefined;
       this.o.onRegistered?.(this.identity);
       const level = answer.status === 'accepted' ? 'info' : 'warn';

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import pino from 'pino';
 import { AgentConfigError, loadAgentConfig, USAGE } from './config.js';
+import { BundleInstaller } from './bundle/installer.js';
 import { Device } from './device.js';
 
 /** Longest an orderly stop may take before the process gives up waiting. */
@@ -39,6 +40,14 @@ async function main(): Promise<void> {
     }
   }
 
+  let installer: BundleInstaller;
+  try {
+    installer = await BundleInstaller.open({ stateDir: config.stateDir, log });
+  } catch (err) {
+    process.stderr.write(`kernex-agent: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+
   const device = new Device({
     server: config.server,
     stateDir: config.stateDir,
@@ -52,6 +61,8 @@ async function main(): Promise<void> {
     name: config.name,
     version,
     log,
+    commands: installer,
+    bundles: installer,
   });
 
   let stopping = false;

@@ -35,7 +35,7 @@ export class Outbox {
 
   private constructor(
     private readonly file: string,
-    private handle: fs.FileHandle,
+    private handle: fs.FileHandle | undefined,
     private readonly log: Logger,
   ) {}
 
@@ -53,6 +53,15 @@ export class Outbox {
     const damaged = box.replay(text);
     if (damaged) await box.compact();
     return box;
+  }
+
+  /**
+   * An outbox kept only in memory: same order and acknowledgement, no
+   * journal. For simulated devices, where thousands of fsynced files would
+   * measure the disk, not the fleet; a real device always uses {@link open}.
+   */
+  static inMemory(log: Logger): Outbox {
+    return new Outbox('', undefined, log);
   }
 
   /** Rebuilds the queue from the journal; true when a line had to be dropped. */
@@ -122,15 +131,16 @@ export class Outbox {
       if (this.pending.length === before) return;
       await this.write({ a: seq });
       this.deliveredLines += before - this.pending.length + 1;
-      if (this.deliveredLines >= COMPACT_AFTER) await this.compact();
+      if (this.handle && this.deliveredLines >= COMPACT_AFTER) await this.compact();
     });
   }
 
   async close(): Promise<void> {
-    await this.serial(() => this.handle.close());
+    await this.serial(async () => this.handle?.close());
   }
 
   private async write(line: Line): Promise<void> {
+    if (!this.handle) return;
     await this.handle.write(`${JSON.stringify(line)}\n`);
     await this.handle.datasync();
   }
@@ -148,7 +158,7 @@ export class Outbox {
     } finally {
       await fh.close();
     }
-    await this.handle.close();
+    await this.handle?.close();
     await fs.rename(tmp, this.file);
     await fsyncDir(path.dirname(this.file));
     this.handle = await fs.open(this.file, 'a', 0o600);

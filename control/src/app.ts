@@ -10,6 +10,10 @@ import { registerDocsUi, registerOpenApi } from './http/openapi.js';
 import { rateLimitPlugin } from './http/rate-limit.plugin.js';
 import { routeTablePlugin } from './http/route-table.plugin.js';
 import type { ServerMetrics } from './metrics.js';
+import { bundlesRoutes } from './routes/bundles.routes.js';
+import { deploymentsRoutes } from './routes/deployments.routes.js';
+import type { BundlesService } from './services/bundles.service.js';
+import type { DeploymentsService } from './services/deployments.service.js';
 import { apiKeysRoutes } from './routes/api-keys.routes.js';
 import { auditRoutes } from './routes/audit.routes.js';
 import { devicesRoutes } from './routes/devices.routes.js';
@@ -31,6 +35,8 @@ export interface AppDeps {
   apiKeys: ApiKeysService;
   audit: AuditService;
   verifyDeviceToken?: DeviceTokenVerifier;
+  bundles?: { service: BundlesService; maxBundleBytes: number };
+  deployments?: DeploymentsService;
   /** Limits and CORS of the admin API (config.ts); defaults when absent. */
   http?: Partial<HttpOptions>;
   devices: DevicesService;
@@ -67,6 +73,7 @@ const STATUS_TEXT: Record<number, string> = {
   409: 'Conflict',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
+  416: 'Range Not Satisfiable',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
@@ -170,6 +177,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(devicesRoutes, { devices: deps.devices });
   await app.register(enrollmentTokensRoutes, { tokens: deps.enrollmentTokens });
   await app.register(telemetryRoutes, { telemetry: deps.telemetry });
+
+  if (deps.bundles) {
+    await app.register(bundlesRoutes, { bundles: deps.bundles.service, maxBundleBytes: deps.bundles.maxBundleBytes });
+  }
+  if (deps.deployments) await app.register(deploymentsRoutes, { deployments: deps.deployments });
 
   return app;
 }

@@ -31,6 +31,12 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads the bundle size limit in MiB', () => {
+    expect(loadConfig({}).maxBundleBytes).toBe(512 * 1024 * 1024);
+    expect(loadConfig({ KERNEX_MAX_BUNDLE_MB: '2' }).maxBundleBytes).toBe(2 * 1024 * 1024);
+    expect(() => loadConfig({ KERNEX_MAX_BUNDLE_MB: '0' })).toThrow(/KERNEX_MAX_BUNDLE_MB must be a whole number/);
+  });
+
   it('refuses a short admin key', () => {
     expect(() => loadConfig({ KERNEX_ADMIN_KEY: 'short' })).toThrow(/KERNEX_ADMIN_KEY/);
   });

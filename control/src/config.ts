@@ -26,6 +26,10 @@ export interface ServerConfig {
   /** Days of telemetry history kept; older samples are pruned in the background. */
   telemetryRetentionDays: number;
   logLevel: string;
+  /** Largest bundle upload, bytes (KERNEX_MAX_BUNDLE_MB). */
+  maxBundleBytes: number;
+  /** Period of the orchestrator's tick loop, ms (KERNEX_ORCHESTRATOR_TICK_MS). */
+  orchestratorTickMs: number;
   /** Requests per minute for one API key, or for one address sending no credentials. */
   rateLimitPerMin: number;
   /** Requests per minute from one address to the unauthenticated `POST /api/v1/devices/register`. */
@@ -160,6 +164,8 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     adminKey: env.KERNEX_ADMIN_KEY || undefined,
     telemetryRetentionDays: positiveInt('KERNEX_TELEMETRY_RETENTION_DAYS', 7, 3650),
     logLevel: env.LOG_LEVEL || 'info',
+    maxBundleBytes: positive('KERNEX_MAX_BUNDLE_MB', 512) * 1024 * 1024,
+    orchestratorTickMs: positive('KERNEX_ORCHESTRATOR_TICK_MS', 1000),
     rateLimitPerMin: positive('KERNEX_RATE_LIMIT_PER_MIN', 600),
     registerRateLimitPerMin: positive('KERNEX_REGISTER_RATE_LIMIT_PER_MIN', 10),
     bodyLimitBytes: positive('KERNEX_BODY_LIMIT_BYTES', 1024 * 1024),

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { createBroker, type KernexBroker } from '@kernex/broker';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -10,6 +11,12 @@ import { StartupError } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
 import { ServerKeyService } from './services/server-key.service.js';
+import { BundlesService } from './services/bundles.service.js';
+import { LocalBundleStorage } from './storage/local-bundle-storage.js';
+import { BundlesStore } from './store/bundles.pg.js';
+import { DeploymentsStore } from './store/deployments.pg.js';
+import { DeploymentsService } from './services/deployments.service.js';
+import { Orchestrator } from './orchestrator/orchestrator.js';
 import { DeviceAuthService } from './services/device-auth.service.js';
 import { PgDeviceDirectory } from './services/device-directory.service.js';
 import { PresenceWriter } from './services/presence-writer.js';
@@ -46,6 +53,9 @@ export interface RunningServer {
   broker: KernexBroker;
   app: FastifyInstance;
   services: {
+    bundles: BundlesService;
+    deployments: DeploymentsService;
+    orchestrator: Orchestrator;
     apiKeys: ApiKeysService;
     audit: AuditService;
     serverKey: ServerKeyService;
@@ -109,6 +119,11 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
     const audit = new AuditService(new AuditStore(sql), log.child({ mod: 'audit' }));
 
+    const storage = await LocalBundleStorage.open(path.join(config.dataDir, 'bundles'));
+    const bundlesStore = new BundlesStore(sql);
+    const bundles = new BundlesService(bundlesStore, storage, serverKey, log.child({ mod: 'bundles' }), {
+      maxBytes: config.maxBundleBytes,
+    });
     const devicesStore = new DevicesStore(sql);
     // The broker's memory is gone: nobody is connected until the broker says so.
     const wasOnline = await devicesStore.markAllOffline();
@@ -150,11 +165,27 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const endpoints = new MqttEndpoints(config.publicUrl, { mqtt: mqttPort, mqtts: mqttsPort, ws: wsPort });
     const registration = new RegistrationService(devicesStore, endpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
 
+    const deploymentsStore = new DeploymentsStore(sql);
+    bundles.deviceAccess = (deviceId, bundleId) => deploymentsStore.deviceMayFetch(sql, deviceId, bundleId);
+    const publicBase = (config.publicUrl ?? `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:{port}`).replace(/\/+$/, '');
+    let httpPortBound = 0;
+    const orchestrator = new Orchestrator({
+      store: deploymentsStore,
+      link: broker,
+      log,
+      registry: metrics.registry,
+      bundleUrl: (id) => `${publicBase.replace('{port}', String(httpPortBound))}/api/v1/bundles/${id}/blob`,
+      tickMs: config.orchestratorTickMs,
+    });
+    const deployments = new DeploymentsService(deploymentsStore, bundlesStore, orchestrator, log.child({ mod: 'deployments' }));
+
     const app = await buildApp({
       log,
       metrics,
       checks: { database: () => pingDatabase(sql), broker: () => broker.isListening() },
       apiKeys,
+      bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes },
+      deployments,
       audit,
       http: {
         rateLimitPerMin: config.rateLimitPerMin,
@@ -176,6 +207,10 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       throw listenError(err, 'KERNEX_HTTP_PORT', config.httpPort);
     }
     const httpPort = (app.server.address() as AddressInfo).port;
+    httpPortBound = httpPort;
+    // Before the broker closes (cleanups run in reverse), so no tick publishes into a closed broker.
+    orchestrator.start();
+    cleanups.push(() => orchestrator.stop());
 
     // After the listeners are up, so a start that fails cannot swallow the only copy of the key.
     const firstAdminKey = await apiKeys.bootstrap(config.adminKey);
@@ -201,7 +236,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, audit, serverKey, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest },
+      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();

@@ -3,3 +3,4 @@ export * from './identity.js';
 export * from './jwt.js';
 export * from './protocol.js';
 export * from './schemas/index.js';
+export * from './archive.js';

@@ -126,3 +126,17 @@ export interface RegistrationResponse {
 export const MAX_DEVICE_PAYLOAD_BYTES = 16 * 1024;
 /** Largest `hardware` object at registration, serialised (DESIGN §2: at most 4 KiB). */
 export const MAX_HARDWARE_BYTES = 4096;
+
+/** `manifest.json` at the root of a bundle (DESIGN §4). */
+export interface BundleManifest {
+  name: string;
+  /** Semantic version (semver.org 2.0.0). */
+  version: string;
+  /** Path of the install script inside the bundle; runs with the version's directory as working directory. */
+  install: string;
+  healthCheck?: { script: string; timeoutS?: number };
+  description?: string;
+}
+
+/** Default time limit of a health check when the manifest gives none, seconds. */
+export const DEFAULT_HEALTH_CHECK_TIMEOUT_S = 60;

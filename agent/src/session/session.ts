@@ -107,6 +107,15 @@ export class MqttSession extends EventEmitter {
   }
 
   /** Orderly stop: retained `offline` status, DISCONNECT (so the will is not needed), no reconnect. */
+  /**
+   * Cuts the link as a network fault would: the socket is destroyed without
+   * DISCONNECT, so the broker publishes the will and the session reconnects
+   * with its usual backoff. The fleet simulator's flaky links use it.
+   */
+  dropLink(): void {
+    this.client?.stream?.destroy();
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.retryTimer);

@@ -11,9 +11,14 @@ export interface KernexProcess {
   httpUrl: string;
   mqttPort: number;
   pid: number;
+  /** The server's KERNEX_DATA_DIR (blobs live under `bundles/`). */
+  dataDir: string;
   adminHeaders: Record<string, string>;
   stop(): Promise<void>;
 }
+
+/** Every simulated device calls from 127.0.0.1: the per-address API limits would measure themselves. */
+const BENCH_LIMITS = { KERNEX_REGISTER_RATE_LIMIT_PER_MIN: '1000000', KERNEX_RATE_LIMIT_PER_MIN: '1000000' };
 
 const KERNEX_BIN = fileURLToPath(new URL('../../bin/kernex.js', import.meta.url));
 
@@ -23,7 +28,7 @@ export async function startKernexServer(env: Record<string, string> = {}): Promi
   const adminKey = `kx_bench_${randomBytes(16).toString('hex')}`;
   const { DATABASE_URL: _ignored, ...inherited } = process.env;
   const proc = spawn(process.execPath, [KERNEX_BIN, 'server'], {
-    env: { ...inherited, KERNEX_DATA_DIR: dir, KERNEX_HOST: '127.0.0.1', KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0', KERNEX_ADMIN_KEY: adminKey, LOG_LEVEL: 'info', ...env },
+    env: { ...inherited, KERNEX_DATA_DIR: dir, KERNEX_HOST: '127.0.0.1', KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0', KERNEX_ADMIN_KEY: adminKey, LOG_LEVEL: 'info', ...BENCH_LIMITS, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
@@ -42,6 +47,7 @@ export async function startKernexServer(env: Record<string, string> = {}): Promi
     httpUrl: `http://127.0.0.1:${ready.httpPort}`,
     mqttPort: ready.mqttPort,
     pid: proc.pid!,
+    dataDir: dir,
     adminHeaders: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
     async stop() {
       proc.kill('SIGTERM');
@@ -59,4 +65,11 @@ export async function metricValue(httpUrl: string, name: string): Promise<number
     if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
+}
+
+/** utime + stime of a process, seconds (/proc/{pid}/stat fields 14 and 15; USER_HZ is 100 on Linux). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }

@@ -2,10 +2,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { brokerLevelRun, type BrokerRun } from './broker-level.bench.js';
+import { deploymentRun, type DeploymentRun } from './deployment.bench.js';
 import { connectStormRun, makeDevices, verifyRate, type ConnectStormRun } from './connect-storm.bench.js';
 import { machineFacts } from './machine.js';
 import { renderTable, writeSection, type FigureRow } from './report.js';
-import { summarize } from './stats.js';
+import { summarize, type Summary } from './stats.js';
 import { startKernexBroker, startMosquittoTarget, type BrokerTarget } from './targets.js';
 
 /**
@@ -20,6 +21,13 @@ const { values } = parseArgs({
     'auth-devices': { type: 'string', default: '1000' },
     workers: { type: 'string', default: '2' },
     only: { type: 'string' },
+    'server-devices': { type: 'string', default: '2000' },
+    'sim-devices': { type: 'string', default: '2000' },
+    'connect-rate': { type: 'string', default: '500' },
+    'fanout-devices': { type: 'string', default: '1000' },
+    downloads: { type: 'string', default: '100' },
+    'bundle-mib': { type: 'string', default: '8' },
+    'deploy-devices': { type: 'string', default: '1000' },
     out: { type: 'string' },
   },
 });
@@ -113,12 +121,86 @@ if (selected('telemetry')) {
   );
 }
 
+/** Kernex figures the push-versus-polling table compares, when measured in this run. */
+let idleMqttBytes: number | undefined;
+let fanoutForPolling: { devices: number; p50: Summary; p99: Summary } | undefined;
+
+if (selected('fanout')) {
+  const { fanoutRun } = await import('./fanout.bench.js');
+  const rows: FigureRow[] = [];
+  for (const n of values['fanout-devices']!.split(',').map(Number)) {
+    const results = [];
+    for (let r = 0; r < runs; r++) {
+      results.push(await fanoutRun(n, workers));
+      process.stderr.write(`  fan-out ${n} run ${r + 1}/${runs}: ${JSON.stringify(results.at(-1))}\n`);
+    }
+    const p50 = summarize(results.map((r) => r.p50Ms));
+    const p99 = summarize(results.map((r) => r.p99Ms));
+    fanoutForPolling ??= { devices: n, p50, p99 };
+    const limit = 'the server process: one core runs the HTTP request, the execution rows (one INSERT) and every PUBLISH; the clients use the other core';
+    rows.push(
+      { figure: `fan-out p50, ${n} devices`, unit: 'ms', kernex: p50, limitedBy: limit },
+      { figure: `fan-out p99, ${n} devices`, unit: 'ms', kernex: p99, limitedBy: limit, target: '< 1,000 ms at 10,000' },
+      { figure: `POST /deployments answer, ${n} devices`, unit: 'ms', kernex: summarize(results.map((r) => r.postMs)), limitedBy: 'creating one execution row per device' },
+    );
+  }
+  await writeSection(
+    out,
+    'command-fanout',
+    [
+      '## Command fan-out through the server',
+      '',
+      'A `kernex server` process; P-256 devices registered beforehand hold JWT-authenticated sessions',
+      `(MQTT.js in ${workers} worker threads) subscribed to their \`kx/{id}/cmd\`. One \`POST /api/v1/deployments\``,
+      '(`target: {all: true}`) starts the clock; per device, the time until its `deploy` command arrives',
+      '(`control/src/bench/fanout.bench.ts`). The clients do not report back, so this is dispatch alone.',
+      '10,000 devices: `npm run bench -- --only fanout --fanout-devices 10000`.',
+      '',
+      renderTable(rows),
+    ].join('\n'),
+  );
+}
+
+if (selected('serving')) {
+  const { bundleServingRun } = await import('./bundle-serving.bench.js');
+  const downloads = Number(values.downloads);
+  const mib = Number(values['bundle-mib']);
+  const results = [];
+  for (let r = 0; r < runs; r++) {
+    results.push(await bundleServingRun(downloads, mib));
+    process.stderr.write(`  bundle serving run ${r + 1}/${runs}: ${JSON.stringify(results.at(-1))}\n`);
+  }
+  await writeSection(
+    out,
+    'bundle-serving',
+    [
+      `## Bundle serving (${downloads} downloads at once, ${mib} MiB bundle)`,
+      '',
+      `${downloads} HTTP clients in the bench process GET \`/api/v1/bundles/{id}/blob\` of a \`kernex server\` process at`,
+      `once; the reference reads the stored blob file with ${downloads} concurrent streams in the bench process, which is`,
+      'what the disk (here: the page cache) can give (`control/src/bench/bundle-serving.bench.ts`).',
+      '',
+      renderTable([
+        {
+          figure: 'aggregate download throughput',
+          unit: 'MiB/s',
+          kernex: summarize(results.map((r) => r.serverMiBps)),
+          reference: { name: 'file read', summary: summarize(results.map((r) => r.diskMiBps)) },
+          limitedBy: `CPU, not the disk: server process ${results.at(-1)!.serverCpuShare.toFixed(2)} cores, downloading clients ${results.at(-1)!.clientCpuShare.toFixed(2)} cores (last run), on 2 cores; the file read is the disk's ceiling`,
+          target: 'the disk',
+        },
+      ]),
+    ].join('\n'),
+  );
+}
+
 if (selected('idle')) {
   const { idleBytesRun } = await import('./idle-bytes.bench.js');
   // The agent's defaults (agent/src/config.ts); control does not import the agent package.
   const DEFAULT_TELEMETRY_S = 900;
   const DEFAULT_KEEPALIVE_S = 300;
   const idle = await idleBytesRun(DEFAULT_TELEMETRY_S, DEFAULT_KEEPALIVE_S);
+  idleMqttBytes = idle.bytesPerHour;
   process.stderr.write(`  idle: ${JSON.stringify(idle)}\n`);
   const one = (v: number) => summarize([v]);
   await writeSection(
@@ -139,6 +221,34 @@ if (selected('idle')) {
         { figure: 'one keepalive exchange', unit: 'bytes', kernex: one(idle.keepaliveBytes), limitedBy: 'MQTT fixed headers' },
         { figure: 'idle device-hour, MQTT bytes', unit: 'bytes', kernex: one(idle.bytesPerHour), limitedBy: 'telemetry period', target: '< 4 KB' },
         { figure: 'idle device-hour, with TCP/IPv4 headers (estimate)', unit: 'bytes', kernex: one(idle.bytesPerHourWithHeaders), limitedBy: '52-byte headers per segment', target: '< 4 KB' },
+      ]),
+    ].join('\n'),
+  );
+}
+if (selected('server-auth')) {
+  const { authConnectRun } = await import('./fleet.bench.js');
+  const n = Number(values['server-devices']);
+  const results = [];
+  for (let r = 0; r < runs; r++) {
+    results.push(await authConnectRun(n, workers));
+    process.stderr.write(`  auth connect run ${r + 1}/${runs}: ${JSON.stringify(results.at(-1))}\n`);
+  }
+  await writeSection(
+    out,
+    'server-connect',
+    [
+      `## Connect storm through the whole server (${n} devices, authentication on, PostgreSQL directory)`,
+      '',
+      'A `kernex server` process (embedded PostgreSQL, the real DeviceDirectory) with',
+      `${n} P-256 devices registered beforehand; MQTT.js clients in ${workers} worker threads each`,
+      'connect with their own ES256 JWT and subscribe to their `kx/{id}/cmd` as fast as they can',
+      '(`control/src/bench/fleet.bench.ts`). Cold: every JWT is verified (ES256 + a directory look-up).',
+      'Warm: the same devices reconnect with the same tokens, which the credential cache knows.',
+      '',
+      renderTable([
+        { figure: 'connect storm, cold (JWT verified)', unit: 'devices/s', kernex: summarize(results.map((r) => r.coldPerS)), limitedBy: 'the server process (one core: ES256 verify, directory look-up, presence write); the clients use the other core' },
+        { figure: 'connect storm, warm (credential cache)', unit: 'devices/s', kernex: summarize(results.map((r) => r.warmPerS)), limitedBy: 'the server process (CONNECT, SUBSCRIBE, retained status, presence write)' },
+        { figure: 'server memory per connected device', unit: 'bytes', kernex: summarize(results.map((r) => r.serverBytesPerDevice)), limitedBy: 'Aedes client + persistent session + subscription (RSS of the server process; PostgreSQL excluded)', target: '< 30 KB' },
       ]),
     ].join('\n'),
   );
@@ -182,4 +292,105 @@ if (selected('auth')) {
     ].join('\n'),
   );
 }
+
+if (selected('sim')) {
+  const { simFleetRun } = await import('./sim-fleet.bench.js');
+  const n = Number(values['sim-devices']);
+  const rate = Number(values['connect-rate']);
+  const results = [];
+  for (let r = 0; r < runs; r++) {
+    results.push(await simFleetRun(n, workers, rate));
+    process.stderr.write(`  sim fleet run ${r + 1}/${runs}: ${JSON.stringify(results.at(-1))}\n`);
+  }
+  const cpu = results.at(-1)!;
+  await writeSection(
+    out,
+    'sim-fleet',
+    [
+      `## A simulated fleet on one server: \`kernex sim --devices ${n}\``,
+      '',
+      `The real simulator (${workers} worker threads, connect rate ${rate}/s, keys from its cache) against a`,
+      '`kernex server` process on the same machine: each device registers over HTTP, then opens its',
+      'JWT-authenticated MQTT session with the agent\'s default telemetry and keepalive',
+      '(`control/src/bench/sim-fleet.bench.ts`). Time runs from starting the simulator to the server\'s',
+      '`kernex_devices_connected` reading N.',
+      `CPU while the fleet came up (last run): server ${cpu.serverCpuS.toFixed(1)} s, simulator ${cpu.simCpuS.toFixed(1)} s.`,
+      '',
+      renderTable([
+        { figure: 'time to all devices online', unit: 's', kernex: summarize(results.map((r) => r.secondsToAllOnline)), limitedBy: `the connect-rate ramp (${rate}/s) and ${cpu.simCpuS > cpu.serverCpuS ? 'the simulator process (more CPU than the server)' : 'the server process (more CPU than the simulator)'}` },
+        { figure: 'server memory per connected device', unit: 'bytes', kernex: summarize(results.map((r) => r.serverBytesPerDevice)), limitedBy: 'server RSS growth over the whole run: connections plus the heap grown by N registrations (V8 keeps it); the per-connection figure is the server connect-storm row', target: '< 30 KB' },
+      ]),
+    ].join('\n'),
+  );
+}
+
+if (selected('deployment')) {
+  const fleet = Number(values['deploy-devices']);
+  const downloads = 100;
+  const bundleMiB = 2;
+  process.stderr.write(`deployment rows: ${fleet} devices, ${downloads} downloads of ${bundleMiB} MiB, ${runs} runs\n`);
+  const results: DeploymentRun[] = [];
+  for (let r = 0; r < runs; r++) {
+    results.push(await deploymentRun(fleet, downloads, bundleMiB * 2 ** 20));
+    process.stderr.write(`  run ${r + 1}/${runs}: ${JSON.stringify(results.at(-1))}\n`);
+  }
+  const row = (figure: string, unit: string, pick: (r: DeploymentRun) => number, limitedBy: string, target?: string): FigureRow => ({
+    figure,
+    unit,
+    kernex: summarize(results.map(pick)),
+    limitedBy,
+    target,
+  });
+  await writeSection(
+    out,
+    'deployment',
+    [
+      `## Deployments end to end (${fleet} devices)`,
+      '',
+      'One in-process server (embedded PostgreSQL, Aedes with JWT authentication and ACL, Fastify);',
+      `${fleet} MQTT.js clients with P-256 keys, registered and connected like devices, in the`,
+      'same Node.js process as the server, on loopback (`control/src/bench/deployment.bench.ts`).',
+      'Dispatch: from `POST /api/v1/deployments` (target `all`) to each device holding its `deploy`',
+      `command. Download: ${downloads} devices fetch a ${bundleMiB} MiB bundle at once, each with its own`,
+      '`kernex-http` JWT (device access check included).',
+      '',
+      renderTable([
+        row('dispatch p50', 'ms', (r) => r.dispatchP50Ms, 'one transaction marks every execution sent, then 1,000 QoS 1 publishes; the clients share the server\'s 2 cores'),
+        row('dispatch p99', 'ms', (r) => r.dispatchP99Ms, 'same; the last publishes of the batch'),
+        row('download throughput', 'MiB/s', (r) => r.downloadMiBps, 'loopback copy in one Node.js process for server and clients (file stream → socket → fetch)'),
+      ]),
+    ].join('\n'),
+  );
+}
+
+if (selected('polling')) {
+  const { pollingRun } = await import('./polling.bench.js');
+  const pollers = 200;
+  const results: Array<Awaited<ReturnType<typeof pollingRun>>> = [];
+  for (let r = 0; r < runs; r++) {
+    results.push(await pollingRun(pollers));
+    process.stderr.write(`  polling run ${r + 1}/${runs}: ${JSON.stringify(results.at(-1))}\n`);
+  }
+  const poll = (pick: (r: (typeof results)[number]) => number) => ({ name: 'HTTP polling, 60 s', summary: summarize(results.map(pick)) });
+  const notMeasured = summarize([NaN]);
+  await writeSection(
+    out,
+    'push-vs-polling',
+    [
+      '## Push versus the 60-second HTTP polling loop',
+      '',
+      `The reference is measured for real on loopback (\`control/src/bench/polling.bench.ts\`): ${pollers} pollers at random`,
+      'phases with keep-alive and a device-JWT-sized bearer token; a command is queued at a random moment and each',
+      "poller's latency is the time until its next poll fetches it. Kernex figures come from the fan-out and idle-bytes",
+      'runs above (n/a when those were not selected in this run).',
+      '',
+      renderTable([
+        { figure: `command latency p50${fanoutForPolling ? `, ${fanoutForPolling.devices} devices` : ''}`, unit: 'ms', kernex: fanoutForPolling?.p50 ?? notMeasured, reference: poll((r) => r.latencyP50Ms), limitedBy: 'push: dispatch; polling: the 60 s interval' },
+        { figure: `command latency p99${fanoutForPolling ? `, ${fanoutForPolling.devices} devices` : ''}`, unit: 'ms', kernex: fanoutForPolling?.p99 ?? notMeasured, reference: poll((r) => r.latencyP99Ms), limitedBy: 'push: dispatch; polling: the 60 s interval' },
+        { figure: 'idle bytes per device-hour (TCP payload, no IP/TCP headers)', unit: 'bytes', kernex: idleMqttBytes === undefined ? notMeasured : summarize([idleMqttBytes]), reference: poll((r) => r.idleBytesPerDeviceHour), limitedBy: 'push: telemetry period; polling: 60 requests/hour of headers + token', target: '< 4 KB' },
+      ]),
+    ].join('\n'),
+  );
+}
+
 process.stderr.write(`wrote ${out}\n`);

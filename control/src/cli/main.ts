@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { simCommand } from './sim.command.js';
 import { auditCommand } from './audit.command.js';
 import { bundlesCommand } from './bundles.command.js';
 import { deployCommand } from './deploy.command.js';
@@ -24,6 +25,7 @@ program
     await runServer();
   });
 
+program.addCommand(simCommand());
 for (const cmd of [statusCommand(), devicesCommand(), tokensCommand(), bundlesCommand(), deployCommand(), deploymentsCommand(), keysCommand(), auditCommand()]) {
   program.addCommand(cmd);
 }

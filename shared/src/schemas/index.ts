@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { EXECUTION_STATES } from '../protocol.js';
-import type { Command, DeviceStatusMessage, ExecutionEvent, RegistrationRequest, Telemetry } from '../protocol.js';
+import type { BundleManifest, Command, DeviceStatusMessage, ExecutionEvent, RegistrationRequest, Telemetry } from '../protocol.js';
 
 /** JSON Schemas of every MQTT payload and of the registration body (DESIGN §2, §3). */
 
@@ -97,6 +97,35 @@ export const commandSchema = {
   ],
 } as const;
 
+/** semver.org's own expression for a valid semantic version (2.0.0). */
+export const SEMVER_PATTERN =
+  '^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(?:-((?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\\.(?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$';
+
+/** A path inside a bundle: relative, no `..`, no backslash (the archive rules check it again). */
+const bundlePath = { type: 'string', minLength: 1, maxLength: 1024, pattern: '^(?!/)(?!.*(^|/)\\.\\.(/|$))[^\\\\\\u0000]+$' } as const;
+
+/** `manifest.json` at the root of a bundle (DESIGN §4). Unknown fields are kept, for later versions. */
+export const manifestSchema = {
+  $id: 'kernex/manifest',
+  type: 'object',
+  required: ['name', 'version', 'install'],
+  properties: {
+    name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' },
+    version: { type: 'string', maxLength: 64, pattern: SEMVER_PATTERN },
+    install: bundlePath,
+    healthCheck: {
+      type: 'object',
+      required: ['script'],
+      additionalProperties: false,
+      properties: {
+        script: bundlePath,
+        timeoutS: { type: 'integer', minimum: 1, maximum: 3600 },
+      },
+    },
+    description: { type: 'string', maxLength: 4096 },
+  },
+} as const;
+
 const ajv = new Ajv({ allErrors: false, strict: true, strictTypes: false, strictRequired: false });
 
 /** A compiled validator that also says, in one line, what is wrong. */
@@ -126,3 +155,4 @@ export const validateEvent = compile<ExecutionEvent>(eventSchema);
 export const validateTelemetry = compile<Telemetry>(telemetrySchema);
 export const validateStatus = compile<DeviceStatusMessage>(statusSchema);
 export const validateCommand = compile<Command>(commandSchema);
+export const validateManifest = compile<BundleManifest>(manifestSchema);

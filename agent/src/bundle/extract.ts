@@ -1,0 +1,67 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { ArchiveGuard, DEFAULT_ARCHIVE_LIMITS, validateManifest, type ArchiveLimits, type BundleManifest } from '@kernex/shared';
+import tar from 'tar-stream';
+
+/** How files are written; injectable so tests can make the disk fail (ENOSPC). */
+export type OpenWrite = (file: string, mode: number) => Writable;
+
+const defaultOpenWrite: OpenWrite = (file, mode) => createWriteStream(file, { flags: 'wx', mode });
+
+export interface ExtractOptions {
+  limits?: ArchiveLimits;
+  openWrite?: OpenWrite;
+}
+
+/**
+ * Unpacks `archive` into the empty directory `dest` under the shared safe-tar
+ * rules (a hostile entry throws UnsafeEntryError and nothing is run). Modes are
+ * kept but for set-id and group/other write bits. Returns the manifest.
+ */
+export async function extractBundle(archive: string, dest: string, opts: ExtractOptions = {}): Promise<BundleManifest> {
+  const guard = new ArchiveGuard(opts.limits ?? DEFAULT_ARCHIVE_LIMITS);
+  const openWrite = opts.openWrite ?? defaultOpenWrite;
+  await fs.mkdir(dest, { recursive: true, mode: 0o755 });
+  const extract = tar.extract();
+  const walk = async (): Promise<void> => {
+    for await (const entry of extract) {
+      const e = guard.check(entry.header);
+      const target = path.join(dest, e.path);
+      const mode = (entry.header.mode ?? 0o644) & 0o755;
+      switch (e.kind) {
+        case 'directory':
+          entry.resume();
+          await fs.mkdir(target, { recursive: true, mode: mode | 0o700 });
+          break;
+        case 'file':
+          await fs.mkdir(path.dirname(target), { recursive: true });
+          await pipeline(entry, openWrite(target, mode | 0o600));
+          break;
+        case 'symlink':
+          entry.resume();
+          await fs.mkdir(path.dirname(target), { recursive: true });
+          await fs.symlink(e.target!, target);
+          break;
+        case 'hardlink':
+          entry.resume();
+          await fs.mkdir(path.dirname(target), { recursive: true });
+          await fs.link(path.join(dest, e.target!), target);
+          break;
+      }
+    }
+  };
+  await Promise.all([pipeline(createReadStream(archive), createGunzip(), extract), walk()]);
+
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(await fs.readFile(path.join(dest, 'manifest.json'), 'utf8'));
+  } catch (err) {
+    throw new Error(`manifest.json unreadable: ${(err as Error).message}`);
+  }
+  if (!validateManifest(manifest)) throw new Error(`manifest.json ${validateManifest.lastError()}`);
+  return manifest;
+}

@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { parseSimArgs, summaryLine } from './args.js';
+
+describe('kernex sim arguments', () => {
+  it('reads flags, falls back to the KERNEX_* variables and leaves the rest to the defaults', () => {
+    const o = parseSimArgs(['--devices', '50', '--flap-mean-s', '2.5', '--fail-rate', '0.1', '--json'], { KERNEX_SERVER: 'http://h:1', KERNEX_ENROLL_TOKEN: 'kxe_t' });
+    expect(o).toMatchObject({ devices: 50, server: 'http://h:1', enrollToken: 'kxe_t', flapMeanS: 2.5, failRate: 0.1, json: true, summaryS: 5 });
+    expect(o !== 'help' && o.connectRate).toBeUndefined();
+  });
+
+  it('refuses a missing or malformed --devices and out-of-range shares, naming the flag', () => {
+    expect(() => parseSimArgs([], {})).toThrow('--devices N is required');
+    expect(() => parseSimArgs(['--devices', '1.5'], {})).toThrow(/--devices must be an integer/);
+    expect(() => parseSimArgs(['--devices', '3', '--download-sample', '2'], {})).toThrow(/--download-sample must be a number between 0 and 1/);
+    expect(() => parseSimArgs(['--devices', '3', '--key-type', 'dsa'], {})).toThrow(/--key-type must be p256 or rsa/);
+    expect(() => parseSimArgs(['--devices', '3', '--bogus'], {})).toThrow(/bogus/);
+  });
+
+  it('answers help', () => {
+    expect(parseSimArgs(['--help'], {})).toBe('help');
+  });
+
+  it('summarises executions by state on one line', () => {
+    const line = summaryLine({ devices: 10, started: 10, connected: 9, everConnected: 10, commands: 4, telemetry: 20, flaps: 1, downloadedBytes: 0, executions: { succeeded: 3, installing: 1 }, elapsedS: 12.3, keys: { cached: 10, made: 0 }, workers: 2 });
+    expect(line).toBe('[12s] connected 9/10 (started 10) commands 4 telemetry 20 flaps 1 executions: succeeded=3 installing=1');
+  });
+});

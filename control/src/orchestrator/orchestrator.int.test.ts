@@ -1,0 +1,156 @@
+import { cmdTopic, eventsTopic, type Command, type ExecutionState } from '@kernex/shared';
+import type { MqttClient } from 'mqtt';
+import { EventEmitter } from 'node:events';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeploymentsStore } from '../store/deployments.pg.js';
+import type { DeviceLink } from './device-link.js';
+import { Orchestrator } from './orchestrator.js';
+import { makeBundle } from '../../../shared/src/test-support/make-bundle.js';
+import { api, makeDevice, register, type TestDevice } from '../test-support/devices.js';
+import { enrollmentToken } from '../test-support/fleet.js';
+import { connectDevice, metric } from '../test-support/mqtt.js';
+import { startTestServer, type TestServer } from '../test-support/test-server.js';
+
+/** A device played by a test: a real MQTT.js client that reports what the test says. */
+interface Sim {
+  device: TestDevice;
+  client: MqttClient;
+  commands: Command[];
+  next(): Promise<Command>;
+  report(executionId: string, state: ExecutionState, error?: string): Promise<void>;
+}
+
+describe('orchestrator rules against real PostgreSQL and MQTT', () => {
+  let server: TestServer;
+  let mqttUrl: string;
+  let token: string;
+  const sims: Sim[] = [];
+
+  async function sim(): Promise<Sim> {
+    const device = await makeDevice();
+    expect((await register(server.httpUrl, device, { enrollmentToken: token })).body.status).toBe('accepted');
+    const client = await connectDevice(mqttUrl, device, { clean: false });
+    await client.subscribeAsync(cmdTopic(device.id), { qos: 1 });
+    const s: Sim = {
+      device,
+      client,
+      commands: [],
+      async next() {
+        const seen = s.commands.length;
+        while (s.commands.length <= seen) await new Promise((resolve) => client.once('message', resolve));
+        return s.commands[seen]!;
+      },
+      async report(executionId, state, error) {
+        await client.publishAsync(eventsTopic(device.id), JSON.stringify({ executionId, state, ts: Date.now(), ...(error ? { error } : {}) }), { qos: 1 });
+      },
+    };
+    client.on('message', (_t, payload) => s.commands.push(JSON.parse(payload.toString()) as Command));
+    sims.push(s);
+    return s;
+  }
+
+  async function bundle(version: string): Promise<string> {
+    const res = await fetch(`${server.httpUrl}/api/v1/bundles`, { method: 'POST', body: await makeBundle({ name: 'sim', version }), headers: { ...server.adminHeaders, 'content-type': 'application/gzip' } });
+    return ((await res.json()) as { id: string }).id;
+  }
+
+  const deploy = async (body: object): Promise<string> => {
+    const res = await api('POST', `${server.httpUrl}/api/v1/deployments`, server.adminHeaders, body);
+    expect(res.status).toBe(201);
+    return res.body.id as string;
+  };
+  const show = async (id: string): Promise<any> => (await api('GET', `${server.httpUrl}/api/v1/deployments/${id}`, server.adminHeaders)).body;
+
+  beforeAll(async () => {
+    server = await startTestServer({ KERNEX_ORCHESTRATOR_TICK_MS: '100' });
+    mqttUrl = `mqtt://127.0.0.1:${server.mqttPort}`;
+    token = await enrollmentToken(server.httpUrl, server.adminHeaders, 20);
+  });
+  afterAll(async () => {
+    await Promise.all(sims.map((s) => s.client.endAsync(true)));
+    await server?.stop();
+  });
+
+  it('keeps at most maxConcurrent executions between sent and verifying', async () => {
+    const fleet = await Promise.all([sim(), sim(), sim()]);
+    const bundleId = await bundle('1.0.0');
+    const id = await deploy({ bundleId, target: { deviceIds: fleet.map((s) => s.device.id) }, rollout: { maxConcurrent: 1 } });
+    const order: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const cmd = await Promise.race(fleet.map((s) => s.next().then((c) => ({ s, c }))));
+      expect(cmd.c.type).toBe('deploy');
+      order.push(cmd.s.device.id);
+      const d = await show(id);
+      expect(d.counts.sent + d.counts.received + d.counts.downloading + d.counts.installing + d.counts.verifying).toBe(1);
+      for (const state of ['received', 'downloading', 'installing', 'verifying', 'succeeded'] as const) await cmd.s.report(cmd.c.executionId, state);
+    }
+    expect(new Set(order).size).toBe(3);
+    await expect.poll(async () => (await show(id)).status).toBe('completed');
+  });
+
+  it('refuses and counts events for unknown executions and impossible transitions', async () => {
+    const s = await sim();
+    const bundleId = await bundle('2.0.0');
+    const id = await deploy({ bundleId, target: { deviceIds: [s.device.id] } });
+    const cmd = await s.next();
+    await s.report(cmd.executionId, 'succeeded');
+    await expect.poll(async () => (await show(id)).status).toBe('completed');
+
+    const unknownBefore = await metric(server.httpUrl, 'kernex_execution_events_refused_total', { reason: 'unknown_execution' });
+    const transitionBefore = await metric(server.httpUrl, 'kernex_execution_events_refused_total', { reason: 'transition' });
+    await s.report('00000000-0000-4000-8000-000000000000', 'received');
+    await s.report(cmd.executionId, 'downloading');
+    await expect.poll(() => metric(server.httpUrl, 'kernex_execution_events_refused_total', { reason: 'unknown_execution' })).toBe(unknownBefore + 1);
+    await expect.poll(() => metric(server.httpUrl, 'kernex_execution_events_refused_total', { reason: 'transition' })).toBe(transitionBefore + 1);
+    expect((await show(id)).counts.succeeded).toBe(1);
+  });
+
+  it('times out an execution with no progress for timeoutS', async () => {
+    const s = await sim();
+    const id = await deploy({ bundleId: await bundle('3.0.0'), target: { deviceIds: [s.device.id] }, timeoutS: 1 });
+    const cmd = await s.next();
+    await s.report(cmd.executionId, 'received');
+    await expect.poll(async () => (await show(id)).status, { timeout: 10_000 }).toBe('completed');
+    const items = (await api('GET', `${server.httpUrl}/api/v1/deployments/${id}/executions`, server.adminHeaders)).body.items;
+    expect(items).toEqual([expect.objectContaining({ deviceId: s.device.id, state: 'timed_out', error: 'no progress for 1 s' })]);
+  });
+
+  it('lets a device download only the bundle of its live execution, and keeps that bundle from deletion', async () => {
+    const [mine, other] = await Promise.all([sim(), sim()]);
+    const bundleId = await bundle('4.0.0');
+    const id = await deploy({ bundleId, target: { deviceIds: [mine.device.id] } });
+    const cmd = await mine.next();
+    expect(cmd.type === 'deploy' && cmd.bundle.url).toBe(`${server.httpUrl}/api/v1/bundles/${bundleId}/blob`);
+    const fetchAs = async (d: TestDevice): Promise<number> =>
+      (await fetch(`${server.httpUrl}/api/v1/bundles/${bundleId}/blob`, { headers: { authorization: `Bearer ${await d.jwt('kernex-http')}` } })).status;
+    expect(await fetchAs(mine.device)).toBe(200);
+    expect(await fetchAs(other.device)).toBe(403);
+    expect((await api('DELETE', `${server.httpUrl}/api/v1/bundles/${bundleId}`, server.adminHeaders)).status).toBe(409);
+
+    await mine.report(cmd.executionId, 'failed', 'disk full');
+    await expect.poll(async () => (await show(id)).status).toBe('completed');
+    expect(await fetchAs(mine.device)).toBe(403);
+    expect((await api('DELETE', `${server.httpUrl}/api/v1/bundles/${bundleId}`, server.adminHeaders)).status).toBe(204);
+    expect((await show(id)).bundleId).toBeNull();
+  });
+
+  it('dispatches each execution once when two orchestrators tick the same database at once', async () => {
+    // Two servers of one installation: the server's own orchestrator stops, two others race.
+    await server.services.orchestrator.stop();
+    const devices = await Promise.all(Array.from({ length: 6 }, () => makeDevice()));
+    for (const d of devices) expect((await register(server.httpUrl, d, { enrollmentToken: token })).body.status).toBe('accepted');
+    const published: Command[] = [];
+    const link = (): DeviceLink => Object.assign(new EventEmitter(), { publishCommand: async (_id: string, c: Command) => void published.push(c) }) as unknown as DeviceLink;
+    const make = (): Orchestrator =>
+      new Orchestrator({ store: new DeploymentsStore(server.sql), link: link(), log: pino({ level: 'silent' }), registry: new Registry(), bundleUrl: (id) => `/b/${id}` });
+    const [one, two] = [make(), make()];
+    const id = await deploy({ bundleId: await bundle('5.0.0'), target: { deviceIds: devices.map((d) => d.id) } });
+    await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? one : two).tick()));
+    const executions = new Set(published.map((c) => c.executionId));
+    expect(published).toHaveLength(6);
+    expect(executions.size).toBe(6);
+    expect((await show(id)).counts.sent).toBe(6);
+  });
+});

@@ -1,0 +1,283 @@
+import { randomUUID } from 'node:crypto';
+import type { Command, ExecutionEvent } from '@kernex/shared';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Sql, TransactionSql } from 'postgres';
+import type { BundleForCommand, DeploymentRow, DeploymentsStore, ExecutionRow } from '../store/deployments.pg.js';
+import type { DeviceLink } from './device-link.js';
+import { judgeTransition, pastThreshold } from './rules.js';
+
+/** One orchestrator at a time across every server of an installation ('kernex' in ASCII). */
+const ADVISORY_LOCK = 0x6b65726e6578n;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface OrchestratorOptions {
+  store: DeploymentsStore;
+  link: DeviceLink;
+  log: Logger;
+  registry: Registry;
+  /** The blob URL devices are told for a bundle. */
+  bundleUrl(bundleId: string): string;
+  /** Period of the tick loop, ms (timeouts, phase waits; events and new deployments tick at once). */
+  tickMs?: number;
+}
+
+interface Outbound {
+  deviceId: string;
+  command: Command;
+}
+
+/**
+ * Drives deployments (DESIGN §5). All state is in PostgreSQL: a tick, under one
+ * advisory lock, times out stalled executions, aborts past the failure
+ * threshold (cancelling queued executions and asking rollbacks), releases
+ * phases, dispatches queued executions within `maxConcurrent`, and completes
+ * deployments. Commands are published after the transaction commits; one lost
+ * in between (a crash) is published again when its device connects, and the
+ * agent acts on each execution at most once. Events move executions forward only.
+ */
+export class Orchestrator {
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private again = false;
+  private stopped = true;
+  private readonly refused: Counter<'reason'>;
+  private readonly published: Counter<'type'>;
+  private readonly log: Logger;
+  private readonly onSubscribed = (deviceId: string): void => void this.healDevice(deviceId);
+  private readonly onEvent = (deviceId: string, event: ExecutionEvent): void => void this.applyEvent(deviceId, event);
+
+  constructor(private readonly opts: OrchestratorOptions) {
+    this.log = opts.log.child({ mod: 'orchestrator' });
+    const store = opts.store;
+    new Gauge({
+      name: 'kernex_executions',
+      help: 'Executions by state',
+      labelNames: ['state'],
+      registers: [opts.registry],
+      async collect() {
+        const totals = await store.stateTotals(store.sql);
+        this.reset();
+        for (const [state, n] of Object.entries(totals)) this.labels(state).set(n);
+      },
+    });
+    this.refused = new Counter({ name: 'kernex_execution_events_refused_total', help: 'Execution events refused, by reason', labelNames: ['reason'], registers: [opts.registry] });
+    this.published = new Counter({ name: 'kernex_commands_published_total', help: 'Commands published to devices, by type', labelNames: ['type'], registers: [opts.registry] });
+  }
+
+  private get sql(): Sql {
+    return this.opts.store.sql;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    // Not at 'device:connect': a new session subscribes after CONNACK, and a publish
+    // before its subscription is lost. 'device:subscribed' fires for a new SUBSCRIBE
+    // and for a subscription restored with a persistent session.
+    this.opts.link.on('device:subscribed', this.onSubscribed);
+    this.opts.link.on('device:event', this.onEvent);
+    this.timer = setInterval(() => this.kick(), this.opts.tickMs ?? 1000);
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.opts.link.off('device:subscribed', this.onSubscribed);
+    this.opts.link.off('device:event', this.onEvent);
+    await this.ticking;
+  }
+
+  /** Runs a tick soon; ticks never overlap, and a kick during one runs another after it. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.ticking) {
+      this.again = true;
+      return;
+    }
+    this.ticking = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.tick();
+        } catch (err) {
+          this.log.error({ err }, 'orchestrator tick failed');
+        }
+      } while (this.again && !this.stopped);
+    })().finally(() => {
+      this.ticking = undefined;
+    });
+  }
+
+  /** Resolves after the tick running now, if any (tests). */
+  settled(): Promise<void> {
+    return this.ticking ?? Promise.resolve();
+  }
+
+  /** One pass over every deployment with work left. Idempotent: running it twice changes nothing more. */
+  async tick(): Promise<void> {
+    const outbound: Outbound[] = [];
+    await this.sql.begin(async (tx) => {
+      const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${ADVISORY_LOCK.toString()}::bigint) as ok`;
+      if (!lock?.ok) return; // Another server's orchestrator is ticking.
+      for (const id of await this.opts.store.active(tx)) {
+        const d = await this.opts.store.get(tx, id, true);
+        if (d) outbound.push(...(await this.advance(tx, d)));
+      }
+    });
+    await this.publish(outbound);
+  }
+
+  private async advance(tx: TransactionSql, d: DeploymentRow): Promise<Outbound[]> {
+    const store = this.opts.store;
+    const log = this.log.child({ deploymentId: d.id });
+    const out: Outbound[] = [];
+    const timedOut = await store.timeOut(tx, d);
+    if (timedOut) log.info({ timedOut }, 'executions timed out');
+    let t = await store.tally(tx, d.id, d.phase);
+    const { rollout } = d;
+
+    if (d.status === 'running' && pastThreshold(t.failures, t.released, rollout.maxFailurePercent)) {
+      // DESIGN §5: over the threshold the deployment stops, and heals.
+      const reason = `${t.failures} of ${t.released} executions failed, over maxFailurePercent ${rollout.maxFailurePercent}`;
+      const cancelled = await store.cancelQueued(tx, d.id, 'deployment aborted');
+      await store.setDeployment(tx, d.id, { status: 'aborted', reason });
+      d = { ...d, status: 'aborted' };
+      log.warn({ failures: t.failures, released: t.released, cancelled, rollback: rollout.rollbackOnAbort }, 'deployment aborted');
+    }
+    if (d.status === 'aborted' && rollout.rollbackOnAbort) {
+      // Also executions that succeed after the abort: the fleet goes back as one.
+      await store.requestRollbacks(tx, d.id);
+      const bundle = await store.bundleOf(tx, d.id);
+      for (const e of await store.takeRollbacks(tx, d.id)) out.push({ deviceId: e.deviceId, command: this.rollbackCommand(e, bundle?.name ?? d.bundleName) });
+    }
+    if (d.status !== 'running') return out;
+
+    // Phases: the next starts when every released execution has ended and waitS has passed.
+    const lastPhase = rollout.phases.length - 1;
+    if (t.unendedReleased === 0 && d.phase < lastPhase) {
+      const settledAt = d.phaseSettledAt ?? new Date();
+      if (!d.phaseSettledAt) await store.setDeployment(tx, d.id, { phaseSettledAt: settledAt });
+      const waitS = rollout.phases[d.phase]?.waitS ?? 0;
+      if (Date.now() >= settledAt.getTime() + waitS * 1000) {
+        await store.setDeployment(tx, d.id, { phase: d.phase + 1, phaseSettledAt: null });
+        d = { ...d, phase: d.phase + 1 };
+        log.info({ phase: d.phase }, 'phase released');
+        t = await store.tally(tx, d.id, d.phase);
+      }
+    }
+
+    const slots = rollout.maxConcurrent === null ? Number.MAX_SAFE_INTEGER : rollout.maxConcurrent - t.inFlight;
+    const sent = await store.dispatch(tx, d.id, d.phase, Math.min(slots, 10_000));
+    if (sent.length) {
+      const bundle = await store.bundleOf(tx, d.id);
+      if (!bundle) throw new Error(`deployment ${d.id} has lost its bundle`);
+      for (const e of sent) out.push({ deviceId: e.deviceId, command: this.deployCommand(e, bundle, d.timeoutS) });
+      log.debug({ sent: sent.length, phase: d.phase }, 'executions dispatched');
+    }
+
+    const after = await store.tally(tx, d.id, d.phase);
+    if (after.unended === 0 && d.phase >= lastPhase) {
+      await store.setDeployment(tx, d.id, { status: 'completed' });
+      log.info('deployment completed');
+    }
+    return out;
+  }
+
+  /** Cancels a running deployment: queued executions end, those not yet installing are told to stop. */
+  async cancel(id: string): Promise<{ outcome: 'cancelled' | 'absent' | 'not_running'; status?: DeploymentRow['status'] }> {
+    const outbound: Outbound[] = [];
+    const result = await this.sql.begin(async (tx) => {
+      const d = await this.opts.store.get(tx, id, true);
+      if (!d) return { outcome: 'absent' as const };
+      if (d.status !== 'running') return { outcome: 'not_running' as const, status: d.status };
+      await this.opts.store.cancelQueued(tx, id, 'deployment cancelled');
+      for (const e of await this.opts.store.requestCancels(tx, id)) outbound.push({ deviceId: e.deviceId, command: this.cancelCommand(e) });
+      await this.opts.store.setDeployment(tx, id, { status: 'cancelled', reason: 'cancelled by an operator' });
+      return { outcome: 'cancelled' as const };
+    });
+    await this.publish(outbound);
+    if (result.outcome === 'cancelled') this.log.info({ deploymentId: id, told: outbound.length }, 'deployment cancelled');
+    return result;
+  }
+
+  /** A device's command subscription is in place: publish again whatever it has not reported yet (DESIGN §1, §5). */
+  async healDevice(deviceId: string): Promise<void> {
+    try {
+      const outbound: Outbound[] = [];
+      await this.sql.begin(async (tx) => {
+        const owed = await this.opts.store.owedTo(tx, deviceId);
+        for (const e of owed.deploys) {
+          const d = await this.opts.store.get(tx, e.deploymentId);
+          const bundle = await this.opts.store.bundleOf(tx, e.deploymentId);
+          if (d && bundle) outbound.push({ deviceId, command: this.deployCommand(e, bundle, d.timeoutS) });
+        }
+        for (const e of owed.cancels) outbound.push({ deviceId, command: this.cancelCommand(e) });
+        for (const e of owed.rollbacks) {
+          const d = await this.opts.store.get(tx, e.deploymentId);
+          outbound.push({ deviceId, command: this.rollbackCommand(e, d?.bundleName ?? '') });
+        }
+      });
+      if (outbound.length) this.log.info({ deviceId, commands: outbound.length }, 'device connected; commands sent again');
+      await this.publish(outbound);
+    } catch (err) {
+      this.log.error({ err, deviceId }, 'healing a connected device failed');
+    }
+  }
+
+  /** Applies a device's event: forward only; unknown executions and impossible transitions are refused and counted. */
+  async applyEvent(deviceId: string, event: ExecutionEvent): Promise<'applied' | 'same' | 'refused'> {
+    try {
+      const verdict = await this.sql.begin(async (tx) => {
+        if (!UUID.test(event.executionId)) return 'unknown' as const;
+        const e = await this.opts.store.lockExecution(tx, event.executionId, deviceId);
+        if (!e) return 'unknown' as const;
+        const v = judgeTransition(e.state, event.state);
+        if (v === 'apply') await this.opts.store.setExecutionState(tx, e.id, event.state, event.error ?? null);
+        if (v === 'apply' && event.state === 'succeeded') await this.opts.store.recordInstalled(tx, e.id);
+        else if (v === 'same') await this.opts.store.touchExecution(tx, e.id);
+        return v === 'refuse' ? ({ from: e.state } as const) : v;
+      });
+      if (verdict === 'unknown' || typeof verdict === 'object') {
+        const reason = verdict === 'unknown' ? 'unknown_execution' : 'transition';
+        this.refused.labels(reason).inc();
+        this.log.info({ deviceId, executionId: event.executionId, state: event.state, from: typeof verdict === 'object' ? verdict.from : undefined, reason }, 'execution event refused');
+        return 'refused';
+      }
+      this.log.debug({ deviceId, executionId: event.executionId, state: event.state }, 'execution event applied');
+      if (verdict === 'apply') this.kick();
+      return verdict === 'same' ? 'same' : 'applied';
+    } catch (err) {
+      this.log.error({ err, deviceId, executionId: event.executionId }, 'execution event failed');
+      return 'refused';
+    }
+  }
+
+  private async publish(outbound: Outbound[]): Promise<void> {
+    await Promise.all(
+      outbound.map(async ({ deviceId, command }) => {
+        try {
+          await this.opts.link.publishCommand(deviceId, command);
+          this.published.labels(command.type).inc();
+          this.log.debug({ deviceId, executionId: command.executionId, type: command.type }, 'command published');
+        } catch (err) {
+          // The row says what is owed; the device gets it again when it connects.
+          this.log.warn({ err: (err as Error).message, deviceId, executionId: command.executionId }, 'command not published');
+        }
+      }),
+    );
+  }
+
+  private deployCommand(e: ExecutionRow, bundle: BundleForCommand, timeoutS: number): Command {
+    return { id: randomUUID(), type: 'deploy', executionId: e.id, issuedAt: new Date().toISOString(), timeoutS, bundle: { ...bundle, url: this.opts.bundleUrl(bundle.id) } };
+  }
+
+  private cancelCommand(e: ExecutionRow): Command {
+    return { id: randomUUID(), type: 'cancel', executionId: e.id, issuedAt: new Date().toISOString() };
+  }
+
+  private rollbackCommand(e: ExecutionRow, name: string): Command {
+    return { id: randomUUID(), type: 'rollback', executionId: e.id, issuedAt: new Date().toISOString(), name };
+  }
+}

@@ -1,0 +1,78 @@
+import { EXECUTION_STATES, TERMINAL_STATES, type ExecutionState } from '@kernex/shared';
+
+/**
+ * The deployment rules of DESIGN §5 as pure functions: which execution
+ * transitions are allowed, how devices are split into phases, when a
+ * deployment is past its failure threshold.
+ */
+
+/** States an execution passes through on its way, in order. */
+const ORDER: Record<string, number> = Object.fromEntries(EXECUTION_STATES.slice(0, 6).map((s, i) => [s, i]));
+
+/** States between `sent` and `verifying`: what `maxConcurrent` bounds. */
+export const IN_FLIGHT_STATES: readonly ExecutionState[] = ['sent', 'received', 'downloading', 'installing', 'verifying'];
+
+/** Ended states that count against `maxFailurePercent`. */
+export const FAILURE_STATES: readonly ExecutionState[] = ['failed', 'timed_out', 'rolled_back'];
+
+/** What to do with an event moving an execution from `from` to `to`. */
+export type TransitionVerdict = 'apply' | 'same' | 'refuse';
+
+/**
+ * Executions move forward only (DESIGN §5); an ended execution stays ended,
+ * but for `succeeded → rolled_back` (DESIGN §3). The same state again is a
+ * progress report, not a transition.
+ */
+export function judgeTransition(from: ExecutionState, to: ExecutionState): TransitionVerdict {
+  if (from === to) return 'same';
+  if (TERMINAL_STATES.has(from)) return from === 'succeeded' && to === 'rolled_back' ? 'apply' : 'refuse';
+  if (TERMINAL_STATES.has(to)) return 'apply';
+  // `queued` is the server's own state: a device never reports it.
+  if (to === 'queued' || to === 'sent') return 'refuse';
+  return (ORDER[to] ?? -1) > (ORDER[from] ?? -1) ? 'apply' : 'refuse';
+}
+
+/** One rollout phase as given by the operator. */
+export interface Phase {
+  percent: number;
+  waitS: number;
+}
+
+/**
+ * Reads the operator's phases as shares (DESIGN §5: "a phase releases its
+ * share"; the Mender way). A list that only makes sense as cumulative
+ * percentages — strictly increasing, ending at 100, adding up to more than 100,
+ * as `kernex deploy --phases 10,50,100` sends — is turned into shares.
+ * Returns undefined when neither reading fits (shares over 100).
+ */
+export function normalisePhases(phases: readonly Phase[]): Phase[] | undefined {
+  const sum = phases.reduce((a, p) => a + p.percent, 0);
+  if (sum <= 100) return phases.map((p) => ({ ...p }));
+  const increasing = phases.every((p, i) => i === 0 || p.percent > phases[i - 1]!.percent);
+  if (!increasing || phases.at(-1)?.percent !== 100) return undefined;
+  return phases.map((p, i) => ({ ...p, percent: p.percent - (i === 0 ? 0 : phases[i - 1]!.percent) }));
+}
+
+/**
+ * Splits `count` devices into phases: phase i gets its `percent` share
+ * (rounded up, so a non-empty share has at least one device); the last phase
+ * takes whatever the shares leave. Returns each device index's phase.
+ */
+export function assignPhases(count: number, phases: readonly Phase[]): number[] {
+  const out: number[] = [];
+  let cumulative = 0;
+  let given = 0;
+  phases.forEach((p, i) => {
+    cumulative += p.percent;
+    const last = i === phases.length - 1;
+    const upTo = last ? count : Math.min(count, Math.ceil((cumulative * count) / 100));
+    for (; given < upTo; given++) out.push(i);
+  });
+  return out;
+}
+
+/** True when failures are past `maxFailurePercent` of the executions released so far. */
+export function pastThreshold(failures: number, released: number, maxFailurePercent: number): boolean {
+  if (released === 0) return false;
+  return (failures * 100) / released > maxFailurePercent;
+}

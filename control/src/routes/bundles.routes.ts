@@ -1,0 +1,207 @@
+import type { FastifyInstance } from 'fastify';
+import type { Readable } from 'node:stream';
+import { Errors } from '../errors.js';
+import { toBundleView, type BundlesService } from '../services/bundles.service.js';
+import { BlobNotFoundError } from '../storage/bundle-storage.js';
+import { parseRange } from './byte-range.js';
+
+export interface BundlesRoutesOptions {
+  bundles: BundlesService;
+  maxBundleBytes: number;
+}
+
+const errorBody = { $ref: 'kernexError#' } as const;
+
+const bundle = {
+  type: 'object',
+  required: ['id', 'name', 'version', 'sha256', 'size', 'signature', 'createdAt'],
+  properties: {
+    id: { type: 'string', format: 'uuid' },
+    name: { type: 'string' },
+    version: { type: 'string' },
+    sha256: { type: 'string', description: 'hex SHA-256 of the archive' },
+    size: { type: 'integer', description: 'bytes' },
+    signature: { type: 'string', description: "base64 RSASSA-PKCS1-v1_5/SHA-256 of 'kernex-bundle:{name}:{version}:{sha256}' by the server key" },
+    description: { type: 'string' },
+    createdAt: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+const idParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', format: 'uuid' } },
+} as const;
+
+/** Content types an upload may carry; the body is passed through as a stream. */
+const ARCHIVE_TYPES = ['application/gzip', 'application/x-gzip', 'application/octet-stream', 'application/x-tar+gzip'];
+
+/** `/api/v1/bundles` (DESIGN §4). Thin: rules are in BundlesService. */
+export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOptions): Promise<void> {
+  const { bundles } = opts;
+
+  app.addSchema({
+    $id: 'kernexError',
+    type: 'object',
+    properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } },
+  });
+
+  // Raw archive bodies stay streams: the service reads them once, never whole.
+  app.addContentTypeParser(ARCHIVE_TYPES, (_req, payload, done) => done(null, payload));
+
+  app.post(
+    '/api/v1/bundles',
+    {
+      config: { access: 'operator' },
+      bodyLimit: opts.maxBundleBytes,
+      schema: {
+        summary: 'Upload a bundle (.tar.gz with manifest.json at its root) as the raw request body',
+        tags: ['bundles'],
+        consumes: ARCHIVE_TYPES,
+        response: { 201: bundle, 400: errorBody, 409: errorBody, 413: errorBody },
+      },
+    },
+    async (req, reply) => {
+      const declared = Number(req.headers['content-length']);
+      if (Number.isFinite(declared) && declared > opts.maxBundleBytes) throw new Errors.PAYLOAD_TOO_LARGE(opts.maxBundleBytes);
+      const body = req.body as Readable;
+      try {
+        const row = await bundles.upload(body);
+        return reply.code(201).send(toBundleView(row));
+      } catch (err) {
+        await drain(body, opts.maxBundleBytes);
+        throw err;
+      }
+    },
+  );
+
+  app.get(
+    '/api/v1/bundles',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        summary: 'List bundles, newest first',
+        tags: ['bundles'],
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+            cursor: { type: 'string', maxLength: 512 },
+            name: { type: 'string', maxLength: 128 },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['items', 'nextCursor'],
+            properties: { items: { type: 'array', items: bundle }, nextCursor: { type: ['string', 'null'] } },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const q = req.query as { limit: number; cursor?: string; name?: string };
+      const page = await bundles.list(q.limit, q.cursor, q.name);
+      return { items: page.items.map(toBundleView), nextCursor: page.nextCursor };
+    },
+  );
+
+  app.get(
+    '/api/v1/bundles/:id',
+    {
+      config: { access: 'viewer' },
+      schema: { summary: 'Show a bundle', tags: ['bundles'], params: idParams, response: { 200: bundle, 404: errorBody } },
+    },
+    async (req) => toBundleView(await bundles.get((req.params as { id: string }).id)),
+  );
+
+  app.delete(
+    '/api/v1/bundles/:id',
+    {
+      config: { access: 'operator' },
+      schema: {
+        summary: 'Delete a bundle (refused while a running deployment uses it)',
+        tags: ['bundles'],
+        params: idParams,
+        response: { 204: { type: 'null' }, 404: errorBody, 409: errorBody },
+      },
+    },
+    async (req, reply) => {
+      await bundles.delete((req.params as { id: string }).id);
+      return reply.code(204).send();
+    },
+  );
+
+  app.get(
+    '/api/v1/bundles/:id/blob',
+    {
+      config: { access: { role: 'viewer', device: true } },
+      schema: {
+        summary: 'Download the archive; honours Range and If-Range (ETag is the sha256) so downloads resume',
+        tags: ['bundles'],
+        params: idParams,
+        headers: {
+          type: 'object',
+          properties: { range: { type: 'string', maxLength: 256 }, 'if-range': { type: 'string', maxLength: 256 } },
+        },
+        response: {
+          200: { description: 'the whole archive (application/gzip)' },
+          206: { description: 'the requested range' },
+          403: errorBody,
+          404: errorBody,
+          416: errorBody,
+        },
+      },
+    },
+    async (req, reply) => {
+      const id = (req.params as { id: string }).id;
+      const row = await bundles.get(id);
+      await bundles.assertCanFetch(req.principal!, id);
+      const etag = `"${row.sha256}"`;
+      const ifRange = req.headers['if-range'];
+      // RFC 9110 §13.1.5: a Range with a stale If-Range gets the whole body.
+      const range = ifRange === undefined || ifRange === etag ? parseRange(req.headers.range, row.size) : undefined;
+      void reply.header('accept-ranges', 'bytes').header('etag', etag);
+      if (range === 'unsatisfiable') {
+        void reply.header('content-range', `bytes */${row.size}`);
+        throw new Errors.RANGE_NOT_SATISFIABLE(row.size);
+      }
+      try {
+        const stream = await bundles.openBlob(id, range);
+        void reply.header('content-type', 'application/gzip');
+        if (range) {
+          return reply
+            .code(206)
+            .header('content-range', `bytes ${range.start}-${range.end}/${row.size}`)
+            .header('content-length', range.end - range.start + 1)
+            .send(stream);
+        }
+        return reply.header('content-length', row.size).send(stream);
+      } catch (err) {
+        if (err instanceof BlobNotFoundError) throw new Errors.NOT_FOUND('bundle blob');
+        throw err;
+      }
+    },
+  );
+}
+
+/**
+ * Reads and discards what is left of a refused upload, up to `limit` bytes,
+ * so the client gets the 400 instead of a reset connection.
+ */
+async function drain(body: Readable, limit: number): Promise<void> {
+  if (body.readableEnded || body.destroyed) return;
+  let seen = 0;
+  await new Promise<void>((resolve) => {
+    body.on('data', (c: Buffer) => {
+      seen += c.length;
+      if (seen > limit) {
+        body.destroy();
+        resolve();
+      }
+    });
+    body.once('end', resolve).once('error', () => resolve()).once('close', resolve);
+    body.resume();
+  });
+}

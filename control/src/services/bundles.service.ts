@@ -1,0 +1,113 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { bundleSigningText, DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from '@kernex/shared';
+import type { Logger } from 'pino';
+import { Errors } from '../errors.js';
+import type { BundleStorage, ByteRange } from '../storage/bundle-storage.js';
+import type { BundleRow, BundlesStore } from '../store/bundles.pg.js';
+import { decodeCursor, type Page } from '../store/paging.js';
+import { inspectBundleStream } from './bundle-archive.js';
+import type { ServerKeyService } from './server-key.service.js';
+
+/** What the API answers for a bundle (DESIGN §4). */
+export interface BundleView {
+  id: string;
+  name: string;
+  version: string;
+  sha256: string;
+  size: number;
+  signature: string;
+  description?: string;
+  createdAt: string;
+}
+
+export const toBundleView = (b: BundleRow): BundleView => ({
+  id: b.id,
+  name: b.name,
+  version: b.version,
+  sha256: b.sha256,
+  size: b.size,
+  signature: b.signature,
+  ...(b.manifest.description !== undefined ? { description: b.manifest.description } : {}),
+  createdAt: b.createdAt.toISOString(),
+});
+
+/** Decides whether a device may fetch a bundle: only one sent to it in a live execution (DESIGN §4). */
+export type DeviceBundleAccess = (deviceId: string, bundleId: string) => Promise<boolean>;
+
+/** Upload, list, fetch and delete bundles; the rules of DESIGN §4. */
+export class BundlesService {
+  constructor(
+    private readonly store: BundlesStore,
+    private readonly storage: BundleStorage,
+    private readonly serverKey: ServerKeyService,
+    private readonly log: Logger,
+    private readonly opts: { maxBytes: number; limits?: ArchiveLimits },
+    /** Set by the orchestrator; until then devices get no bundle. */
+    public deviceAccess: DeviceBundleAccess = async () => false,
+  ) {}
+
+  /** Streams an upload to storage, checking it on the way; answers the stored bundle. */
+  async upload(body: Readable): Promise<BundleRow> {
+    const tempFile = this.storage.tempPath();
+    try {
+      const inspected = await inspectBundleStream(body, {
+        tempFile,
+        maxBytes: this.opts.maxBytes,
+        limits: this.opts.limits ?? DEFAULT_ARCHIVE_LIMITS,
+      });
+      const { name, version } = inspected.manifest;
+      if (await this.store.exists(name, version)) throw new Errors.CONFLICT(`bundle ${name} ${version} exists already`);
+      const id = randomUUID();
+      await this.storage.put(id, tempFile);
+      const signature = this.serverKey.sign(bundleSigningText(name, version, inspected.sha256));
+      const row = await this.store
+        .insert({ id, name, version, sha256: inspected.sha256, size: inspected.size, signature, manifest: inspected.manifest })
+        .catch(async (err: unknown) => {
+          await this.storage.delete(id);
+          throw err;
+        });
+      if (!row) {
+        await this.storage.delete(id);
+        throw new Errors.CONFLICT(`bundle ${name} ${version} exists already`);
+      }
+      this.log.info({ bundleId: id, name, version, size: inspected.size }, 'bundle stored');
+      return row;
+    } finally {
+      await fs.rm(tempFile, { force: true });
+    }
+  }
+
+  async get(id: string): Promise<BundleRow> {
+    const row = await this.store.get(id);
+    if (!row) throw new Errors.NOT_FOUND('bundle');
+    return row;
+  }
+
+  async list(limit: number, cursor?: string, name?: string): Promise<Page<BundleRow>> {
+    const after = cursor ? decodeCursor(cursor) : undefined;
+    if (cursor && !after) throw new Errors.VALIDATION('querystring.cursor is not a cursor of this list');
+    return this.store.list(limit, after, name);
+  }
+
+  async delete(id: string): Promise<void> {
+    const result = await this.store.delete(id);
+    if (result === 'absent') throw new Errors.NOT_FOUND('bundle');
+    if (result === 'in-use') throw new Errors.CONFLICT('a running deployment uses this bundle');
+    await this.storage.delete(id);
+    this.log.info({ bundleId: id }, 'bundle deleted');
+  }
+
+  /** Checks a device may fetch the bundle; API keys (viewer and up) may fetch any. */
+  async assertCanFetch(principal: { kind: 'device'; deviceId: string } | { kind: 'apiKey' }, bundleId: string): Promise<void> {
+    if (principal.kind === 'device' && !(await this.deviceAccess(principal.deviceId, bundleId))) {
+      throw new Errors.FORBIDDEN('this bundle was not sent to this device in a live execution');
+    }
+  }
+
+  /** Opens the blob, whole or a range of it. */
+  openBlob(id: string, range?: ByteRange): Promise<Readable> {
+    return this.storage.open(id, range);
+  }
+}

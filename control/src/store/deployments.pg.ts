@@ -1,0 +1,311 @@
+import type { ExecutionState } from '@kernex/shared';
+import type { Sql, TransactionSql } from 'postgres';
+import type { Phase } from '../orchestrator/rules.js';
+import { toPage, type CursorKey, type Page } from './paging.js';
+
+/** What may run SQL: the pool or a transaction. */
+type Db = Sql | TransactionSql;
+
+/** A deployment's rollout with every default filled in. */
+export interface Rollout {
+  phases: Phase[];
+  maxFailurePercent: number;
+  maxConcurrent: number | null;
+  rollbackOnAbort: boolean;
+}
+
+/** Who a deployment targets, as the operator gave it. */
+export interface Target {
+  deviceIds?: string[];
+  tags?: string[];
+  all?: boolean;
+}
+
+export type DeploymentStatus = 'running' | 'completed' | 'aborted' | 'cancelled';
+
+export interface DeploymentRow {
+  id: string;
+  bundleId: string | null;
+  bundleName: string;
+  bundleVersion: string;
+  target: Target;
+  rollout: Rollout;
+  timeoutS: number;
+  status: DeploymentStatus;
+  phase: number;
+  phaseSettledAt: Date | null;
+  reason: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface ExecutionRow {
+  id: string;
+  deploymentId: string;
+  deviceId: string;
+  phase: number;
+  state: ExecutionState;
+  error: string | null;
+  updatedAt: Date;
+}
+
+/** The bundle fields a `deploy` command carries. */
+export interface BundleForCommand {
+  id: string;
+  name: string;
+  version: string;
+  sha256: string;
+  size: number;
+  signature: string;
+}
+
+const toDeployment = (r: Record<string, any>): DeploymentRow => ({
+  id: r.id,
+  bundleId: r.bundle_id,
+  bundleName: r.bundle_name,
+  bundleVersion: r.bundle_version,
+  target: r.target,
+  rollout: r.rollout,
+  timeoutS: r.timeout_s,
+  status: r.status,
+  phase: r.phase,
+  phaseSettledAt: r.phase_settled_at,
+  reason: r.reason,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+const toExecution = (r: Record<string, any>): ExecutionRow => ({
+  id: r.id,
+  deploymentId: r.deployment_id,
+  deviceId: r.device_id,
+  phase: r.phase,
+  state: r.state,
+  error: r.error,
+  updatedAt: r.updated_at,
+});
+
+const IN_FLIGHT = ['sent', 'received', 'downloading', 'installing', 'verifying'];
+
+/** Deployments and executions (DESIGN §5). Every method takes the pool or a transaction. */
+export class DeploymentsStore {
+  constructor(readonly sql: Sql) {}
+
+  /** Accepted devices matching a target: listed ids, any of the tags, or all. Unknown or unaccepted ids are returned apart. */
+  async resolveTarget(db: Db, t: Target): Promise<{ deviceIds: string[]; missing: string[] }> {
+    const ids = t.deviceIds ?? [];
+    const tags = t.tags ?? [];
+    const rows = await db<{ id: string }[]>`
+      select id from devices
+      where status = 'accepted'
+        and (${t.all === true} or id = any(${ids}::text[]) or tags && ${tags}::text[])
+      order by id`;
+    const found = new Set(rows.map((r) => r.id));
+    return { deviceIds: rows.map((r) => r.id), missing: ids.filter((id) => !found.has(id)) };
+  }
+
+  async insertDeployment(
+    db: Db,
+    d: { bundle: { id: string; name: string; version: string }; target: Target; rollout: Rollout; timeoutS: number; createdBy: string | null },
+    executions: Array<{ deviceId: string; phase: number }>,
+  ): Promise<DeploymentRow> {
+    const [row] = await db`
+      insert into deployments (bundle_id, bundle_name, bundle_version, target, rollout, timeout_s, created_by)
+      values (${d.bundle.id}, ${d.bundle.name}, ${d.bundle.version}, ${db.json(d.target as never)}, ${db.json(d.rollout as never)}, ${d.timeoutS}, ${d.createdBy})
+      returning *`;
+    const deployment = toDeployment(row!);
+    const devices = executions.map((e) => e.deviceId);
+    const phases = executions.map((e) => e.phase);
+    await db`
+      insert into executions (deployment_id, device_id, phase)
+      select ${deployment.id}, d, p from unnest(${devices}::text[], ${phases}::int[]) as x(d, p)`;
+    return deployment;
+  }
+
+  async get(db: Db, id: string, lock = false): Promise<DeploymentRow | undefined> {
+    const [row] = lock ? await db`select * from deployments where id = ${id} for update` : await db`select * from deployments where id = ${id}`;
+    return row ? toDeployment(row) : undefined;
+  }
+
+  async list(db: Db, limit: number, after?: CursorKey, status?: DeploymentStatus): Promise<Page<DeploymentRow>> {
+    const rows = await db`
+      select *, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at from deployments
+      where true
+      ${status ? db`and status = ${status}` : db``}
+      ${after ? db`and (created_at, id) < (${after.at}::timestamptz, ${after.id}::uuid)` : db``}
+      order by created_at desc, id desc
+      limit ${limit + 1}`;
+    return toPage(rows, limit, (r) => ({ at: r.at as string, id: r.id as string }), toDeployment);
+  }
+
+  /** Execution counts by state. */
+  async counts(db: Db, deploymentId: string): Promise<Record<string, number>> {
+    const rows = await db<{ state: string; n: number }[]>`
+      select state, count(*)::int as n from executions where deployment_id = ${deploymentId} group by state`;
+    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  }
+
+  /** Executions of a deployment by device id, paged by device id. */
+  async executions(db: Db, deploymentId: string, limit: number, afterDevice?: string): Promise<ExecutionRow[]> {
+    const rows = await db`
+      select * from executions where deployment_id = ${deploymentId}
+      ${afterDevice ? db`and device_id > ${afterDevice}` : db``}
+      order by device_id limit ${limit + 1}`;
+    return rows.map(toExecution);
+  }
+
+  /** Deployments the orchestrator has work on: running, or with executions still in flight or rollbacks to send. */
+  async active(db: Db): Promise<string[]> {
+    const rows = await db<{ id: string }[]>`
+      select d.id from deployments d
+      where d.status = 'running' or exists (
+        select 1 from executions e where e.deployment_id = d.id
+          and (e.state = any(${IN_FLIGHT}::text[]) or (e.rollback_requested and e.state = 'succeeded' and e.rollback_sent_at is null)))
+      order by d.created_at`;
+    return rows.map((r) => r.id);
+  }
+
+  /** Ends executions with no progress for the deployment's timeoutS. */
+  async timeOut(db: Db, d: DeploymentRow): Promise<number> {
+    const rows = await db`
+      update executions set state = 'timed_out', error = ${`no progress for ${d.timeoutS} s`}, updated_at = now()
+      where deployment_id = ${d.id} and state = any(${IN_FLIGHT}::text[])
+        and updated_at < now() - make_interval(secs => ${d.timeoutS})
+      returning id`;
+    return rows.length;
+  }
+
+  /** Per phase: executions released so far, failed, not ended, in flight. */
+  async tally(db: Db, deploymentId: string, phase: number): Promise<{ released: number; failures: number; unendedReleased: number; inFlight: number; unended: number }> {
+    const [r] = await db`
+      select
+        count(*) filter (where phase <= ${phase})::int as released,
+        count(*) filter (where phase <= ${phase} and state in ('failed', 'timed_out', 'rolled_back'))::int as failures,
+        count(*) filter (where phase <= ${phase} and state in ('queued', 'sent', 'received', 'downloading', 'installing', 'verifying'))::int as unended_released,
+        count(*) filter (where state = any(${IN_FLIGHT}::text[]))::int as in_flight,
+        count(*) filter (where state in ('queued', 'sent', 'received', 'downloading', 'installing', 'verifying'))::int as unended
+      from executions where deployment_id = ${deploymentId}`;
+    return { released: r!.released, failures: r!.failures, unendedReleased: r!.unended_released, inFlight: r!.in_flight, unended: r!.unended };
+  }
+
+  async setDeployment(db: Db, id: string, patch: { status?: DeploymentStatus; phase?: number; phaseSettledAt?: Date | null; reason?: string }): Promise<void> {
+    await db`
+      update deployments set
+        status = coalesce(${patch.status ?? null}, status),
+        phase = coalesce(${patch.phase ?? null}::int, phase),
+        phase_settled_at = ${patch.phaseSettledAt === undefined ? db`phase_settled_at` : patch.phaseSettledAt},
+        reason = coalesce(${patch.reason ?? null}, reason),
+        updated_at = now()
+      where id = ${id}`;
+  }
+
+  /** Marks up to `limit` queued executions of released phases sent; returns them (skipping rows another transaction holds). */
+  async dispatch(db: Db, deploymentId: string, phase: number, limit: number): Promise<ExecutionRow[]> {
+    if (limit <= 0) return [];
+    const rows = await db`
+      update executions set state = 'sent', sent_count = sent_count + 1, sent_at = now(), updated_at = now()
+      where id in (
+        select id from executions
+        where deployment_id = ${deploymentId} and state = 'queued' and phase <= ${phase}
+        order by phase, device_id limit ${limit}
+        for update skip locked)
+      returning *`;
+    return rows.map(toExecution);
+  }
+
+  /** Cancels every queued execution of a deployment. */
+  async cancelQueued(db: Db, deploymentId: string, error: string): Promise<number> {
+    const rows = await db`
+      update executions set state = 'cancelled', error = ${error}, updated_at = now()
+      where deployment_id = ${deploymentId} and state = 'queued' returning id`;
+    return rows.length;
+  }
+
+  /** Asks a rollback of every succeeded execution of the deployment (after an abort). */
+  async requestRollbacks(db: Db, deploymentId: string): Promise<void> {
+    await db`update executions set rollback_requested = true where deployment_id = ${deploymentId} and state = 'succeeded' and not rollback_requested`;
+  }
+
+  /** Rollbacks asked and not yet published: marks them published and returns them. */
+  async takeRollbacks(db: Db, deploymentId: string): Promise<ExecutionRow[]> {
+    const rows = await db`
+      update executions set rollback_sent_at = now()
+      where deployment_id = ${deploymentId} and rollback_requested and state = 'succeeded' and rollback_sent_at is null
+      returning *`;
+    return rows.map(toExecution);
+  }
+
+  /** Executions that may still be cancelled: marks a cancel asked and returns them. */
+  async requestCancels(db: Db, deploymentId: string): Promise<ExecutionRow[]> {
+    const rows = await db`
+      update executions set cancel_sent_at = now()
+      where deployment_id = ${deploymentId} and state in ('sent', 'received', 'downloading')
+      returning *`;
+    return rows.map(toExecution);
+  }
+
+  /** What a device that just connected must be sent again (DESIGN §1: healed from the database). */
+  async owedTo(db: Db, deviceId: string): Promise<{ deploys: ExecutionRow[]; rollbacks: ExecutionRow[]; cancels: ExecutionRow[] }> {
+    const deploys = await db`
+      update executions e set sent_count = sent_count + 1, sent_at = now()
+      from deployments d
+      where e.deployment_id = d.id and e.device_id = ${deviceId} and e.state = 'sent' and e.cancel_sent_at is null
+      returning e.*`;
+    const rollbacks = await db`
+      select * from executions where device_id = ${deviceId} and rollback_requested and state = 'succeeded'`;
+    const cancels = await db`
+      select * from executions where device_id = ${deviceId} and cancel_sent_at is not null and state in ('sent', 'received', 'downloading')`;
+    return { deploys: deploys.map(toExecution), rollbacks: rollbacks.map(toExecution), cancels: cancels.map(toExecution) };
+  }
+
+  /** The bundle of a deployment, for its commands. */
+  async bundleOf(db: Db, deploymentId: string): Promise<BundleForCommand | undefined> {
+    const [r] = await db`
+      select b.id, b.name, b.version, b.sha256, b.size, b.signature
+      from deployments d join bundles b on b.id = d.bundle_id where d.id = ${deploymentId}`;
+    return r ? { id: r.id, name: r.name, version: r.version, sha256: r.sha256, size: Number(r.size), signature: r.signature } : undefined;
+  }
+
+  /** Locks an execution of a device, to apply an event to it. */
+  async lockExecution(db: Db, executionId: string, deviceId: string): Promise<ExecutionRow | undefined> {
+    const [r] = await db`select * from executions where id = ${executionId} and device_id = ${deviceId} for update`;
+    return r ? toExecution(r) : undefined;
+  }
+
+  async setExecutionState(db: Db, id: string, state: ExecutionState, error: string | null): Promise<void> {
+    await db`update executions set state = ${state}, error = coalesce(${error}, error), updated_at = now() where id = ${id}`;
+  }
+
+  /** After a succeeded execution: the device's installed bundles (DESIGN §2 `bundles`) name the new version. */
+  async recordInstalled(db: Db, executionId: string): Promise<void> {
+    await db`
+      update devices v set bundles = v.bundles || jsonb_build_object(d.bundle_name, d.bundle_version), updated_at = now()
+      from executions e join deployments d on d.id = e.deployment_id
+      where e.id = ${executionId} and v.id = e.device_id`;
+  }
+
+  /** Progress without a new state still counts as progress (resets the no-progress timer). */
+  async touchExecution(db: Db, id: string): Promise<void> {
+    await db`update executions set updated_at = now() where id = ${id}`;
+  }
+
+  /** True while a running deployment uses the bundle. */
+  async bundleInUse(db: Db, bundleId: string): Promise<boolean> {
+    const [r] = await db`select 1 from deployments where bundle_id = ${bundleId} and status = 'running' limit 1`;
+    return Boolean(r);
+  }
+
+  /** True when the device has a live execution of a deployment of this bundle (DESIGN §4: who may download it). */
+  async deviceMayFetch(db: Db, deviceId: string, bundleId: string): Promise<boolean> {
+    const [r] = await db`
+      select 1 from executions e join deployments d on d.id = e.deployment_id
+      where e.device_id = ${deviceId} and d.bundle_id = ${bundleId} and e.state = any(${IN_FLIGHT}::text[]) limit 1`;
+    return Boolean(r);
+  }
+
+  /** Executions across all deployments by state (the `kernex_executions` gauge). */
+  async stateTotals(db: Db): Promise<Record<string, number>> {
+    const rows = await db<{ state: string; n: number }[]>`select state, count(*)::int as n from executions group by state`;
+    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  }
+}
