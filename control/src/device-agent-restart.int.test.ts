@@ -1,5 +1,4 @@
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,16 +6,9 @@ import { api } from './test-support/devices.js';
 import { spawnAgent, type AgentProcess } from './test-support/spawn-agent.js';
 import { spawnServer, type ServerProcess } from './test-support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from './test-support/test-database.js';
+import { freePort } from './net/free-port.js';
 
 /** A port nobody listens on right now (the server must come back on the same one). */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 describe('kernex-agent across a server restart (real processes)', () => {
   let database: TestDatabase;
   let dir: string;

@@ -3,20 +3,13 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../net/free-port.js';
 
 /** A Mosquitto 2 broker (Debian's package) on loopback, the reference for broker-level figures. */
 export interface MosquittoProcess {
   port: number;
   pid: number;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 function connectable(port: number): Promise<boolean> {

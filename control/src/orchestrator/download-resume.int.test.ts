@@ -5,6 +5,7 @@ import { makeBundle } from '../../../shared/src/test-support/make-bundle.js';
 import { api } from '../test-support/devices.js';
 import { enrollmentToken, startAgent, type FleetAgent } from '../test-support/fleet.js';
 import { startTestServer, type TestServer } from '../test-support/test-server.js';
+import { freePort } from '../net/free-port.js';
 
 /**
  * A link that breaks once: a loopback proxy that ends the first connection
@@ -49,14 +50,6 @@ async function flakyLink(targetPort: number, cutAfter: number): Promise<{ port: 
         server.close(() => r());
       }),
   };
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 describe('a bundle download cut half-way', () => {

