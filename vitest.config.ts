@@ -34,6 +34,9 @@ export default defineConfig({
           globalSetup: ['./control/src/test-support/global-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
+          // Polled state (presence written in batches, the orchestrator's tick) can take
+          // seconds on a loaded 2-core CI machine; 1 s, vitest's default, flakes there.
+          expect: { poll: { timeout: 15_000, interval: 50 } },
         },
       },
     ],
