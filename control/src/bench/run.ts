@@ -2,7 +2,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { brokerLevelRun, type BrokerRun } from './broker-level.bench.js';
-import { deploymentRun, type DeploymentRun } from './deployment.bench.js';
 import { connectStormRun, makeDevices, verifyRate, type ConnectStormRun } from './connect-storm.bench.js';
 import { machineFacts } from './machine.js';
 import { renderTable, writeSection, type FigureRow } from './report.js';
@@ -27,7 +26,6 @@ const { values } = parseArgs({
     'fanout-devices': { type: 'string', default: '1000' },
     downloads: { type: 'string', default: '100' },
     'bundle-mib': { type: 'string', default: '8' },
-    'deploy-devices': { type: 'string', default: '1000' },
     out: { type: 'string' },
   },
 });
@@ -319,45 +317,6 @@ if (selected('sim')) {
       renderTable([
         { figure: 'time to all devices online', unit: 's', kernex: summarize(results.map((r) => r.secondsToAllOnline)), limitedBy: `the connect-rate ramp (${rate}/s) and ${cpu.simCpuS > cpu.serverCpuS ? 'the simulator process (more CPU than the server)' : 'the server process (more CPU than the simulator)'}` },
         { figure: 'server memory per connected device', unit: 'bytes', kernex: summarize(results.map((r) => r.serverBytesPerDevice)), limitedBy: 'server RSS growth over the whole run: connections plus the heap grown by N registrations (V8 keeps it); the per-connection figure is the server connect-storm row', target: '< 30 KB' },
-      ]),
-    ].join('\n'),
-  );
-}
-
-if (selected('deployment')) {
-  const fleet = Number(values['deploy-devices']);
-  const downloads = 100;
-  const bundleMiB = 2;
-  process.stderr.write(`deployment rows: ${fleet} devices, ${downloads} downloads of ${bundleMiB} MiB, ${runs} runs\n`);
-  const results: DeploymentRun[] = [];
-  for (let r = 0; r < runs; r++) {
-    results.push(await deploymentRun(fleet, downloads, bundleMiB * 2 ** 20));
-    process.stderr.write(`  run ${r + 1}/${runs}: ${JSON.stringify(results.at(-1))}\n`);
-  }
-  const row = (figure: string, unit: string, pick: (r: DeploymentRun) => number, limitedBy: string, target?: string): FigureRow => ({
-    figure,
-    unit,
-    kernex: summarize(results.map(pick)),
-    limitedBy,
-    target,
-  });
-  await writeSection(
-    out,
-    'deployment',
-    [
-      `## Deployments end to end (${fleet} devices)`,
-      '',
-      'One in-process server (embedded PostgreSQL, Aedes with JWT authentication and ACL, Fastify);',
-      `${fleet} MQTT.js clients with P-256 keys, registered and connected like devices, in the`,
-      'same Node.js process as the server, on loopback (`control/src/bench/deployment.bench.ts`).',
-      'Dispatch: from `POST /api/v1/deployments` (target `all`) to each device holding its `deploy`',
-      `command. Download: ${downloads} devices fetch a ${bundleMiB} MiB bundle at once, each with its own`,
-      '`kernex-http` JWT (device access check included).',
-      '',
-      renderTable([
-        row('dispatch p50', 'ms', (r) => r.dispatchP50Ms, 'one transaction marks every execution sent, then 1,000 QoS 1 publishes; the clients share the server\'s 2 cores'),
-        row('dispatch p99', 'ms', (r) => r.dispatchP99Ms, 'same; the last publishes of the batch'),
-        row('download throughput', 'MiB/s', (r) => r.downloadMiBps, 'loopback copy in one Node.js process for server and clients (file stream → socket → fetch)'),
       ]),
     ].join('\n'),
   );
