@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import pino from 'pino';
+import { stopOnSignals } from '@kernex/shared';
 import { AgentConfigError, loadAgentConfig, USAGE } from './config.js';
 import { BundleInstaller } from './bundle/installer.js';
 import { Device } from './device.js';
@@ -65,28 +66,7 @@ async function main(): Promise<void> {
     bundles: installer,
   });
 
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    setTimeout(() => {
-      log.error('shutdown took too long; exiting');
-      process.exit(1);
-    }, SHUTDOWN_LIMIT_MS).unref();
-    device.stop().then(
-      () => {
-        log.info('stopped');
-        process.exit(0);
-      },
-      (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  const signals = stopOnSignals({ log, limitMs: SHUTDOWN_LIMIT_MS, stop: () => device.stop() });
 
   if (config.testHooks) {
     // Test hook (KERNEX_TEST_HOOKS=1 only): each SIGUSR2 queues one self-test event,
@@ -107,7 +87,7 @@ async function main(): Promise<void> {
     process.stderr.write(`kernex-agent: ${(err as Error).message}\n`);
     process.exit(1);
   }
-  if (!stopping) log.info({ deviceId: device.deviceId }, 'kernex-agent running');
+  if (!signals.stopping()) log.info({ deviceId: device.deviceId }, 'kernex-agent running');
 }
 
 await main();

@@ -4,3 +4,4 @@ export * from './jwt.js';
 export * from './protocol.js';
 export * from './schemas/index.js';
 export * from './archive.js';
+export * from './shutdown.js';

@@ -40,16 +40,8 @@ export interface SimulationOptions {
 }
 
 /** The fleet's counters, summed over the workers. */
-export interface SimulationStats {
+export interface SimulationStats extends WorkerStats {
   devices: number;
-  started: number;
-  connected: number;
-  everConnected: number;
-  commands: number;
-  telemetry: number;
-  flaps: number;
-  downloadedBytes: number;
-  executions: Partial<Record<ExecutionState, number>>;
   /** Seconds since the simulation started. */
   elapsedS: number;
   /** Keys taken from the cache and keys made in this run. */
