@@ -27,7 +27,9 @@ export async function startKernexServer(env: Record<string, string> = {}): Promi
   await fs.chmod(dir, 0o711);
   const adminKey = `kx_bench_${randomBytes(16).toString('hex')}`;
   const { DATABASE_URL: _ignored, ...inherited } = process.env;
-  const proc = spawn(process.execPath, [KERNEX_BIN, 'server'], {
+  // e.g. BENCH_SERVER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the server (NODE_OPTIONS refuses --cpu-prof).
+  const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const proc = spawn(process.execPath, [...nodeArgs, KERNEX_BIN, 'server'], {
     env: { ...inherited, KERNEX_DATA_DIR: dir, KERNEX_HOST: '127.0.0.1', KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0', KERNEX_ADMIN_KEY: adminKey, LOG_LEVEL: 'info', ...BENCH_LIMITS, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -135,7 +135,8 @@ if (selected('fanout')) {
     const p50 = summarize(results.map((r) => r.p50Ms));
     const p99 = summarize(results.map((r) => r.p99Ms));
     fanoutForPolling ??= { devices: n, p50, p99 };
-    const limit = 'the server process: one core runs the HTTP request, the execution rows (one INSERT) and every PUBLISH; the clients use the other core';
+    const last = results.at(-1)!;
+    const limit = `the server process (${last.serverCpuShare.toFixed(2)} cores from POST to last arrival, last run; the receiving clients ${last.clientCpuShare.toFixed(2)}): the execution rows, then every QoS 1 PUBLISH through Aedes on one thread`;
     rows.push(
       { figure: `fan-out p50, ${n} devices`, unit: 'ms', kernex: p50, limitedBy: limit },
       { figure: `fan-out p99, ${n} devices`, unit: 'ms', kernex: p99, limitedBy: limit, target: '< 1,000 ms at 10,000' },

@@ -153,4 +153,21 @@ describe('orchestrator rules against real PostgreSQL and MQTT', () => {
     expect(executions.size).toBe(6);
     expect((await show(id)).counts.sent).toBe(6);
   });
+
+  it('dispatches a deployment larger than one batch in a single kick, each execution once', async () => {
+    await server.services.orchestrator.stop();
+    const devices = await Promise.all(Array.from({ length: 5 }, () => makeDevice()));
+    for (const d of devices) expect((await register(server.httpUrl, d, { enrollmentToken: token })).body.status).toBe('accepted');
+    const published: Command[] = [];
+    const link = Object.assign(new EventEmitter(), { publishCommand: async (_id: string, c: Command) => void published.push(c) }) as unknown as DeviceLink;
+    const id = await deploy({ bundleId: await bundle('6.0.0'), target: { deviceIds: devices.map((d) => d.id) } });
+    // Batches of 2 and no timer tick within the test: only the kick's own repeats can reach all 5.
+    const orchestrator = new Orchestrator({ store: new DeploymentsStore(server.sql), link, log: pino({ level: 'silent' }), registry: new Registry(), bundleUrl: (b) => `/b/${b}`, tickMs: 3_600_000, dispatchBatch: 2 });
+    orchestrator.start();
+    await orchestrator.settled();
+    await orchestrator.stop();
+    expect(published).toHaveLength(5);
+    expect(new Set(published.map((c) => c.executionId)).size).toBe(5);
+    expect((await show(id)).counts.sent).toBe(5);
+  });
 });
