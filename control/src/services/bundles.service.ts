@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { bundleSigningText, DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from '@kernex/shared';
+import { bundleSigningText, DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits, type BundleRef } from '@kernex/shared';
 import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
 import type { BundleStorage, ByteRange } from '../storage/bundle-storage.js';
@@ -11,13 +11,7 @@ import { inspectBundleStream } from './bundle-archive.js';
 import type { ServerKeyService } from './server-key.service.js';
 
 /** What the API answers for a bundle (DESIGN §4). */
-export interface BundleView {
-  id: string;
-  name: string;
-  version: string;
-  sha256: string;
-  size: number;
-  signature: string;
+export interface BundleView extends Omit<BundleRef, 'url'> {
   description?: string;
   createdAt: string;
 }

@@ -1,15 +1,9 @@
-import type { BundleManifest } from '@kernex/shared';
+import type { BundleManifest, BundleRef } from '@kernex/shared';
 import type { Sql } from 'postgres';
 import { toPage, type CursorKey, type Page } from './paging.js';
 
 /** A bundle as stored. */
-export interface BundleRow {
-  id: string;
-  name: string;
-  version: string;
-  sha256: string;
-  size: number;
-  signature: string;
+export interface BundleRow extends Omit<BundleRef, 'url'> {
   manifest: BundleManifest;
   createdAt: Date;
 }

@@ -1,4 +1,4 @@
-import type { ExecutionState } from '@kernex/shared';
+import type { BundleRef, ExecutionState } from '@kernex/shared';
 import type { Sql, TransactionSql } from 'postgres';
 import type { Phase } from '../orchestrator/rules.js';
 import { toPage, type CursorKey, type Page } from './paging.js';
@@ -49,15 +49,8 @@ export interface ExecutionRow {
   updatedAt: Date;
 }
 
-/** The bundle fields a `deploy` command carries. */
-export interface BundleForCommand {
-  id: string;
-  name: string;
-  version: string;
-  sha256: string;
-  size: number;
-  signature: string;
-}
+/** The bundle fields a `deploy` command carries, but its URL (the orchestrator adds it). */
+export type BundleForCommand = Omit<BundleRef, 'url'>;
 
 const toDeployment = (r: Record<string, any>): DeploymentRow => ({
   id: r.id,
