@@ -1,24 +1,21 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeDevice, register } from '../test-support/devices.js';
 import { connectDevice } from '../test-support/mqtt.js';
+import { startCliServer, type CliServer } from '../test-support/cli-server.js';
 import { runCli } from '../test-support/run-cli.js';
-import { startTestServer, type TestServer } from '../test-support/test-server.js';
+import type { TestServer } from '../test-support/test-server.js';
 
 describe('kernex tokens and devices, as a subprocess against a real server', () => {
+  let cli: CliServer;
   let server: TestServer;
   let configHome: string;
   let env: Record<string, string>;
   beforeAll(async () => {
-    server = await startTestServer();
-    configHome = await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-cli-'));
-    env = { KERNEX_URL: server.httpUrl, KERNEX_API_KEY: server.adminKey, XDG_CONFIG_HOME: configHome };
+    cli = await startCliServer();
+    ({ server, configHome, env } = cli);
   });
   afterAll(async () => {
-    await server?.stop();
-    await fs.rm(configHome, { recursive: true, force: true });
+    await cli?.stop();
   });
 
   it('makes a token a device enrolls with, then lists, tags and decommissions the device', async () => {
