@@ -41,6 +41,17 @@ async function opensslJwt(keyFile: string, sub: string, aud: string): Promise<st
 
 describe('interoperability with tools nobody here wrote', () => {
   let server: TestServer;
+  /** Resolves when the broker has granted `deviceId` its `kx/{id}/cmd` subscription (KernexBroker 'device:subscribed'). */
+  function cmdSubscribed(deviceId: string): Promise<void> {
+    return new Promise((resolve) => {
+      const onSubscribed = (id: string): void => {
+        if (id !== deviceId) return;
+        server.broker.off('device:subscribed', onSubscribed);
+        resolve();
+      };
+      server.broker.on('device:subscribed', onSubscribed);
+    });
+  }
   let dir: string;
   let token: string;
   /** A device whose key, id and JWTs all come from openssl. */
@@ -94,14 +105,7 @@ describe('interoperability with tools nobody here wrote', () => {
     const auth = ['-h', '127.0.0.1', '-p', String(server.mqttPort), '-i', device.id, '-u', device.id, '-P', jwt, '-V', 'mqttv311'];
 
     // Subscribe to its own cmd and receive a command the server publishes.
-    const subscribed = new Promise<void>((resolve) => {
-      const onSubscribe = (_subs: unknown, client: { id: string }): void => {
-        if (client.id !== device.id) return;
-        server.broker.aedes.off('subscribe', onSubscribe);
-        resolve();
-      };
-      server.broker.aedes.on('subscribe', onSubscribe);
-    });
+    const subscribed = cmdSubscribed(device.id);
     const sub = exec('mosquitto_sub', [...auth, '-t', cmdTopic(device.id), '-q', '1', '-C', '1', '-W', '20']);
     await subscribed;
     await server.broker.publishCommand(device.id, { id: 'c1', type: 'cancel', executionId: 'e1', issuedAt: new Date().toISOString() });
@@ -139,14 +143,7 @@ describe('interoperability with tools nobody here wrote', () => {
       '-h', '127.0.0.1', '-p', String(server.mqttsPort), '--cafile', cafile,
       '-i', device.id, '-u', device.id, '-P', jwt, '-V', 'mqttv311', '-t', cmdTopic(device.id), '-q', '1', '-C', '1', '-W', '20',
     ];
-    const subscribed = new Promise<void>((resolve) => {
-      const onSubscribe = (_subs: unknown, client: { id: string }): void => {
-        if (client.id !== device.id) return;
-        server.broker.aedes.off('subscribe', onSubscribe);
-        resolve();
-      };
-      server.broker.aedes.on('subscribe', onSubscribe);
-    });
+    const subscribed = cmdSubscribed(device.id);
     const sub = exec('mosquitto_sub', args(server.caFile!));
     await subscribed;
     await server.broker.publishCommand(device.id, { id: 'c2', type: 'cancel', executionId: 'e2', issuedAt: new Date().toISOString() });
