@@ -4,4 +4,5 @@ export * from './jwt.js';
 export * from './protocol.js';
 export * from './schemas/index.js';
 export * from './archive.js';
+export * from './storable.js';
 export * from './shutdown.js';
