@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { ArchiveGuard, DEFAULT_ARCHIVE_LIMITS, validateManifest, type ArchiveLimits, type BundleManifest } from '@kernex/shared';
+import { ArchiveGuard, DEFAULT_ARCHIVE_LIMITS, inflatedBound, validateManifest, type ArchiveLimits, type BundleManifest } from '@kernex/shared';
 import tar from 'tar-stream';
 
 /** How files are written; injectable so tests can make the disk fail (ENOSPC). */
@@ -23,7 +23,8 @@ export interface ExtractOptions {
  * kept but for set-id and group/other write bits. Returns the manifest.
  */
 export async function extractBundle(archive: string, dest: string, opts: ExtractOptions = {}): Promise<BundleManifest> {
-  const guard = new ArchiveGuard(opts.limits ?? DEFAULT_ARCHIVE_LIMITS);
+  const limits = opts.limits ?? DEFAULT_ARCHIVE_LIMITS;
+  const guard = new ArchiveGuard(limits);
   const openWrite = opts.openWrite ?? defaultOpenWrite;
   await fs.mkdir(dest, { recursive: true, mode: 0o755 });
   const extract = tar.extract();
@@ -54,7 +55,19 @@ export async function extractBundle(archive: string, dest: string, opts: Extract
       }
     }
   };
-  await Promise.all([pipeline(createReadStream(archive), createGunzip(), extract), walk()]);
+  // Every inflated byte counts toward the unpacked bound, padding after the
+  // tar end marker included. A refused entry destroys the archive's streams,
+  // and both sides are awaited so no write is still running when this throws.
+  const piped = pipeline(createReadStream(archive), createGunzip(), inflatedBound(limits), extract);
+  const walked = walk().catch((err: unknown) => {
+    extract.destroy(err as Error);
+    throw err;
+  });
+  const [walkResult, pipeResult] = await Promise.allSettled([walked, piped]);
+  for (const r of [walkResult, pipeResult]) {
+    if (r.status === 'rejected' && (r.reason as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') throw r.reason;
+  }
+  for (const r of [walkResult, pipeResult]) if (r.status === 'rejected') throw r.reason;
 
   let manifest: unknown;
   try {
