@@ -147,6 +147,29 @@ describe('hostile bundle uploads (a real kernex server process)', () => {
       .toEqual({ online: true, telemetry: { seq } });
   });
 
+  it('keeps no temp file of an upload whose client goes away mid-body, and stays up', async () => {
+    const bytes = HOSTILE_ARCHIVES.find((a) => a.what.startsWith('an unsafe first entry'))!.bytes();
+    const honest = await makeBundle({ name: 'cut', version: '1.0.0', padding: 4 * 1024 * 1024 });
+    for (const body of [honest, bytes]) {
+      await new Promise<void>((resolve) => {
+        const req = http.request(`${httpUrl}/api/v1/bundles`, {
+          method: 'POST',
+          headers: { ...admin, 'content-type': 'application/gzip', 'content-length': String(body.length) },
+        });
+        req.on('error', () => resolve());
+        req.on('response', () => resolve());
+        // Half the body reaches the server, then the connection is reset.
+        req.write(body.subarray(0, body.length / 2), () => req.destroy());
+        req.on('close', () => resolve());
+      });
+      await expect.poll(leftovers).toEqual([]);
+      expect((await fetch(`${httpUrl}/healthz`)).status).toBe(200);
+    }
+    const listed = await api('GET', `${httpUrl}/api/v1/bundles?name=cut`, admin);
+    expect(listed.body.items).toEqual([]);
+    expect(server.proc.exitCode).toBeNull();
+  });
+
   it('answers a text/plain upload 415 naming application/gzip, without reading the body', async () => {
     const small = await upload(Buffer.from('just text'), 'text/plain');
     expect(small.status).toBe(415);
