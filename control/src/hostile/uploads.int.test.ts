@@ -47,7 +47,7 @@ describe('hostile bundle uploads (a real kernex server process)', () => {
   }
 
   /** A connected device session that fails the test, instead of hanging it, if the server drops it. */
-  async function session(d: TestDevice): Promise<{ client: MqttClient; publish: (telemetry: object) => Promise<void> }> {
+  async function session(d: TestDevice): Promise<{ client: MqttClient; publish: (telemetry: object) => Promise<void>; ping: () => Promise<void> }> {
     const client = await connectDevice(mqttUrl, d);
     clients.push(client);
     let dropped: Error | undefined;
@@ -64,6 +64,19 @@ describe('hostile bundle uploads (a real kernex server process)', () => {
         if (dropped) throw dropped;
         // QoS 1: the PUBACK proves the broker served this device.
         await Promise.race([client.publishAsync(telemetryTopic(d.id), JSON.stringify(telemetry), { qos: 1 }), gone]);
+      },
+      async ping() {
+        if (dropped) throw dropped;
+        const pong = new Promise<void>((resolve) => {
+          const seen = (packet: { cmd: string }): void => {
+            if (packet.cmd !== 'pingresp') return;
+            client.off('packetreceive', seen);
+            resolve();
+          };
+          client.on('packetreceive', seen);
+        });
+        client.sendPing();
+        await Promise.race([pong, gone]);
       },
     };
   }
@@ -115,19 +128,22 @@ describe('hostile bundle uploads (a real kernex server process)', () => {
 
   it('refuses streaming uploads with their 4xx while a device keeps publishing and being served', async () => {
     const d = await device();
-    const { publish } = await session(d);
+    const { publish, ping } = await session(d);
     let seq = 0;
     await publish({ seq: ++seq });
     const crashers = HOSTILE_ARCHIVES.filter((a) => a.streaming);
     expect(crashers.length).toBeGreaterThanOrEqual(3);
     for (const row of crashers) {
       const bytes = row.bytes();
-      // 64 KiB at a time; after every MiB the device publishes and must get its PUBACK
-      // before the upload goes on, so the device is served while the refusal streams.
+      // 64 KiB at a time; after every MiB the device publishes and pings, and must get
+      // its PUBACK and PINGRESP before the upload goes on: it is served while the refusal streams.
       async function* chunks(): AsyncGenerator<Buffer> {
         for (let at = 0; at < bytes.length; at += 64 * 1024) {
           yield bytes.subarray(at, at + 64 * 1024);
-          if (at % (1024 * 1024) === 0) await publish({ seq: ++seq });
+          if (at % (1024 * 1024) === 0) {
+            await publish({ seq: ++seq });
+            await ping();
+          }
         }
       }
       const res = await upload(chunks());
