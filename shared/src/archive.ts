@@ -57,6 +57,12 @@ export class UnsafeEntryError extends Error {
   }
 }
 
+/**
+ * zlib output chunk size for unpacking bundles, bytes. Zlib's default (16 KiB)
+ * makes a gzip bomb cost five times the CPU to inflate up to the bound.
+ */
+export const INFLATE_CHUNK_BYTES = 128 * 1024;
+
 /** An archive whose gzip stream inflates to more than the unpacked bound. */
 export class ArchiveTooLargeError extends Error {
   constructor(readonly maxBytes: number) {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { ArchiveGuard, DEFAULT_ARCHIVE_LIMITS, inflatedBound, validateManifest, type ArchiveLimits, type BundleManifest } from '@kernex/shared';
+import { ArchiveGuard, DEFAULT_ARCHIVE_LIMITS, INFLATE_CHUNK_BYTES, inflatedBound, validateManifest, type ArchiveLimits, type BundleManifest } from '@kernex/shared';
 import tar from 'tar-stream';
 
 /** How files are written; injectable so tests can make the disk fail (ENOSPC). */
@@ -58,7 +58,7 @@ export async function extractBundle(archive: string, dest: string, opts: Extract
   // Every inflated byte counts toward the unpacked bound, padding after the
   // tar end marker included. A refused entry destroys the archive's streams,
   // and both sides are awaited so no write is still running when this throws.
-  const piped = pipeline(createReadStream(archive), createGunzip(), inflatedBound(limits), extract);
+  const piped = pipeline(createReadStream(archive), createGunzip({ chunkSize: INFLATE_CHUNK_BYTES }), inflatedBound(limits), extract);
   const walked = walk().catch((err: unknown) => {
     extract.destroy(err as Error);
     throw err;

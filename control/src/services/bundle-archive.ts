@@ -3,7 +3,7 @@ import fs, { type FileHandle } from 'node:fs/promises';
 import { finished, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { ArchiveGuard, ArchiveTooLargeError, inflatedBound, UnsafeEntryError, validateManifest, type ArchiveLimits, type BundleManifest } from '@kernex/shared';
+import { ArchiveGuard, ArchiveTooLargeError, INFLATE_CHUNK_BYTES, inflatedBound, UnsafeEntryError, validateManifest, type ArchiveLimits, type BundleManifest } from '@kernex/shared';
 import tar from 'tar-stream';
 import { Errors } from '../errors.js';
 
@@ -75,7 +75,7 @@ export async function inspectBundleStream(
     }
   };
 
-  const piped = pipeline(meter, toFile, createGunzip(), inflatedBound(opts.limits), extract);
+  const piped = pipeline(meter, toFile, createGunzip({ chunkSize: INFLATE_CHUNK_BYTES }), inflatedBound(opts.limits), extract);
   const walked = walk().catch((err: unknown) => {
     extract.destroy(err as Error);
     throw err;
