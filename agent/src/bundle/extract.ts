@@ -63,11 +63,8 @@ export async function extractBundle(archive: string, dest: string, opts: Extract
     extract.destroy(err as Error);
     throw err;
   });
-  const [walkResult, pipeResult] = await Promise.allSettled([walked, piped]);
-  for (const r of [walkResult, pipeResult]) {
-    if (r.status === 'rejected' && (r.reason as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') throw r.reason;
-  }
-  for (const r of [walkResult, pipeResult]) if (r.status === 'rejected') throw r.reason;
+  const failure = firstCause(await Promise.allSettled([walked, piped]));
+  if (failure !== undefined) throw failure;
 
   let manifest: unknown;
   try {
@@ -77,4 +74,13 @@ export async function extractBundle(archive: string, dest: string, opts: Extract
   }
   if (!validateManifest(manifest)) throw new Error(`manifest.json ${validateManifest.lastError()}`);
   return manifest;
+}
+
+/**
+ * The error that stopped the extraction: a stage torn down by another's error
+ * reports a premature close, which is never the cause when a real error exists.
+ */
+function firstCause(results: PromiseSettledResult<unknown>[]): unknown {
+  const reasons = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  return reasons.find((r) => (r as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') ?? reasons[0];
 }

@@ -78,9 +78,6 @@ export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOpt
       const declared = Number(req.headers['content-length']);
       if (Number.isFinite(declared) && declared > opts.maxBundleBytes) throw new Errors.PAYLOAD_TOO_LARGE(opts.maxBundleBytes);
       const body = req.body as Readable;
-      // The request may still fail (a reset) after the upload is refused and
-      // drained: an 'error' without a listener would end the process.
-      body.on('error', () => undefined);
       try {
         const row = await bundles.upload(body);
         return reply.code(201).send(toBundleView(row));
