@@ -1,5 +1,8 @@
 import os from 'node:os';
 import path from 'node:path';
+import { DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from '@kernex/shared';
+
+const MIB = (bytes: number): number => Math.floor(bytes / (1024 * 1024));
 
 /** The server's configuration, read once from the environment (DESIGN §7). */
 export interface ServerConfig {
@@ -28,6 +31,11 @@ export interface ServerConfig {
   logLevel: string;
   /** Largest bundle upload, bytes (KERNEX_MAX_BUNDLE_MB). */
   maxBundleBytes: number;
+  /**
+   * Bounds of an unpacked bundle (KERNEX_MAX_BUNDLE_ENTRY_MB, KERNEX_MAX_BUNDLE_UNPACKED_MB):
+   * at most the agent's own, so the server never accepts what devices refuse.
+   */
+  archiveLimits: ArchiveLimits;
   /** Period of the orchestrator's tick loop, ms (KERNEX_ORCHESTRATOR_TICK_MS). */
   orchestratorTickMs: number;
   /** Requests per minute for one API key, or for one address sending no credentials. */
@@ -165,6 +173,12 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     telemetryRetentionDays: positiveInt('KERNEX_TELEMETRY_RETENTION_DAYS', 7, 3650),
     logLevel: env.LOG_LEVEL || 'info',
     maxBundleBytes: positive('KERNEX_MAX_BUNDLE_MB', 512) * 1024 * 1024,
+    archiveLimits: {
+      ...DEFAULT_ARCHIVE_LIMITS,
+      maxEntryBytes: positiveInt('KERNEX_MAX_BUNDLE_ENTRY_MB', MIB(DEFAULT_ARCHIVE_LIMITS.maxEntryBytes), MIB(DEFAULT_ARCHIVE_LIMITS.maxEntryBytes)) * 1024 * 1024,
+      maxTotalBytes:
+        positiveInt('KERNEX_MAX_BUNDLE_UNPACKED_MB', MIB(DEFAULT_ARCHIVE_LIMITS.maxTotalBytes), MIB(DEFAULT_ARCHIVE_LIMITS.maxTotalBytes)) * 1024 * 1024,
+    },
     orchestratorTickMs: positive('KERNEX_ORCHESTRATOR_TICK_MS', 1000),
     rateLimitPerMin: positive('KERNEX_RATE_LIMIT_PER_MIN', 600),
     registerRateLimitPerMin: positive('KERNEX_REGISTER_RATE_LIMIT_PER_MIN', 10),

@@ -123,6 +123,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const bundlesStore = new BundlesStore(sql);
     const bundles = new BundlesService(bundlesStore, storage, serverKey, log.child({ mod: 'bundles' }), {
       maxBytes: config.maxBundleBytes,
+      limits: config.archiveLimits,
     });
     const devicesStore = new DevicesStore(sql);
     // The broker's memory is gone: nobody is connected until the broker says so.
