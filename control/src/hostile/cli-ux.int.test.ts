@@ -162,6 +162,26 @@ describe('the kernex CLI as a new user meets it (real processes, real server)', 
       await simFleet(['--tag', 'lab'], 'lab');
     });
 
+    it('reads the config file the other commands read, when the environment names nothing', async () => {
+      const home = await fs.mkdtemp(path.join(work, 'config-'));
+      await fs.mkdir(path.join(home, 'kernex'));
+      await fs.writeFile(path.join(home, 'kernex', 'config.json'), JSON.stringify({ url: cli.server.httpUrl, apiKey: cli.server.adminKey }));
+      const keyCache = await fs.mkdtemp(path.join(work, 'keys-'));
+      const sim = start(['sim', '--devices', '2', '--workers', '1', '--summary-s', '0', '--key-cache', keyCache, '--tag', 'from-config'], onlyEnv({ XDG_CONFIG_HOME: home }));
+      await expect.poll(async () => (await devices('tag=from-config&status=accepted&online=true')).length, { timeout: 30_000 }).toBe(2);
+      sim.child.kill('SIGTERM');
+      expect(await sim.closed).toBe(0);
+    });
+
+    it('with a key that may not make enrollment tokens, says so in one line and exits 1', async () => {
+      const viewer = await api('POST', `${cli.server.httpUrl}/api/v1/api-keys`, cli.server.adminHeaders, { name: 'sim-viewer', role: 'viewer' });
+      expect(viewer.status).toBe(201);
+      const res = await runCli(['sim', '--devices', '2', '--key-cache', path.join(work, 'keys-viewer')], { KERNEX_URL: cli.server.httpUrl, KERNEX_API_KEY: viewer.body.key, XDG_CONFIG_HOME: cli.configHome });
+      expect(res.code).toBe(1);
+      expect(res.stderr.split('\n')).toHaveLength(2);
+      expect(res.stderr).toContain('403');
+    });
+
     it('without an API key or an enrollment token, says so in one line and exits 1, registering nothing', async () => {
       const before = (await devices('')).length;
       const res = await runCli(['sim', '--devices', '3', '--key-cache', path.join(work, 'keys-none')], { KERNEX_URL: cli.server.httpUrl, XDG_CONFIG_HOME: cli.configHome });
