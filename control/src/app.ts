@@ -1,5 +1,6 @@
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
+import { schemaErrorText } from '@kernex/shared';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { authPlugin, type DeviceTokenVerifier } from './auth/auth.plugin.js';
@@ -87,7 +88,8 @@ export function toErrorBody(err: FastifyError): ErrorBody {
     const where = err.validationContext === 'querystring' ? 'query' : (err.validationContext ?? 'body');
     const field = first?.instancePath ? `${where}${first.instancePath.replace(/\//g, '.')}` : where;
     const params = first?.params as { missingProperty?: string; additionalProperty?: string; allowedValues?: unknown[] } | undefined;
-    let message = `${field} ${first?.message ?? 'is invalid'}`;
+    // A `pattern` or `format` failure says what was expected, never the expression (schemaErrorText).
+    let message = `${field} ${first ? schemaErrorText(first) : 'is invalid'}`;
     if (params?.missingProperty) message = `${field}.${params.missingProperty} is required`;
     else if (params?.additionalProperty) message = `${field}.${params.additionalProperty} is not allowed`;
     else if (params?.allowedValues) message = `${field} must be one of ${params.allowedValues.join(', ')}`;

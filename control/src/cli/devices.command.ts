@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { action, collect, positiveInt, type CommandContext } from './context.js';
 import { CliError } from './cli-error.js';
+import { installedBundles } from './bundles.command.js';
 
 /** A device as `GET /api/v1/devices/{id}` answers it (DESIGN §2). */
 export interface Device {
@@ -25,7 +26,7 @@ function showDevice(out: CommandContext['out'], d: Device): void {
     ['online', d.online ? 'yes' : 'no'],
     ['last seen', d.lastSeenAt],
     ['tags', d.tags],
-    ['bundles', d.bundles],
+    ['bundles', installedBundles(d.bundles)],
     ['hardware', d.hardware],
     ['created', d.createdAt],
   ]);
@@ -54,7 +55,7 @@ export function devicesCommand(): Command {
           { header: 'ONLINE', value: (d) => (d.online ? 'yes' : 'no') },
           { header: 'LAST SEEN', value: (d) => d.lastSeenAt },
           { header: 'TAGS', value: (d) => d.tags },
-          { header: 'BUNDLES', value: (d) => d.bundles },
+          { header: 'BUNDLES', value: (d) => installedBundles(d.bundles) },
         ], 'No devices.');
       }),
     );
