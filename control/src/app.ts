@@ -193,7 +193,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     registerPerMin: http.registerRateLimitPerMin,
     refused: deps.metrics.httpRateLimited,
   });
-  await app.register(inputGuardPlugin, { bodyTimeoutMs: http.bodyTimeoutMs });
+  await app.register(inputGuardPlugin, { bodyTimeoutMs: http.bodyTimeoutMs, slowClients: deps.metrics.httpSlowClients });
   await app.register(authPlugin, { apiKeys: deps.apiKeys, verifyDeviceToken: deps.verifyDeviceToken });
   await app.register(auditPlugin, { audit: deps.audit });
   await registerDocsUi(app);

@@ -151,11 +151,13 @@ describe('slow HTTP clients on a real server', () => {
     const head = 'POST /api/v1/devices/register HTTP/1.1\r\nHost: 127.0.0.1\r\n';
     await Promise.all(Array.from({ length: 50 }, () => trickle(head, 'X')));
     expect((await fetch(`${server.httpUrl}/healthz`)).status).toBe(200);
+    expect(await (await fetch(`${server.httpUrl}/metrics`)).text()).toMatch(/^kernex_http_slow_clients_total\{limit="headers"\} 50$/m);
   });
 
   it('closes 50 connections trickling a JSON body to the register route', async () => {
     const head = 'POST /api/v1/devices/register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"name":"';
     await Promise.all(Array.from({ length: 50 }, () => trickle(head, 'x')));
     expect((await fetch(`${server.httpUrl}/healthz`)).status).toBe(200);
+    expect(await (await fetch(`${server.httpUrl}/metrics`)).text()).toMatch(/^kernex_http_slow_clients_total\{limit="body"\} 50$/m);
   });
 });

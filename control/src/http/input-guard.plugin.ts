@@ -1,6 +1,7 @@
 import { findUnstorable, MAX_JSON_DEPTH, type UnstorableValue } from '@kernex/shared';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import type { Counter } from 'prom-client';
 import { Errors } from '../errors.js';
 
 /** The body type of every route that declares no `schema.consumes` of its own. */
@@ -9,6 +10,8 @@ export const JSON_TYPE = 'application/json';
 export interface InputGuardOptions {
   /** A JSON body must be complete this long after its headers, or the connection is closed. */
   bodyTimeoutMs: number;
+  /** Counts connections closed for slowness, by limit. */
+  slowClients: Counter<'limit'>;
 }
 
 /** The content types a route takes: its `schema.consumes` (bundle uploads), else JSON. */
@@ -49,6 +52,7 @@ export const inputGuardPlugin = fp(async function inputGuardPlugin(app: FastifyI
     if (!hasBody || expectedTypes(req) !== JSON_TYPE) return;
     const raw = req.raw;
     const timer = setTimeout(() => {
+      opts.slowClients.labels('body').inc();
       req.log.info({ timeoutMs: opts.bodyTimeoutMs }, 'request body timed out; connection closed');
       raw.socket?.destroy();
     }, opts.bodyTimeoutMs);
@@ -57,6 +61,13 @@ export const inputGuardPlugin = fp(async function inputGuardPlugin(app: FastifyI
     raw.once('end', () => clear(req));
   });
   app.addHook('onResponse', async (req) => clear(req));
+  // Node closes a connection whose headers are late (headersTimeout) with ERR_HTTP_REQUEST_TIMEOUT;
+  // Fastify answers the client error, this only counts and logs it.
+  app.server.on('clientError', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ERR_HTTP_REQUEST_TIMEOUT') return;
+    opts.slowClients.labels('headers').inc();
+    app.log.info({ timeoutMs: app.server.headersTimeout }, 'request headers timed out; connection closed');
+  });
   app.addHook('onRequestAbort', async (req) => clear(req));
 
   app.addHook('preValidation', async (req) => {
