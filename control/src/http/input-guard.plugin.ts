@@ -44,9 +44,6 @@ function describe(where: 'body' | 'query' | 'params', bad: UnstorableValue): str
  * Fastify's text/plain parser is removed in app.ts, so a JSON route given another type is a 415.
  */
 export const inputGuardPlugin = fp(async function inputGuardPlugin(app: FastifyInstance, opts: InputGuardOptions) {
-  const timers = new WeakMap<FastifyRequest, NodeJS.Timeout>();
-  const clear = (req: FastifyRequest): void => clearTimeout(timers.get(req));
-
   app.addHook('onRequest', async (req) => {
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
     if (!hasBody || expectedTypes(req) !== JSON_TYPE) return;
@@ -57,10 +54,11 @@ export const inputGuardPlugin = fp(async function inputGuardPlugin(app: FastifyI
       raw.socket?.destroy();
     }, opts.bodyTimeoutMs);
     timer.unref();
-    timers.set(req, timer);
-    raw.once('end', () => clear(req));
+    // Cleared when the body is all in, not when the answer is sent: a request refused before
+    // its body is read (401, 429) must not trickle the rest of it forever either.
+    raw.once('end', () => clearTimeout(timer));
+    raw.once('close', () => clearTimeout(timer));
   });
-  app.addHook('onResponse', async (req) => clear(req));
   // Node closes a connection whose headers are late (headersTimeout) with ERR_HTTP_REQUEST_TIMEOUT;
   // Fastify answers the client error, this only counts and logs it.
   app.server.on('clientError', (err: NodeJS.ErrnoException) => {
@@ -68,7 +66,6 @@ export const inputGuardPlugin = fp(async function inputGuardPlugin(app: FastifyI
     opts.slowClients.labels('headers').inc();
     app.log.info({ timeoutMs: app.server.headersTimeout }, 'request headers timed out; connection closed');
   });
-  app.addHook('onRequestAbort', async (req) => clear(req));
 
   app.addHook('preValidation', async (req) => {
     for (const [where, value] of [['params', req.params], ['query', req.query], ['body', req.body]] as const) {
