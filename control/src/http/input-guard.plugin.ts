@@ -68,6 +68,11 @@ export const inputGuardPlugin = fp(async function inputGuardPlugin(app: FastifyI
   });
 
   app.addHook('preValidation', async (req) => {
+    // A route that takes no body has no schema to refuse unknown fields with (DESIGN §6).
+    if (req.routeOptions.schema?.body === undefined && isParsedJson(req.body) && typeof req.body === 'object' && req.body !== null) {
+      const first = Array.isArray(req.body) ? (req.body.length > 0 ? '[0]' : undefined) : Object.keys(req.body)[0];
+      if (first !== undefined) throw new Errors.VALIDATION(`body${first.startsWith('[') ? '' : '.'}${first} is not allowed: this route takes no body`);
+    }
     for (const [where, value] of [['params', req.params], ['query', req.query], ['body', req.body]] as const) {
       if (value === undefined || !isParsedJson(value)) continue;
       const bad = findUnstorable(value);
