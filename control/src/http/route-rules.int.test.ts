@@ -39,7 +39,7 @@ describe('every route has an access rule, schemas and a role check (real HTTP)',
     expect(lacking.map((r) => `${r.method} ${r.url}`)).toEqual([]);
   });
 
-  it('refuses unknown fields at every level of every JSON body schema (DESIGN §6)', () => {
+  it('refuses unknown fields at every level of every body and query schema (DESIGN §6)', () => {
     const open: string[] = [];
     const walk = (node: unknown, where: string): void => {
       if (node === null || typeof node !== 'object') return;
@@ -49,7 +49,10 @@ describe('every route has an access rule, schemas and a role check (real HTTP)',
       if (n.properties !== undefined && n.additionalProperties !== false) open.push(where);
       for (const [k, v] of Object.entries(n)) walk(v, k === 'properties' ? where : `${where}.${k}`);
     };
-    for (const r of apiRoutes(server)) if (r.schema?.body) walk(r.schema.body, `${r.method} ${r.url}`);
+    for (const r of apiRoutes(server)) {
+      if (r.schema?.body) walk(r.schema.body, `${r.method} ${r.url} body`);
+      if (r.schema?.querystring) walk(r.schema.querystring, `${r.method} ${r.url} query`);
+    }
     expect(open).toEqual([]);
   });
 
