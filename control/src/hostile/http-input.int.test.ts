@@ -76,6 +76,7 @@ describe('hostile HTTP input on a real server', () => {
     { name: 'deployment create unknown nested field', method: 'POST', path: '/api/v1/deployments', body: { bundleId: '00000000-0000-4000-8000-000000000000', target: { all: true, tag: 'x' } }, status: 400, code: 'KX_VALIDATION', names: 'body.target.tag' },
     { name: 'a field sent to a route that takes no body', method: 'POST', path: '/api/v1/devices/{device}/accept', body: { force: true }, status: 400, code: 'KX_VALIDATION', names: 'body.force' },
     { name: 'JSON route given text/plain', method: 'POST', path: '/api/v1/api-keys', body: '{"name":"k","role":"viewer"}', contentType: 'text/plain', status: 415, code: 'KX_UNSUPPORTED_MEDIA_TYPE', names: 'application/json' },
+    { name: 'bundle upload given text/plain', method: 'POST', path: '/api/v1/bundles', body: 'not an archive', contentType: 'text/plain', status: 415, code: 'KX_UNSUPPORTED_MEDIA_TYPE', names: 'application/gzip' },
     { name: 'registration given text/plain', method: 'POST', path: '/api/v1/devices/register', body: 'hello', contentType: 'text/plain', anonymous: true, status: 415, code: 'KX_UNSUPPORTED_MEDIA_TYPE', names: 'application/json' },
   ];
 
