@@ -60,10 +60,24 @@ export class TelemetryStore {
     });
   }
 
-  /** One page of a device's samples in time order, `from <= at < to`, after `after`. */
-  async page(deviceId: string, q: { from?: Date; to?: Date; after?: TelemetryPosition; limit: number }): Promise<TelemetryRow[]> {
+  /**
+   * One page of a device's samples, `from <= at < to`, in time order (`asc`) or newest first
+   * (`desc`), after `after` in that order.
+   */
+  async page(
+    deviceId: string,
+    q: { from?: Date; to?: Date; after?: TelemetryPosition; limit: number; order?: 'asc' | 'desc' },
+  ): Promise<TelemetryRow[]> {
     const from = q.from ?? new Date(0);
     const to = q.to ?? new Date('9999-12-31T00:00:00Z');
+    if (q.order === 'desc') {
+      const before = q.after ? this.sql`and (at, id) < (${q.after.at}::timestamptz, ${q.after.id}::bigint)` : this.sql``;
+      return this.sql<TelemetryRow[]>`
+        select id::text as id, at, data from device_telemetry
+        where device_id = ${deviceId} and at >= ${from} and at < ${to} ${before}
+        order by at desc, id desc
+        limit ${q.limit}`;
+    }
     const afterAt = q.after?.at ?? new Date(0);
     const afterId = q.after?.id ?? '0';
     return this.sql<TelemetryRow[]>`
