@@ -198,6 +198,7 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
       await fs.mkdir(path.dirname(part), { recursive: true });
       await download({
         url: new URL(bundle.url, device.server).toString(),
+        http: device.http,
         file: part,
         size: bundle.size,
         sha256: bundle.sha256,
