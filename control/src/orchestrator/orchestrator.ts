@@ -23,7 +23,7 @@ export interface OrchestratorOptions {
   link: DeviceLink;
   log: Logger;
   registry: Registry;
-  /** The blob URL devices are told for a bundle. */
+  /** The blob URL devices are told for a bundle (PublicEndpoints.bundleBlobUrl). */
   bundleUrl(bundleId: string): string;
   /** Period of the tick loop, ms (timeouts, phase waits; events and new deployments tick at once). */
   tickMs?: number;
@@ -205,7 +205,7 @@ export class Orchestrator {
     return out;
   }
 
-  /** Cancels a running deployment: queued executions end, those not yet installing are told to stop. */
+  /** Cancels a running deployment: queued executions end, every one between `sent` and `verifying` is told to stop (DESIGN §3). */
   async cancel(id: string): Promise<{ outcome: 'cancelled' | 'absent' | 'not_running'; status?: DeploymentRow['status'] }> {
     const outbound: Outbound[] = [];
     const result = await this.sql.begin(async (tx) => {
@@ -253,10 +253,11 @@ export class Orchestrator {
         if (!UUID.test(event.executionId)) return 'unknown' as const;
         const e = await this.opts.store.lockExecution(tx, event.executionId, deviceId);
         if (!e) return 'unknown' as const;
-        const v = judgeTransition(e.state, event.state);
-        if (v === 'apply') await this.opts.store.setExecutionState(tx, e.id, event.state, event.error ?? null);
-        if (v === 'apply' && event.state === 'succeeded') await this.opts.store.recordInstalled(tx, e.id);
-        else if (v === 'same') await this.opts.store.touchExecution(tx, e.id);
+        const v = judgeTransition(e.state, event.state, e.rollbackRequested);
+        if (v === 'apply') {
+          await this.opts.store.setExecutionState(tx, e.id, event.state, event.error ?? null);
+          await this.opts.store.recordOutcome(tx, e.id, e.state, event.state);
+        } else if (v === 'same') await this.opts.store.touchExecution(tx, e.id);
         return v === 'refuse' ? ({ from: e.state } as const) : v;
       });
       if (verdict === 'unknown' || typeof verdict === 'object') {
