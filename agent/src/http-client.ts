@@ -12,7 +12,7 @@ export interface HttpAnswer {
 export interface RequestOptions {
   method?: string;
   headers?: Record<string, string>;
-  body?: string;
+  body?: string | Buffer;
   /** Aborting destroys the request and its response. */
   signal?: AbortSignal;
   /**
