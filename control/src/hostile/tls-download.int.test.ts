@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
+import https from 'node:https';
 import { cmdTopic, type Command } from '@kernex/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HttpClient } from '../../../agent/src/http-client.js';
 import { makeBundle } from '../../../shared/src/test-support/make-bundle.js';
 import { makeDevice, type TestDevice } from '../test-support/devices.js';
 import { startAgent, type FleetAgent } from '../test-support/fleet.js';
@@ -29,8 +29,8 @@ describe('bundle downloads with TLS on', () => {
   it('tells devices an https:// bundle URL, and a real agent with KERNEX_CA_FILE downloads and installs it', async () => {
     expect(server.httpUrl).toMatch(/^https:/);
     const ca = await fs.readFile(server.caFile!);
-    // Node's fetch has no per-request CA: the test's own calls go through the agent's client.
-    const http = new HttpClient({ ca });
+    // Node's fetch takes no CA: the test's own calls use node:https with the server's CA.
+    const http = pinned(ca);
     const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<any> => {
       const res = await http.text(`${server.httpUrl}${path}`, {
         method,
@@ -71,8 +71,26 @@ describe('bundle downloads with TLS on', () => {
   });
 });
 
+/** A request through node:https trusting only `ca`; answers status and body text. */
+function pinned(ca: Buffer) {
+  return {
+    text(url: string, o: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<{ status: number; text: string }> {
+      return new Promise((resolve, reject) => {
+        const req = https.request(url, { method: o.method ?? 'GET', headers: o.headers, ca }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end(o.body);
+      });
+    },
+  };
+}
+
 /** Registers a test device over HTTPS with the pinned CA; answers its status. */
-async function registerOver(http: HttpClient, httpUrl: string, device: TestDevice, token: string): Promise<string> {
+async function registerOver(http: ReturnType<typeof pinned>, httpUrl: string, device: TestDevice, token: string): Promise<string> {
   const res = await http.text(`${httpUrl}/api/v1/devices/register`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
