@@ -58,7 +58,7 @@ describe('cancelling a deployment while a device installs', () => {
   /** The device runs 1.0.0 (installed by the first test, skipped by the next). */
   async function onBase(): Promise<void> {
     const id = await deploy(base);
-    await expect.poll(() => stateOf(id), { timeout: 30_000 }).toMatch(/^(succeeded|skipped)$/);
+    await expect.poll(() => stateOf(id), { timeout: 60_000 }).toMatch(/^(succeeded|skipped)$/);
     expect(await bundlesOf()).toEqual({ app: '1.0.0' });
   }
   afterAll(async () => {
@@ -67,32 +67,32 @@ describe('cancelling a deployment while a device installs', () => {
     if (agent) await fs.rm(agent.stateDir, { recursive: true, force: true });
   });
 
-  it('kills the install process group, keeps the previous version and reports cancelled', async () => {
+  it('kills the install process group, keeps the previous version and reports cancelled', { timeout: 150_000 }, async () => {
     await onBase();
     const id = await deploy(await upload(await makeBundle({ version: '2.0.0', install: blocking('install.pid') })));
-    await expect.poll(() => stateOf(id), { timeout: 30_000 }).toBe('installing');
+    await expect.poll(() => stateOf(id), { timeout: 60_000 }).toBe('installing');
     const pid = await blockedPid('install.pid');
     expect(await alive(pid)).toBe(true);
 
     const cancelled = await api('POST', `${server.httpUrl}/api/v1/deployments/${id}/cancel`, server.adminHeaders);
     expect(cancelled.status).toBe(200);
-    await expect.poll(() => stateOf(id), { timeout: 30_000 }).toBe('cancelled');
+    await expect.poll(() => stateOf(id), { timeout: 60_000 }).toBe('cancelled');
     await expect.poll(() => alive(pid)).toBe(false);
     expect(await agent.current('app')).toBe('1.0.0');
     await expect(fs.access(path.join(agent.stateDir, 'bundles', 'app', '2.0.0'))).rejects.toThrow();
     expect(await bundlesOf()).toEqual({ app: '1.0.0' });
   });
 
-  it('kills the health check during verifying, keeps the previous version and reports cancelled', async () => {
+  it('kills the health check during verifying, keeps the previous version and reports cancelled', { timeout: 150_000 }, async () => {
     await onBase();
     const id = await deploy(await upload(await makeBundle({ version: '3.0.0', healthCheck: blocking('check.pid'), healthTimeoutS: 600 })));
-    await expect.poll(() => stateOf(id), { timeout: 30_000 }).toBe('verifying');
+    await expect.poll(() => stateOf(id), { timeout: 60_000 }).toBe('verifying');
     const pid = await blockedPid('check.pid');
     expect(await alive(pid)).toBe(true);
 
     const cancelled = await api('POST', `${server.httpUrl}/api/v1/deployments/${id}/cancel`, server.adminHeaders);
     expect(cancelled.status).toBe(200);
-    await expect.poll(() => stateOf(id), { timeout: 30_000 }).toBe('cancelled');
+    await expect.poll(() => stateOf(id), { timeout: 60_000 }).toBe('cancelled');
     await expect.poll(() => alive(pid)).toBe(false);
     expect(await agent.current('app')).toBe('1.0.0');
     await expect(fs.access(path.join(agent.stateDir, 'bundles', 'app', '3.0.0'))).rejects.toThrow();

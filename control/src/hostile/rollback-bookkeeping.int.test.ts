@@ -16,6 +16,7 @@ import { startTestServer, type TestServer } from '../test-support/test-server.js
 describe('rollback bookkeeping', () => {
   let server: TestServer;
   let token: string;
+  let baseId: string;
   const agents: FleetAgent[] = [];
 
   async function upload(archive: Buffer): Promise<string> {
@@ -36,6 +37,7 @@ describe('rollback bookkeeping', () => {
   beforeAll(async () => {
     server = await startTestServer({ KERNEX_ORCHESTRATOR_TICK_MS: '200' });
     token = await enrollmentToken(server.httpUrl, server.adminHeaders, 10);
+    baseId = await upload(await makeBundle({ version: '1.0.0' }));
   });
   afterAll(async () => {
     await Promise.all(agents.map((a) => a.stop().catch(() => {})));
@@ -43,11 +45,12 @@ describe('rollback bookkeeping', () => {
     for (const a of agents) await fs.rm(a.stateDir, { recursive: true, force: true });
   });
 
-  it('puts the previous version back in the device bundles when a succeeded execution is rolled back', async () => {
+  // Many steps through two real agents (install, check, phase, abort, rollback): generous bounds for a loaded machine.
+  it('puts the previous version back in the device bundles when a succeeded execution is rolled back', { timeout: 180_000 }, async () => {
     const pair = await Promise.all([startAgent(server.httpUrl, token), startAgent(server.httpUrl, token)]);
     agents.push(...pair);
-    const base = await deploy(await upload(await makeBundle({ version: '1.0.0' })), pair.map((a) => a.deviceId));
-    await expect.poll(async () => (await show(base)).status, { timeout: 30_000 }).toBe('completed');
+    const base = await deploy(baseId, pair.map((a) => a.deviceId));
+    await expect.poll(async () => (await show(base)).status, { timeout: 60_000 }).toBe('completed');
     // The first phase (1 %) holds the lowest device id and succeeds; the other's health check fails: abort, rollback.
     const [first, second] = [...pair].sort((x, y) => x.deviceId.localeCompare(y.deviceId)) as [FleetAgent, FleetAgent];
     await fs.writeFile(path.join(second.stateDir, 'unhealthy'), '');
@@ -55,23 +58,26 @@ describe('rollback bookkeeping', () => {
       phases: [{ percent: 1, waitS: 0 }, { percent: 100, waitS: 0 }],
       maxFailurePercent: 10,
     });
-    await expect.poll(() => stateOf(id, first.deviceId), { timeout: 30_000 }).toBe('rolled_back');
-    expect((await show(id)).status).toBe('aborted');
+    await expect.poll(async () => (await show(id)).status, { timeout: 60_000 }).toBe('aborted');
+    await expect.poll(() => stateOf(id, first.deviceId), { timeout: 60_000 }).toBe('rolled_back');
     expect(await first.current('app')).toBe('1.0.0');
     expect(await bundlesOf(first.deviceId)).toEqual({ app: '1.0.0' });
     expect(await bundlesOf(second.deviceId)).toEqual({ app: '1.0.0' });
   });
 
-  it('corrects a wrong bundles from the device telemetry b', async () => {
-    const agent = agents[0]!;
-    const right = await bundlesOf(agent.deviceId);
-    expect(right).toEqual({ app: '1.0.0' });
+  it('corrects a wrong bundles from the device telemetry b', { timeout: 120_000 }, async () => {
+    const agent = await startAgent(server.httpUrl, token);
+    agents.push(agent);
+    const base = await deploy(baseId, [agent.deviceId]);
+    await expect.poll(() => stateOf(base, agent.deviceId), { timeout: 60_000 }).toBe('succeeded');
+    const right = { app: '1.0.0' };
+    expect(await bundlesOf(agent.deviceId)).toEqual(right);
     await server.sql`update devices set bundles = ${server.sql.json({ app: '9.9.9', ghost: '1.0.0' })} where id = ${agent.deviceId}`;
     expect(await bundlesOf(agent.deviceId)).toEqual({ app: '9.9.9', ghost: '1.0.0' });
     // The agent sends telemetry as soon as it connects.
     await agent.stop();
     await agent.restart();
-    await expect.poll(() => bundlesOf(agent.deviceId), { timeout: 30_000 }).toEqual(right);
+    await expect.poll(() => bundlesOf(agent.deviceId), { timeout: 60_000 }).toEqual(right);
   });
 
   it('refuses rolled_back on a succeeded execution that was sent no rollback, and leaves it succeeded', async () => {

@@ -26,7 +26,7 @@ describe('bundle downloads with TLS on', () => {
     if (agent) await fs.rm(agent.stateDir, { recursive: true, force: true });
   });
 
-  it('tells devices an https:// bundle URL, and a real agent with KERNEX_CA_FILE downloads and installs it', async () => {
+  it('tells devices an https:// bundle URL, and a real agent with KERNEX_CA_FILE downloads and installs it', { timeout: 150_000 }, async () => {
     expect(server.httpUrl).toMatch(/^https:/);
     const ca = await fs.readFile(server.caFile!);
     // Node's fetch takes no CA: the test's own calls use node:https with the server's CA.
@@ -63,7 +63,7 @@ describe('bundle downloads with TLS on', () => {
 
       const agentState = async (): Promise<string | undefined> =>
         ((await call('GET', `/api/v1/deployments/${created.body.id}/executions`)).body.items as Array<{ deviceId: string; state: string; error?: string }>).find((e) => e.deviceId === agent.deviceId)?.state;
-      await expect.poll(agentState, { timeout: 30_000 }).toBe('succeeded');
+      await expect.poll(agentState, { timeout: 60_000 }).toBe('succeeded');
       expect(await agent.current('app')).toBe('1.0.0');
     } finally {
       await client.endAsync(true);
