@@ -199,8 +199,14 @@ export class Orchestrator {
 
     const after = await store.tally(tx, d.id, d.phase);
     if (after.unended === 0 && d.phase >= lastPhase) {
-      await store.setDeployment(tx, d.id, { status: 'completed' });
-      log.info('deployment completed');
+      if (pastThreshold(after.failures, after.released, rollout.maxFailurePercent)) {
+        // An event committed during this tick ended the last executions past the threshold:
+        // the deployment is aborted, not completed (the next tick, at once, does it).
+        this.again = true;
+      } else {
+        await store.setDeployment(tx, d.id, { status: 'completed' });
+        log.info('deployment completed');
+      }
     }
     return out;
   }
@@ -256,7 +262,8 @@ export class Orchestrator {
         const v = judgeTransition(e.state, event.state, e.rollbackRequested);
         if (v === 'apply') {
           await this.opts.store.setExecutionState(tx, e.id, event.state, event.error ?? null);
-          await this.opts.store.recordOutcome(tx, e.id, e.state, event.state);
+          const rolledBack = event.state === 'rolled_back' && e.state === 'succeeded';
+          await this.opts.store.recordBundleOutcomes(tx, { succeeded: event.state === 'succeeded' ? [e.id] : [], rolledBack: rolledBack ? [e.id] : [] });
         } else if (v === 'same') await this.opts.store.touchExecution(tx, e.id);
         return v === 'refuse' ? ({ from: e.state } as const) : v;
       });

@@ -273,33 +273,42 @@ export class DeploymentsStore {
   }
 
   /**
-   * A device's `bundles` follows its executions (DESIGN §5). On `succeeded` it
-   * names the new version, and the execution keeps the version it replaced;
-   * on `rolled_back` after `succeeded` that version is put back (or the name
-   * removed when there was none). A rollback before the switch changed nothing
-   * on the device, so nothing changes here either.
+   * A device's `bundles` follows its executions (DESIGN §5), for a batch of
+   * applied events. `succeeded`: it names the new version, and each execution
+   * keeps the version it replaced (`previous_version`). `rolledBack` (executions
+   * that went succeeded → rolled_back): that version is put back, or the name
+   * removed when there was none. A rollback before the switch changed nothing
+   * on the device, so it is not listed. Grouped by device: UPDATE ... FROM
+   * applies one source row per target row.
    */
-  async recordOutcome(db: Db, executionId: string, from: ExecutionState, to: ExecutionState): Promise<void> {
-    if (to === 'succeeded') {
-      // One statement: both updates see the device's bundles as they were before.
+  async recordBundleOutcomes(db: Db, o: { succeeded: readonly string[]; rolledBack: readonly string[] }): Promise<void> {
+    if (o.succeeded.length) {
+      // One statement: the CTE and the UPDATE both read the devices' bundles as they were before.
       await db`
-        with x as (
-          select e.id, e.device_id, d.bundle_name, d.bundle_version
-          from executions e join deployments d on d.id = e.deployment_id where e.id = ${executionId}
-        ), kept as (
-          update executions e set previous_version = v.bundles ->> x.bundle_name
-          from x join devices v on v.id = x.device_id where e.id = x.id
+        with kept as (
+          update executions e set previous_version = v.bundles ->> d.bundle_name
+          from deployments d, devices v
+          where e.id = any(${[...o.succeeded]}::uuid[]) and d.id = e.deployment_id and v.id = e.device_id
         )
-        update devices v set bundles = v.bundles || jsonb_build_object(x.bundle_name, x.bundle_version), bundles_at = now(), updated_at = now()
-        from x where v.id = x.device_id`;
-    } else if (to === 'rolled_back' && from === 'succeeded') {
+        update devices v set bundles = v.bundles || x.b, bundles_at = now(), updated_at = now()
+        from (
+          select e.device_id, jsonb_object_agg(d.bundle_name, d.bundle_version) as b
+          from executions e join deployments d on d.id = e.deployment_id
+          where e.id = any(${[...o.succeeded]}::uuid[])
+          group by e.device_id) x
+        where v.id = x.device_id`;
+    }
+    if (o.rolledBack.length) {
       await db`
-        update devices v set
-          bundles = case when e.previous_version is null then v.bundles - d.bundle_name
-                         else v.bundles || jsonb_build_object(d.bundle_name, e.previous_version) end,
-          bundles_at = now(), updated_at = now()
-        from executions e join deployments d on d.id = e.deployment_id
-        where e.id = ${executionId} and v.id = e.device_id`;
+        update devices v set bundles = (v.bundles - x.removed) || x.restored, bundles_at = now(), updated_at = now()
+        from (
+          select e.device_id,
+            coalesce(jsonb_object_agg(d.bundle_name, e.previous_version) filter (where e.previous_version is not null), '{}'::jsonb) as restored,
+            coalesce(array_agg(d.bundle_name) filter (where e.previous_version is null), '{}'::text[]) as removed
+          from executions e join deployments d on d.id = e.deployment_id
+          where e.id = any(${[...o.rolledBack]}::uuid[])
+          group by e.device_id) x
+        where v.id = x.device_id`;
     }
   }
 
