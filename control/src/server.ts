@@ -22,7 +22,7 @@ import { PgDeviceDirectory } from './services/device-directory.service.js';
 import { PresenceWriter } from './services/presence-writer.js';
 import { DevicesService } from './services/devices.service.js';
 import { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
-import { MqttEndpoints } from './services/mqtt-endpoints.js';
+import { PublicEndpoints } from './services/public-endpoints.js';
 import { RegistrationService } from './services/registration.service.js';
 import { createTelemetryMetrics, TelemetryIngest } from './services/telemetry-ingest.service.js';
 import { TelemetryService } from './services/telemetry.service.js';
@@ -163,19 +163,22 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
     const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }));
     const enrollmentTokens = new EnrollmentTokensService(new EnrollmentTokensStore(sql));
-    const endpoints = new MqttEndpoints(config.publicUrl, { mqtt: mqttPort, mqtts: mqttsPort, ws: wsPort });
-    const registration = new RegistrationService(devicesStore, endpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
+    // Every URL told to devices comes from here (DESIGN §7); built once HTTP listens, before any device is served.
+    let endpoints: PublicEndpoints | undefined;
+    const publicEndpoints = (): PublicEndpoints => {
+      if (!endpoints) throw new Error('public endpoints asked before the HTTP listener is up');
+      return endpoints;
+    };
+    const registration = new RegistrationService(devicesStore, publicEndpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
 
     const deploymentsStore = new DeploymentsStore(sql);
     bundles.deviceAccess = (deviceId, bundleId) => deploymentsStore.deviceMayFetch(sql, deviceId, bundleId);
-    const publicBase = (config.publicUrl ?? `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:{port}`).replace(/\/+$/, '');
-    let httpPortBound = 0;
     const orchestrator = new Orchestrator({
       store: deploymentsStore,
       link: broker,
       log,
       registry: metrics.registry,
-      bundleUrl: (id) => `${publicBase.replace('{port}', String(httpPortBound))}/api/v1/bundles/${id}/blob`,
+      bundleUrl: (id) => publicEndpoints().bundleBlobUrl(id),
       tickMs: config.orchestratorTickMs,
     });
     const deployments = new DeploymentsService(deploymentsStore, bundlesStore, orchestrator, log.child({ mod: 'deployments' }));
@@ -211,7 +214,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       throw listenError(err, 'KERNEX_HTTP_PORT', config.httpPort);
     }
     const httpPort = (app.server.address() as AddressInfo).port;
-    httpPortBound = httpPort;
+    endpoints = new PublicEndpoints({ publicUrl: config.publicUrl, https: config.https, host: config.host, ports: { http: httpPort, mqtt: mqttPort, mqtts: mqttsPort, ws: wsPort } });
     // Before the broker closes (cleanups run in reverse), so no tick publishes into a closed broker.
     orchestrator.start();
     cleanups.push(() => orchestrator.stop());
