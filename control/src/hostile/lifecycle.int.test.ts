@@ -3,8 +3,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { MqttClient } from 'mqtt';
+import pino from 'pino';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { freePort } from '../net/free-port.js';
+import { migrate } from '../store/migrate.js';
 import { api, makeDevice, register } from '../test-support/devices.js';
 import { enrollmentToken } from '../test-support/fleet.js';
 import { connectDevice } from '../test-support/mqtt.js';
@@ -23,6 +26,12 @@ const adminKey = (): string => `kx_test_${randomBytes(16).toString('hex')}`;
 async function postmasterPid(dataDir: string): Promise<number | undefined> {
   const text = await fs.readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').catch(() => undefined);
   return text === undefined ? undefined : Number(text.split('\n')[0]);
+}
+
+/** The process group of `pid` (/proc/PID/stat field 5). */
+async function processGroup(pid: number): Promise<number> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
 }
 
 function alive(pid: number): boolean {
@@ -165,6 +174,9 @@ describe('Ctrl-C on the terminal (SIGINT to the whole process group)', () => {
       const s = await serverWithDevice({ KERNEX_DATA_DIR: dataDir }, { detached: true });
       const pgPid = (await postmasterPid(dataDir))!;
       expect(alive(pgPid)).toBe(true);
+      // The terminal's signal reaches the server's group only: PostgreSQL leads a group of its own.
+      expect(await processGroup(s.server.proc.pid!)).toBe(s.server.proc.pid);
+      expect(await processGroup(pgPid)).not.toBe(s.server.proc.pid);
 
       process.kill(-s.server.proc.pid!, 'SIGINT');
       expect(await s.server.exited).toEqual({ code: 0, signal: null });
@@ -206,7 +218,6 @@ describe('start-up errors', () => {
       await first.ready;
       first.proc.kill('SIGTERM');
       expect((await first.exited).code).toBe(0);
-      const postgres = (await import('postgres')).default;
       const sql = postgres(db.url, { max: 1, onnotice: () => {} });
       await sql`update kernex_migrations set name = 'reserve-number' where id = 7`;
       await sql.end();
@@ -224,24 +235,51 @@ describe('start-up errors', () => {
 });
 
 describe('readiness', () => {
-  it('the first 200 of /readyz is followed by a successful call with KERNEX_ADMIN_KEY', async () => {
+  it('/healthz and /readyz do not answer 200 while the KERNEX_ADMIN_KEY is not installed, and the first 200 is followed by a successful call with it', async () => {
     const dataDir = await tempDir();
     const db = await createTestDatabase();
+    const sql = postgres(db.url, { max: 2, onnotice: () => {} });
     const key = adminKey();
-    // A fixed port, so /readyz can be polled from the moment the process starts, before any log line.
+    // A fixed port, so the probes can be polled from the moment the process starts, before any log line.
     const port = await freePort();
-    const server = spawnServer({ DATABASE_URL: db.url, KERNEX_DATA_DIR: dataDir, KERNEX_HTTP_PORT: String(port), KERNEX_MQTT_PORT: '0', KERNEX_ADMIN_KEY: key });
+    let server: ServerProcess | undefined;
+    let release = (): void => {};
     try {
+      await migrate(sql, pino({ level: 'silent' }));
+      // Hold back the bootstrap key's insert (reads still pass), so the start is caught right at that step.
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let locked!: () => void;
+      const isLocked = new Promise<void>((resolve) => (locked = resolve));
+      const holding = sql.begin(async (tx) => {
+        await tx`lock table api_keys in share row exclusive mode`;
+        locked();
+        await released;
+      });
+      await isLocked;
+      server = spawnServer({ DATABASE_URL: db.url, KERNEX_DATA_DIR: dataDir, KERNEX_HTTP_PORT: String(port), KERNEX_MQTT_PORT: '0', KERNEX_ADMIN_KEY: key });
+      await expect
+        .poll(async () => (await sql`select 1 from pg_stat_activity where wait_event_type = 'Lock' and query like '%insert into api_keys%'`).length)
+        .toBe(1);
+      for (const probe of ['/healthz', '/readyz']) {
+        const res = await fetch(`http://127.0.0.1:${port}${probe}`).catch(() => undefined);
+        await res?.body?.cancel();
+        expect(res?.status === 200, `${probe} answered 200 before the admin key was installed`).toBe(false);
+      }
+      release();
+      await holding;
+
       for (;;) {
         const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
-        if (res?.status === 200) break;
         await res?.body?.cancel();
+        if (res?.status === 200) break;
       }
       const first = await fetch(`http://127.0.0.1:${port}/api/v1/devices`, { headers: { authorization: `Bearer ${key}` } });
       expect(first.status).toBe(200);
     } finally {
-      server.proc.kill('SIGTERM');
-      await server.exited;
+      release();
+      server?.proc.kill('SIGTERM');
+      await server?.exited;
+      await sql.end();
       await db.drop();
       await fs.rm(dataDir, { recursive: true, force: true });
     }
