@@ -8,6 +8,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { freePort } from '../net/free-port.js';
 import { migrate } from '../store/migrate.js';
+import { runCli } from '../test-support/run-cli.js';
 import { api, makeDevice, register } from '../test-support/devices.js';
 import { enrollmentToken } from '../test-support/fleet.js';
 import { connectDevice } from '../test-support/mqtt.js';
@@ -281,6 +282,29 @@ describe('readiness', () => {
       await server?.exited;
       await sql.end();
       await db.drop();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the ready line', () => {
+  it('says where the API is and prints an export line that works as printed, with the key made on first start', async () => {
+    const dataDir = await tempDir();
+    const server = spawnServer({ KERNEX_DATA_DIR: dataDir, KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0' });
+    try {
+      const { httpPort } = await server.ready;
+      const url = `http://127.0.0.1:${httpPort}`;
+      await expect.poll(() => server.stderr).toMatch(/^kernex server: next, .*$/m);
+      expect(server.stderr).toContain(`kernex server: ready; API at ${url}\n`);
+      const line = /export (KERNEX_URL=\S+) (KERNEX_API_KEY=\S+);/.exec(server.stderr);
+      expect(line?.[1]).toBe(`KERNEX_URL=${url}`);
+      const env = Object.fromEntries([line![1]!, line![2]!].map((kv) => kv.split(/=(.*)/s).slice(0, 2)));
+      expect(env.KERNEX_API_KEY).toMatch(/^kx_\S{43}$/);
+      const ls = await runCli(['devices', 'ls'], env);
+      expect(ls.code).toBe(0);
+    } finally {
+      server.proc.kill('SIGTERM');
+      await server.exited;
       await fs.rm(dataDir, { recursive: true, force: true });
     }
   });
