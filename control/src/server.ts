@@ -79,14 +79,17 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Refuses ports another process holds before anything is touched; port 0 picks a free one later. */
+/**
+ * Refuses ports another process holds before anything is touched; port 0 picks a free one later.
+ * Not KERNEX_PG_PORT: an embedded PostgreSQL left running by a killed server may hold it, and is
+ * stopped first (the data directory lock makes it ours); PostgreSQL names the port itself otherwise.
+ */
 async function checkPortsFree(config: Readonly<ServerConfig>): Promise<void> {
   const ports: Array<[string, number | undefined, string]> = [
     ['KERNEX_HTTP_PORT', config.httpPort, config.host],
     ['KERNEX_MQTT_PORT', config.mqttPort, config.host],
     ['KERNEX_MQTTS_PORT', config.mqttsPort, config.host],
     ['KERNEX_WS_PORT', config.wsPort, config.host],
-    ['KERNEX_PG_PORT', config.databaseUrl ? undefined : config.embeddedPgPort, '127.0.0.1'],
   ];
   for (const [variable, port, host] of ports) {
     if (!port) continue;
