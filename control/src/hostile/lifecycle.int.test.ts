@@ -168,6 +168,32 @@ describe('two kernex servers on one DATABASE_URL', () => {
   });
 });
 
+describe('a server killed with SIGKILL', () => {
+  it('leaves a lock the next start on its data directory takes over, stopping the PostgreSQL it left running', async () => {
+    const dataDir = await tempDir();
+    try {
+      const first = spawnServer({ KERNEX_DATA_DIR: dataDir, KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0' });
+      await first.ready;
+      const orphan = (await postmasterPid(dataDir))!;
+      first.proc.kill('SIGKILL');
+      await first.exited;
+      expect(alive(orphan)).toBe(true); // its own process group: the kill did not reach it
+
+      const second = spawnServer({ KERNEX_DATA_DIR: dataDir, KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0' });
+      const { httpPort } = await second.ready;
+      expect((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status).toBe(200);
+      expect(alive(orphan)).toBe(false);
+      const pg = await postmasterPid(dataDir);
+      expect(pg).not.toBe(orphan);
+      second.proc.kill('SIGTERM');
+      expect((await second.exited).code).toBe(0);
+      expect(alive(pg!)).toBe(false);
+    } finally {
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('Ctrl-C on the terminal (SIGINT to the whole process group)', () => {
   it('exits 0 after stopping its embedded PostgreSQL in order, leaving no postgres behind', async () => {
     const dataDir = await tempDir();
