@@ -7,6 +7,7 @@ import pino from 'pino';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { freePort } from '../net/free-port.js';
+import { startTcpProxy } from '../net/tcp-proxy.js';
 import { migrate } from '../store/migrate.js';
 import { runCli } from '../test-support/run-cli.js';
 import { api, makeDevice, register } from '../test-support/devices.js';
@@ -190,6 +191,42 @@ describe('a server killed with SIGKILL', () => {
       expect(alive(pg!)).toBe(false);
     } finally {
       await fs.rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a server whose database connection was lost', () => {
+  it('marks itself live again, so a server starting on the same database still leaves its devices online', async () => {
+    const db = await createTestDatabase();
+    const target = new URL(db.url);
+    const proxy = await startTcpProxy(Number(target.port));
+    target.port = String(proxy.port);
+    const dirs = [await tempDir(), await tempDir()];
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    const holders = async (): Promise<number[]> =>
+      (await sql<{ pid: number }[]>`select pid from pg_locks where locktype = 'advisory' and mode = 'ShareLock' and granted
+          and database = (select oid from pg_database where datname = current_database())`).map((r) => r.pid);
+    let a: ServerWithDevice | undefined;
+    try {
+      a = await serverWithDevice({ DATABASE_URL: target.toString(), KERNEX_DATA_DIR: dirs[0]! });
+      const before = await holders();
+      expect(before).toHaveLength(1);
+      await proxy.cut();
+      await proxy.restore();
+      // Its old session is gone with the connection; a new one holds the mark.
+      await expect.poll(async () => (await holders()).filter((pid) => !before.includes(pid)).length).toBe(1);
+
+      const b = spawnServer({ DATABASE_URL: db.url, KERNEX_DATA_DIR: dirs[1]!, KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0' });
+      await b.ready;
+      expect(await a.online()).toBe(true);
+      b.proc.kill('SIGTERM');
+      expect((await b.exited).code).toBe(0);
+    } finally {
+      await a?.stop();
+      await sql.end();
+      await proxy.close();
+      await db.drop();
+      for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
     }
   });
 });
