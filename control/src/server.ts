@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import { ApiKeysService } from './auth/api-keys.service.js';
 import type { ServerConfig } from './config.js';
-import { checkTraversableByOthers, prepareDataDir } from './data-dir.js';
+import { checkTraversableByOthers, lockDataDir, prepareDataDir } from './data-dir.js';
 import { StartupError } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
@@ -35,6 +35,8 @@ import { EnrollmentTokensStore } from './store/enrollment-tokens.pg.js';
 import { SettingsStore } from './store/settings.pg.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrate.js';
+import { markLiveServer } from './store/live-server.pg.js';
+import { portInUse } from './net/free-port.js';
 import { loadTlsMaterial } from './tls/tls-material.js';
 
 /** A started server: its parts and the ports it bound. */
@@ -67,10 +69,49 @@ export interface RunningServer {
     telemetryIngest: TelemetryIngest;
     presence: PresenceWriter;
   };
+  /** The API URL a person on this machine uses (the public URL when set). */
+  apiUrl: string;
+  /** The admin key this start made (first start without KERNEX_ADMIN_KEY), already printed once. */
+  firstAdminKey: string | undefined;
   /** Startup timings in milliseconds, logged and reported by benchmarks. */
   timings: { database: number; ready: number };
   /** Orderly stop: listeners, MQTT clients, HTTP, pool, embedded PostgreSQL. Safe to call twice. */
   close(): Promise<void>;
+}
+
+/**
+ * Refuses ports another process holds before anything is touched; port 0 picks a free one later.
+ * Not KERNEX_PG_PORT: an embedded PostgreSQL left running by a killed server may hold it, and is
+ * stopped first (the data directory lock makes it ours); PostgreSQL names the port itself otherwise.
+ */
+async function checkPortsFree(config: Readonly<ServerConfig>): Promise<void> {
+  const ports: Array<[string, number | undefined, string]> = [
+    ['KERNEX_HTTP_PORT', config.httpPort, config.host],
+    ['KERNEX_MQTT_PORT', config.mqttPort, config.host],
+    ['KERNEX_MQTTS_PORT', config.mqttsPort, config.host],
+    ['KERNEX_WS_PORT', config.wsPort, config.host],
+  ];
+  for (const [variable, port, host] of ports) {
+    if (!port) continue;
+    const err = await portInUse(host, port);
+    if (err) throw listenError(err, variable, port);
+  }
+}
+
+/** The API URL a person on this machine uses: the public URL when set, else loopback. */
+function localApiUrl(config: Readonly<ServerConfig>, httpPort: number): string {
+  if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  return `${config.https ? 'https' : 'http'}://${host}:${httpPort}`;
+}
+
+/** What a person reads on the terminal once the server is ready: where it is and what to type next. */
+export function readyLines(apiUrl: string, firstAdminKey: string | undefined, keyFromEnv: boolean): string {
+  const key = firstAdminKey ?? (keyFromEnv ? '$KERNEX_ADMIN_KEY' : '<an admin API key>');
+  return (
+    `kernex server: ready; API at ${apiUrl}\n` +
+    `kernex server: next, in another terminal: export KERNEX_URL=${apiUrl} KERNEX_API_KEY=${key}; npx kernex devices ls\n`
+  );
 }
 
 /** Turns a listen error into the operator's one line. */
@@ -94,13 +135,18 @@ export interface StartOptions {
 
 export async function startServer(config: Readonly<ServerConfig>, log: Logger, options: StartOptions = {}): Promise<RunningServer> {
   const t0 = performance.now();
+  let started = false;
   const cleanups: Array<() => Promise<void>> = [];
   const undo = async (): Promise<void> => {
     for (const fn of cleanups.splice(0).reverse()) await fn().catch((err) => log.warn({ err }, 'cleanup failed'));
   };
 
   try {
+    // Before anything is touched (DESIGN §1): the data directory is ours, and the ports are free.
     await prepareDataDir(config.dataDir);
+    const dataDirLock = await lockDataDir(config.dataDir);
+    cleanups.push(() => dataDirLock.release()); // runs last
+    await checkPortsFree(config);
 
     let url = config.databaseUrl;
     let embedded: EmbeddedDatabase | undefined;
@@ -126,9 +172,17 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       limits: config.archiveLimits,
     });
     const devicesStore = new DevicesStore(sql);
-    // The broker's memory is gone: nobody is connected until the broker says so.
-    const wasOnline = await devicesStore.markAllOffline();
-    if (wasOnline > 0) log.info({ devices: wasOnline }, 'marked devices offline at start');
+    const live = await markLiveServer(url, log.child({ mod: 'live-server' }));
+    cleanups.push(() => live.release());
+    if (live.alone) {
+      // The broker's memory is gone: nobody is connected until the broker says so.
+      const wasOnline = await devicesStore.markAllOffline();
+      if (wasOnline > 0) log.info({ devices: wasOnline }, 'marked devices offline at start');
+    } else {
+      // Those devices may be connected to the other server: their presence is its to write.
+      log.warn('another kernex server is running on this database; presence left as it is');
+    }
+    await live.admitOthers();
     const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }));
     cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
 
@@ -186,7 +240,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const app = await buildApp({
       log,
       metrics,
-      checks: { database: () => pingDatabase(sql), broker: () => broker.isListening() },
+      checks: { started: () => started, database: () => pingDatabase(sql), broker: () => broker.isListening() },
       apiKeys,
       bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes },
       deployments,
@@ -208,6 +262,13 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       https: config.https ? tls : undefined,
     });
     cleanups.push(() => app.close());
+    // Before the HTTP listener opens, so no request is ever answered without the key in place
+    // (DESIGN §6). Printed as soon as it is stored: a start that fails later cannot swallow it.
+    const firstAdminKey = await apiKeys.bootstrap(config.adminKey);
+    if (firstAdminKey) {
+      // DESIGN §6: printed once, on stderr, never logged.
+      process.stderr.write(`kernex server: created the first admin API key (shown once, keep it): ${firstAdminKey}\n`);
+    }
     try {
       await app.listen({ port: config.httpPort, host: config.host });
     } catch (err) {
@@ -219,15 +280,11 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     orchestrator.start();
     cleanups.push(() => orchestrator.stop());
 
-    // After the listeners are up, so a start that fails cannot swallow the only copy of the key.
-    const firstAdminKey = await apiKeys.bootstrap(config.adminKey);
-    if (firstAdminKey) {
-      // DESIGN §6: printed once, on stderr, never logged.
-      process.stderr.write(`kernex server: created the first admin API key (shown once, keep it): ${firstAdminKey}\n`);
-    }
     const readyMs = performance.now() - t0;
+    const apiUrl = localApiUrl(config, httpPort);
+    started = true; // from here /readyz answers 200
     log.info(
-      { httpPort, mqttPort, mqttsPort, wsPort, https: config.https, caFile: tls?.caFile, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
+      { url: apiUrl, httpPort, mqttPort, mqttsPort, wsPort, https: config.https, caFile: tls?.caFile, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
       'kernex server ready',
     );
 
@@ -240,6 +297,8 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       wsPort,
       caFile: tls?.caFile,
       httpUrl: `${config.https ? 'https' : 'http'}://127.0.0.1:${httpPort}`,
+      apiUrl,
+      firstAdminKey,
       sql,
       broker,
       app,
