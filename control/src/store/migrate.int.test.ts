@@ -77,6 +77,7 @@ describe('migrate', () => {
       '008_create-deployments',
       '009_create-executions',
       '010_create-audit-log',
+      '011_add-bundle-bookkeeping',
     ]);
   });
 
@@ -111,9 +112,9 @@ describe('migrate', () => {
 
   it('stops when the database records a migration this server has no file for', async () => {
     await migrate(sql, log);
-    await sql`insert into kernex_migrations (id, name, checksum) values (11, 'create-widgets', 'x')`;
+    await sql`insert into kernex_migrations (id, name, checksum) values (99, 'create-widgets', 'x')`;
     await expect(migrate(sql, log)).rejects.toThrow(
-      new StartupError('migration 011_create-widgets.sql is recorded in the database but this server has no such file (a database of a newer or another Kernex?)'),
+      new StartupError('migration 099_create-widgets.sql is recorded in the database but this server has no such file (a database of a newer or another Kernex?)'),
     );
   });
 
@@ -167,7 +168,7 @@ describe('migrate', () => {
       [11, 'add-device-telemetry-columns'],
       [12, 'create-device-telemetry'],
     ]);
-    expect(await migrate(sql, log)).toEqual([7, 8, 9]);
+    expect(await migrate(sql, log)).toEqual([7, 8, 9, 11]);
     expect(await schema()).toEqual(await freshSchema());
     expect(await recorded()).toEqual([
       '1:create-settings:checksum',
@@ -180,6 +181,7 @@ describe('migrate', () => {
       '8:create-deployments:checksum',
       '9:create-executions:checksum',
       '10:create-audit-log:checksum',
+      '11:add-bundle-bookkeeping:checksum',
     ]);
     expect(await migrate(sql, log)).toEqual([]);
   });
@@ -201,7 +203,7 @@ describe('migrate', () => {
       [12, 'create-deployments'],
       [13, 'create-executions'],
     ]);
-    expect(await migrate(sql, log)).toEqual([]);
+    expect(await migrate(sql, log)).toEqual([11]);
     expect(await schema()).toEqual(await freshSchema());
     expect((await recorded()).every((r) => r.endsWith(':checksum'))).toBe(true);
     expect((await recorded()).map((r) => r.split(':')[1])).toEqual((await listMigrations()).map((m) => m.name));
