@@ -16,8 +16,12 @@ export interface EdgeLimits extends FrameLimits {
 
 /** Bytes a connection may send before it is authenticated (DESIGN §3). */
 export const PRE_AUTH_BYTES = 64 * 1024;
-/** Default bound of unauthenticated connections per address. */
-export const MAX_UNAUTHENTICATED_PER_ADDRESS = 256;
+/**
+ * Default bound of unauthenticated connections per address: at most 64 MiB
+ * buffered for one address, and room for a fleet behind one NAT reconnecting
+ * at once (the server-connect benchmark's 2000 devices as fast as they can).
+ */
+export const MAX_UNAUTHENTICATED_PER_ADDRESS = 1024;
 /** Default time from accept to CONNACK (Aedes' own default for CONNECT). */
 export const CONNECT_TIMEOUT_MS = 30_000;
 

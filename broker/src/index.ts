@@ -218,11 +218,13 @@ export async function createBroker(options: BrokerOptions): Promise<KernexBroker
     maxUnauthenticatedPerAddress: options.maxUnauthenticatedPerAddress ?? MAX_UNAUTHENTICATED_PER_ADDRESS,
     connectTimeoutMs,
   };
+  // The edge closes (and counts) a connection without CONNACK in time; Aedes' own CONNECT timer is only a backstop.
+  const connectTimeout = connectTimeoutMs + 1000;
   let broker!: Broker;
 
   if (!directory) {
     log.info('broker runs without authentication (no device directory)');
-    const aedes = await Aedes.createBroker({ connectTimeout: connectTimeoutMs });
+    const aedes = await Aedes.createBroker({ connectTimeout });
     broker = new Broker(aedes, metrics, log, new ConnectionEdge(aedes, limits, metrics, refusals));
     aedes.on('client', () => metrics.devicesConnected.inc());
     aedes.on('clientDisconnect', () => metrics.devicesConnected.dec());
@@ -258,7 +260,7 @@ export async function createBroker(options: BrokerOptions): Promise<KernexBroker
     },
   });
 
-  const aedes = await Aedes.createBroker({ authenticate, ...authorizers, connectTimeout: connectTimeoutMs });
+  const aedes = await Aedes.createBroker({ authenticate, ...authorizers, connectTimeout });
   broker = new Broker(aedes, metrics, log, new ConnectionEdge(aedes, limits, metrics, refusals), sessions, cache);
 
   aedes.on('clientReady', (client) => {
