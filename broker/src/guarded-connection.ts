@@ -6,9 +6,9 @@ const CONNACK = 0x20;
 const ACCEPTED = 0;
 
 /**
- * The stream Aedes reads a connection from: the socket's bytes after the
- * {@link PacketFramer} has looked at them, so a refused connection is closed
- * before Aedes buffers what it announced. Writes go to the socket unchanged;
+ * The stream Aedes reads a connection from: the socket's bytes as the
+ * {@link PacketFramer} hands them on, so a refused connection is closed (and an
+ * oversized PUBLISH cut) before Aedes buffers what it announced. Writes go to the socket unchanged;
  * the first 4 bytes written are the server's CONNACK [MQTT-3.2.0-1], and one
  * with return code 0 tells the framer the connection is authenticated.
  */
@@ -23,13 +23,16 @@ export class GuardedConnection extends Duplex {
     super({ allowHalfOpen: false });
     socket.on('data', (chunk: Buffer) => {
       if (this.destroyed) return;
-      const refusal = framer.inspect(chunk);
+      let more = true;
+      const refusal = framer.inspect(chunk, (bytes) => {
+        more = this.push(bytes) && more;
+      });
       if (refusal) {
         events.onRefused(refusal);
         this.destroy();
         return;
       }
-      if (!this.push(chunk)) socket.pause();
+      if (!more) socket.pause();
     });
     socket.on('end', () => this.push(null));
     socket.on('error', (err) => this.destroy(err));

@@ -31,7 +31,8 @@ export { CONNECT_TIMEOUT_MS, MAX_UNAUTHENTICATED_PER_ADDRESS, PRE_AUTH_BYTES } f
 /**
  * Largest remaining length of a packet from an authenticated device: the
  * largest payload plus room for the topic, message id and framing. A larger
- * one closes the connection before it is buffered (DESIGN §3).
+ * PUBLISH is cut before it is buffered and refused as too large; any other
+ * larger packet closes the connection (DESIGN §3).
  */
 export const MAX_DEVICE_PACKET_BYTES = MAX_DEVICE_PAYLOAD_BYTES + 1024;
 
@@ -215,6 +216,7 @@ export async function createBroker(options: BrokerOptions): Promise<KernexBroker
     preAuthBytes: PRE_AUTH_BYTES,
     // Without a directory there are no payload limits either (broker benchmarks).
     maxPacketBytes: directory ? MAX_DEVICE_PACKET_BYTES : Number.MAX_SAFE_INTEGER,
+    maxPayloadBytes: MAX_DEVICE_PAYLOAD_BYTES,
     maxUnauthenticatedPerAddress: options.maxUnauthenticatedPerAddress ?? MAX_UNAUTHENTICATED_PER_ADDRESS,
     connectTimeoutMs,
   };

@@ -101,20 +101,49 @@ describe('the MQTT edge of a real server under hostile clients', () => {
     await arrived;
   });
 
-  it('closes an authenticated connection that announces a packet beyond the payload limit, before buffering it', async () => {
+  it('acknowledges and drops a PUBLISH announcing 268 MB before its body has arrived, and closes on any other oversized packet', async () => {
     const other = await makeDevice();
     const token = (await api('POST', `${server.httpUrl}/api/v1/enrollment-tokens`, server.adminHeaders, { uses: 1, expiresInS: 600 })).body.token;
     await register(server.httpUrl, other, { enrollmentToken: token });
-    const sock = rawSocket(server.mqttPort);
-    const connack = new Promise<Buffer>((resolve) => sock.socket.once('data', resolve));
-    sock.socket.write(connectPacket(other.id, await other.jwt('kernex-mqtt')));
-    expect([...(await connack).subarray(0, 4)]).toEqual([0x20, 0x02, 0x00, 0x00]); // CONNACK accepted
+    const connectRaw = async (): Promise<ReturnType<typeof rawSocket> & { next: () => Promise<Buffer> }> => {
+      const sock = rawSocket(server.mqttPort);
+      const queue: Buffer[] = [];
+      let wake: (() => void) | undefined;
+      sock.socket.on('data', (d: Buffer) => {
+        queue.push(d);
+        wake?.();
+      });
+      const next = async (): Promise<Buffer> => {
+        while (queue.length === 0) await new Promise<void>((r) => (wake = r));
+        return queue.shift()!;
+      };
+      sock.socket.write(connectPacket(other.id, await other.jwt('kernex-mqtt')));
+      expect([...(await next()).subarray(0, 4)]).toEqual([0x20, 0x02, 0x00, 0x00]); // CONNACK accepted
+      return Object.assign(sock, { next });
+    };
 
-    const before = await refused('packet_too_large');
-    // PUBLISH to its own telemetry, announcing 1 MiB: refused from the header, however much follows.
-    const header = packet(0x30, Buffer.alloc(1024 * 1024)).subarray(0, 4);
-    await stream(sock, Buffer.concat([header, str(telemetryTopic(other.id))]));
-    expect(await refused('packet_too_large')).toBe(before + 1);
+    // QoS 1 PUBLISH to its own telemetry, message id 7, announcing the largest length MQTT allows.
+    const before = await refused('payload_too_large');
+    const publisher = await connectRaw();
+    const puback = publisher.next();
+    let acked = false;
+    void puback.then(() => (acked = true));
+    publisher.socket.write(Buffer.concat([HUGE(0x32), str(telemetryTopic(other.id)), Buffer.from([0, 7])]));
+    const filler = Buffer.alloc(16 * 1024, 0x20);
+    for (let sent = 0; !acked && sent < 8 * 1024 * 1024; sent += filler.length) {
+      if (!publisher.socket.write(filler)) await Promise.race([new Promise((r) => publisher.socket.once('drain', r)), puback]);
+    }
+    // The PUBACK came while 260 MB of the packet were still to come: the broker did not wait to buffer them.
+    expect([...(await puback)]).toEqual([0x40, 0x02, 0x00, 0x07]);
+    expect(await refused('payload_too_large')).toBe(before + 1);
+    publisher.socket.destroy();
+    await publisher.closed;
+
+    // A SUBSCRIBE announcing 1 MiB has no such way out: the connection is closed.
+    const tooLarge = await refused('packet_too_large');
+    const subscriber = await connectRaw();
+    await stream(subscriber, Buffer.from([0x82, 0x80, 0x80, 0x40]));
+    expect(await refused('packet_too_large')).toBe(tooLarge + 1);
   });
 
   it('grants QoS 1 when a device asks for QoS 2 on its cmd, to MQTT.js and to mosquitto_sub', async () => {
