@@ -35,6 +35,14 @@ export interface BrokerOptions {
    * authentication, no ACL, no validation): only for broker-level benchmarks.
    */
   directory?: DeviceDirectory;
+  /**
+   * Stores an execution event (DESIGN §3): its PUBACK is sent only once the
+   * returned promise resolves, so an acknowledged event is in the database. A
+   * promise that stays pending (database away) withholds the PUBACK; the
+   * device keeps the event and sends it again. Without it, events are
+   * acknowledged at once (broker-level benchmarks).
+   */
+  storeEvent?: (deviceId: string, event: ExecutionEvent, connection: { readonly closed: boolean }) => Promise<unknown>;
 }
 
 /** Where the broker should listen. Port 0 picks any free port; an absent port means no such listener. */
@@ -225,10 +233,15 @@ export async function createBroker(options: BrokerOptions): Promise<KernexBroker
     metrics,
     log,
     takenOver: (deviceId, client) => sessions.hasOther(deviceId, client),
-    onMessage: (deviceId: string, channel: DeviceChannel, payload: unknown) => {
-      if (channel === 'events') broker.safeEmit('device:event', deviceId, payload as ExecutionEvent);
-      else if (channel === 'telemetry') broker.safeEmit('device:telemetry', deviceId, payload as Telemetry);
+    onMessage: (deviceId: string, channel: DeviceChannel, payload: unknown, client: Client) => {
+      if (channel === 'events') {
+        broker.safeEmit('device:event', deviceId, payload as ExecutionEvent);
+        // The PUBACK waits for the commit.
+        return options.storeEvent?.(deviceId, payload as ExecutionEvent, client).then(() => {});
+      }
+      if (channel === 'telemetry') broker.safeEmit('device:telemetry', deviceId, payload as Telemetry);
       else if (channel === 'status') broker.safeEmit('device:status', deviceId, payload as DeviceStatusMessage);
+      return undefined;
     },
   });
 

@@ -5,6 +5,8 @@ import { errorResponses } from '../http/schemas.js';
 export interface HealthChecks {
   database(): Promise<boolean>;
   broker(): boolean;
+  /** Per batched writer (telemetry, presence, events): true when it is stalled (has work, cannot make progress). */
+  writers?(): Record<string, boolean>;
 }
 
 const readySchema = {
@@ -12,7 +14,16 @@ const readySchema = {
   required: ['status', 'checks'],
   properties: {
     status: { type: 'string', enum: ['ready', 'not ready'] },
-    checks: { type: 'object', required: ['database', 'broker'], properties: { database: { type: 'boolean' }, broker: { type: 'boolean' } } },
+    checks: {
+      type: 'object',
+      required: ['database', 'broker'],
+      properties: {
+        database: { type: 'boolean' },
+        broker: { type: 'boolean' },
+        // One per batched writer: false while it has work it cannot write (kernex_writer_stalled).
+        writers: { type: 'object', additionalProperties: { type: 'boolean' } },
+      },
+    },
   },
 } as const;
 
@@ -42,12 +53,14 @@ export async function healthRoutes(
     {
       config: { access: 'public', rateLimit: false },
       logLevel: 'warn',
-      schema: { summary: 'Readiness: the database answers and the broker listens', response: { 200: readySchema, 503: readySchema, ...errorResponses } },
+      schema: { summary: 'Readiness: the database answers, the broker listens, and no writer is stalled', response: { 200: readySchema, 503: readySchema, ...errorResponses } },
     },
     async (_req, reply) => {
       const [database, broker] = [await opts.checks.database(), opts.checks.broker()];
-      const ready = database && broker;
-      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { database, broker } });
+      const stalled = opts.checks.writers?.() ?? {};
+      const writers = Object.fromEntries(Object.entries(stalled).map(([name, s]) => [name, !s]));
+      const ready = database && broker && Object.values(writers).every(Boolean);
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { database, broker, writers } });
     },
   );
 

@@ -282,6 +282,37 @@ export class DeploymentsStore {
     await db`update executions set updated_at = now() where id = ${id}`;
   }
 
+  /** Locks executions by id (in id order, so concurrent batches cannot deadlock), to apply a batch of events. */
+  async lockExecutions(db: Db, ids: readonly string[]): Promise<ExecutionRow[]> {
+    if (ids.length === 0) return [];
+    const rows = await db`select * from executions where id = any(${[...ids]}::uuid[]) order by id for update`;
+    return rows.map(toExecution);
+  }
+
+  /**
+   * Writes a batch of event outcomes: new states (one UPDATE over unnest'ed
+   * arrays), the installed bundle of each newly succeeded execution, and the
+   * progress reports that keep an in-flight execution alive (`updated_at`).
+   */
+  async applyEventOutcomes(
+    db: Db,
+    o: { states: ReadonlyArray<{ id: string; state: ExecutionState; error: string | null }>; installed: readonly string[]; touched: readonly string[] },
+  ): Promise<void> {
+    if (o.states.length) {
+      await db`
+        update executions e set state = v.state, error = coalesce(v.error, e.error), updated_at = now()
+        from unnest(${o.states.map((c) => c.id)}::uuid[], ${o.states.map((c) => c.state)}::text[], ${o.states.map((c) => c.error) as string[]}::text[]) as v(id, state, error)
+        where e.id = v.id`;
+    }
+    if (o.installed.length) {
+      await db`
+        update devices v set bundles = v.bundles || jsonb_build_object(d.bundle_name, d.bundle_version), updated_at = now()
+        from executions e join deployments d on d.id = e.deployment_id
+        where e.id = any(${[...o.installed]}::uuid[]) and v.id = e.device_id`;
+    }
+    if (o.touched.length) await db`update executions set updated_at = now() where id = any(${[...o.touched]}::uuid[])`;
+  }
+
   /** True while a running deployment uses the bundle. */
   async bundleInUse(db: Db, bundleId: string): Promise<boolean> {
     const [r] = await db`select 1 from deployments where bundle_id = ${bundleId} and status = 'running' limit 1`;
