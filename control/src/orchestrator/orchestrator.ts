@@ -67,7 +67,9 @@ export class Orchestrator {
       labelNames: ['state'],
       registers: [opts.registry],
       async collect() {
-        const totals = await store.stateTotals(store.sql);
+        // With the database away, /metrics still answers (writers' stalled gauges): keep the last values.
+        const totals = await store.stateTotals(store.sql).catch(() => undefined);
+        if (!totals) return;
         this.reset();
         for (const [state, n] of Object.entries(totals)) this.labels(state).set(n);
       },
