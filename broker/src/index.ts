@@ -68,7 +68,7 @@ export interface ListenOptions {
  * - `device:subscribed (deviceId)`: the device's `kx/{id}/cmd` subscription is in place: a new
  *   SUBSCRIBE, or one restored with a persistent session (then just before `device:connect`).
  *   Commands published before it on a clean session are lost, so send pending ones on this event.
- * - `device:event (deviceId, event)`: a valid message on `kx/{id}/events`.
+ * - `device:event (deviceId, event)`: a valid message on `kx/{id}/events`, before it is stored (its PUBACK waits for `storeEvent`).
  * - `device:telemetry (deviceId, telemetry)`: a valid message on `kx/{id}/telemetry`.
  * - `device:status (deviceId, message)`: a valid message on `kx/{id}/status` (also the will).
  */

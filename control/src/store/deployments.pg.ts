@@ -305,10 +305,15 @@ export class DeploymentsStore {
         where e.id = v.id`;
     }
     if (o.installed.length) {
+      // Grouped by device: UPDATE ... FROM applies one source row per target row.
       await db`
-        update devices v set bundles = v.bundles || jsonb_build_object(d.bundle_name, d.bundle_version), updated_at = now()
-        from executions e join deployments d on d.id = e.deployment_id
-        where e.id = any(${[...o.installed]}::uuid[]) and v.id = e.device_id`;
+        update devices v set bundles = v.bundles || x.b, updated_at = now()
+        from (
+          select e.device_id, jsonb_object_agg(d.bundle_name, d.bundle_version) as b
+          from executions e join deployments d on d.id = e.deployment_id
+          where e.id = any(${[...o.installed]}::uuid[])
+          group by e.device_id) x
+        where v.id = x.device_id`;
     }
     if (o.touched.length) await db`update executions set updated_at = now() where id = any(${[...o.touched]}::uuid[])`;
   }
