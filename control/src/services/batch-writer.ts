@@ -1,15 +1,8 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { WriteInterrupted } from '../errors.js';
 import { isRowRefusal } from '../store/database.js';
 
-/** Thrown by {@link writeIsolating} when the database failed for another reason than a row: nothing after `unwritten` was tried. */
-export class WriteInterrupted<T> extends Error {
-  constructor(
-    readonly unwritten: T[],
-    override readonly cause: unknown,
-  ) {
-    super((cause as Error)?.message ?? String(cause));
-  }
-}
+export { WriteInterrupted };
 
 /**
  * Writes `items` with `write`, one batch at a time; when PostgreSQL refuses a
