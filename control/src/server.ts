@@ -191,7 +191,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const app = await buildApp({
       log,
       metrics,
-      checks: { database: () => pingDatabase(sql), broker: () => broker.isListening(), writers: () => writerMetrics.stalled() },
+      checks: { database: () => pingDatabase(sql), broker: () => broker.isListening(), writers: () => writerMetrics.healthy() },
       apiKeys,
       bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes },
       deployments,

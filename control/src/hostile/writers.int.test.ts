@@ -130,14 +130,14 @@ describe('batched writers with a row PostgreSQL refuses', () => {
     const ingest = server.services.telemetryIngest;
     ingest.add(a.id, { cpu: 42 });
     await ingest.flush();
-    await expect.poll(readyz, { timeout: 20_000 }).toMatchObject({ status: 503, body: { checks: { writers: { telemetry: false, presence: true, events: true } } } });
+    await expect.poll(readyz, { timeout: 20_000 }).toMatchObject({ status: 503, body: { checks: { telemetryWriter: false, presenceWriter: true, eventsWriter: true } } });
     expect(await metric(server.httpUrl, 'kernex_writer_stalled', { writer: 'telemetry' })).toBe(1);
     expect(await metric(server.httpUrl, 'kernex_writer_backlog', { writer: 'telemetry' })).toBe(1);
 
     await proxy.restore();
     await expect.poll(readyz, { timeout: 20_000 }).toEqual({
       status: 200,
-      body: { status: 'ready', checks: { database: true, broker: true, writers: { telemetry: true, presence: true, events: true } } },
+      body: { status: 'ready', checks: { database: true, broker: true, telemetryWriter: true, presenceWriter: true, eventsWriter: true } },
     });
     expect(await metric(server.httpUrl, 'kernex_writer_stalled', { writer: 'telemetry' })).toBe(0);
     expect(await metric(server.httpUrl, 'kernex_writer_backlog', { writer: 'telemetry' })).toBe(0);

@@ -5,7 +5,7 @@ import { errorResponses } from '../http/schemas.js';
 export interface HealthChecks {
   database(): Promise<boolean>;
   broker(): boolean;
-  /** Per batched writer (telemetry, presence, events): true when it is stalled (has work, cannot make progress). */
+  /** Per batched writer (telemetry, presence, events): false while it is stalled (has work, cannot make progress). */
   writers?(): Record<string, boolean>;
 }
 
@@ -21,7 +21,9 @@ const readySchema = {
         database: { type: 'boolean' },
         broker: { type: 'boolean' },
         // One per batched writer: false while it has work it cannot write (kernex_writer_stalled).
-        writers: { type: 'object', additionalProperties: { type: 'boolean' } },
+        telemetryWriter: { type: 'boolean' },
+        presenceWriter: { type: 'boolean' },
+        eventsWriter: { type: 'boolean' },
       },
     },
   },
@@ -57,10 +59,9 @@ export async function healthRoutes(
     },
     async (_req, reply) => {
       const [database, broker] = [await opts.checks.database(), opts.checks.broker()];
-      const stalled = opts.checks.writers?.() ?? {};
-      const writers = Object.fromEntries(Object.entries(stalled).map(([name, s]) => [name, !s]));
+      const writers = Object.fromEntries(Object.entries(opts.checks.writers?.() ?? {}).map(([name, ok]) => [`${name}Writer`, ok]));
       const ready = database && broker && Object.values(writers).every(Boolean);
-      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { database, broker, writers } });
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { database, broker, ...writers } });
     },
   );
 

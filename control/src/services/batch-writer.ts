@@ -59,8 +59,8 @@ export interface WriterMetrics {
   refused: Counter<'writer'>;
   /** Registers a writer; its gauges are read at each scrape. */
   watch(name: WriterName, state: () => WriterState): void;
-  /** Names of the writers that are stalled now. */
-  stalled(): Record<WriterName, boolean>;
+  /** Per writer: true while it keeps up, false while it is stalled (`/readyz`). */
+  healthy(): Record<WriterName, boolean>;
 }
 
 export function createWriterMetrics(registry: Registry, stallAfterMs = STALL_AFTER_MS): WriterMetrics {
@@ -108,9 +108,9 @@ export function createWriterMetrics(registry: Registry, stallAfterMs = STALL_AFT
       writers.set(name, state);
       refused.labels(name).inc(0);
     },
-    stalled: () => {
+    healthy: () => {
       const out = {} as Record<WriterName, boolean>;
-      for (const [name, state] of writers) out[name] = isStalled(state(), stallAfterMs);
+      for (const [name, state] of writers) out[name] = !isStalled(state(), stallAfterMs);
       return out;
     },
   };
