@@ -53,6 +53,8 @@ type Verdict = { kind: 'apply' | 'same' } | { kind: 'refused'; reason: 'unknown_
  */
 export class EventWriter extends EventEmitter<{ applied: [] }> {
   private queue: Pending[] = [];
+  /** The batch being committed: still waiting until it is. */
+  private writing: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private failing = false;
@@ -93,7 +95,7 @@ export class EventWriter extends EventEmitter<{ applied: [] }> {
 
   /** Backlog, age of the oldest event, whether the database is away (`/readyz`, metrics). */
   state(): WriterState {
-    return { backlog: this.queue.length, oldestAt: this.queue[0]?.at, failing: this.failing };
+    return { backlog: this.writing.length + this.queue.length, oldestAt: (this.writing[0] ?? this.queue[0])?.at, failing: this.failing };
   }
 
   /**
@@ -109,13 +111,14 @@ export class EventWriter extends EventEmitter<{ applied: [] }> {
     });
   }
 
-  /** Commits what waits (one attempt), then takes no more events. */
+  /** Commits what waits (one attempt, none while the database is away), then takes no more events. */
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.flushing;
-    if (this.queue.length) await this.flush();
+    // Unacknowledged events are safe on their devices: a shutdown need not wait for the database.
+    if (this.queue.length && !this.failing) await this.flush();
   }
 
   private kick(delayMs: number): void {
@@ -143,6 +146,7 @@ export class EventWriter extends EventEmitter<{ applied: [] }> {
       const batch = this.queue.splice(0, this.maxBatch);
       if (batch.length === 0) return;
       let moved = false;
+      this.writing = batch;
       try {
         await writeIsolating(
           batch,
@@ -170,6 +174,7 @@ export class EventWriter extends EventEmitter<{ applied: [] }> {
         this.failing = true;
         return;
       } finally {
+        this.writing = [];
         if (moved) this.emit('applied');
       }
     }

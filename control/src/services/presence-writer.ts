@@ -21,6 +21,8 @@ export interface PresenceWriterOptions {
  */
 export class PresenceWriter extends EventEmitter<{ flushed: [count: number] }> {
   private pending = new Map<string, PresenceChange>();
+  /** The batch being written: still waiting until it is committed. */
+  private inFlight: PresenceChange[] = [];
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
   private readonly intervalMs: number;
@@ -42,8 +44,8 @@ export class PresenceWriter extends EventEmitter<{ flushed: [count: number] }> {
   /** Backlog, age of the oldest change, whether the database is away (`/readyz`, metrics). */
   state(): WriterState {
     let oldestAt: number | undefined;
-    for (const c of this.pending.values()) oldestAt = Math.min(oldestAt ?? Infinity, c.at.getTime());
-    return { backlog: this.pending.size, oldestAt, failing: this.failing };
+    for (const c of [...this.inFlight, ...this.pending.values()]) oldestAt = Math.min(oldestAt ?? Infinity, c.at.getTime());
+    return { backlog: this.inFlight.length + this.pending.size, oldestAt, failing: this.failing };
   }
 
   record(deviceId: string, online: boolean, at: Date): void {
@@ -70,6 +72,7 @@ export class PresenceWriter extends EventEmitter<{ flushed: [count: number] }> {
     const batch = [...this.pending.values()];
     this.pending = new Map();
     let written = 0;
+    this.inFlight = batch;
     try {
       await writeIsolating(
         batch,
@@ -94,6 +97,8 @@ export class PresenceWriter extends EventEmitter<{ flushed: [count: number] }> {
       // Keep them unless a newer change of the same device came in meanwhile.
       for (const c of unwritten) if (!this.pending.has(c.deviceId)) this.pending.set(c.deviceId, c);
       this.timer ??= setTimeout(() => void this.flush(), this.intervalMs);
+    } finally {
+      this.inFlight = [];
     }
   }
 }

@@ -52,6 +52,8 @@ export function createTelemetryMetrics(registry: Registry): TelemetryMetrics {
  */
 export class TelemetryIngest {
   private queue: TelemetrySample[] = [];
+  /** The batch being written: still waiting until it is committed. */
+  private writing: TelemetrySample[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private failing = false;
@@ -74,7 +76,7 @@ export class TelemetryIngest {
 
   /** Backlog, age of the oldest sample, whether the database is away (`/readyz`, metrics). */
   state(): WriterState {
-    return { backlog: this.queue.length, oldestAt: this.queue[0]?.at.getTime(), failing: this.failing };
+    return { backlog: this.writing.length + this.queue.length, oldestAt: (this.writing[0] ?? this.queue[0])?.at.getTime(), failing: this.failing };
   }
 
   start(): void {
@@ -119,6 +121,7 @@ export class TelemetryIngest {
       const end = this.metrics.flushSeconds.startTimer();
       let written = 0;
       let refused = 0;
+      this.writing = batch;
       try {
         await writeIsolating(
           batch,
@@ -147,6 +150,8 @@ export class TelemetryIngest {
         if (!this.failing) this.log.warn({ err: (cause as Error).message, backlog: this.queue.length }, 'telemetry batch not written; keeping it for the next flush');
         this.failing = true;
         return;
+      } finally {
+        this.writing = [];
       }
     }
   }
