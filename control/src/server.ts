@@ -16,7 +16,9 @@ import { LocalBundleStorage } from './storage/local-bundle-storage.js';
 import { BundlesStore } from './store/bundles.pg.js';
 import { DeploymentsStore } from './store/deployments.pg.js';
 import { DeploymentsService } from './services/deployments.service.js';
+import { EventWriter } from './orchestrator/event-writer.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
+import { createWriterMetrics } from './services/batch-writer.js';
 import { DeviceAuthService } from './services/device-auth.service.js';
 import { PgDeviceDirectory } from './services/device-directory.service.js';
 import { PresenceWriter } from './services/presence-writer.js';
@@ -68,6 +70,7 @@ export interface RunningServer {
     telemetry: TelemetryService;
     telemetryIngest: TelemetryIngest;
     presence: PresenceWriter;
+    events: EventWriter;
   };
   /** The API URL a person on this machine uses (the public URL when set). */
   apiUrl: string;
@@ -183,20 +186,26 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       log.warn('another kernex server is running on this database; presence left as it is');
     }
     await live.admitOthers();
-    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }));
+    const metrics = createMetrics();
+    const writerMetrics = createWriterMetrics(metrics.registry);
+    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }), {}, writerMetrics);
     cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
 
-    const metrics = createMetrics();
     // Before the broker: cleanups run in reverse, so the broker stops feeding the ingest before its last flush.
     const telemetryStore = new TelemetryStore(sql);
-    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), createTelemetryMetrics(metrics.registry));
+    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), createTelemetryMetrics(metrics.registry), {}, writerMetrics);
     telemetryIngest.start();
     cleanups.push(() => telemetryIngest.stop());
     const telemetry = new TelemetryService(telemetryStore, log.child({ mod: 'telemetry' }), config.telemetryRetentionDays);
     telemetry.startRetention();
     cleanups.push(async () => telemetry.stopRetention());
+    const deploymentsStore = new DeploymentsStore(sql);
+    // Before the broker, like the ingest: its last commit runs after the broker has closed.
+    const eventWriter = new EventWriter(deploymentsStore, log, metrics.registry, writerMetrics);
+    cleanups.push(() => eventWriter.close());
     const directory = new PgDeviceDirectory(devicesStore, presence);
-    const broker = await createBroker({ log, registry: metrics.registry, directory });
+    // An event's PUBACK follows its commit (DESIGN §3).
+    const broker = await createBroker({ log, registry: metrics.registry, directory, storeEvent: (deviceId, event, connection) => eventWriter.submit(deviceId, event, connection) });
     // The broker has validated each sample against the shared schema and its size limit.
     broker.on('device:telemetry', (deviceId, sample) => telemetryIngest.add(deviceId, sample));
     cleanups.push(() => broker.close());
@@ -225,7 +234,6 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     };
     const registration = new RegistrationService(devicesStore, publicEndpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
 
-    const deploymentsStore = new DeploymentsStore(sql);
     bundles.deviceAccess = (deviceId, bundleId) => deploymentsStore.deviceMayFetch(sql, deviceId, bundleId);
     const orchestrator = new Orchestrator({
       store: deploymentsStore,
@@ -234,13 +242,14 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       registry: metrics.registry,
       bundleUrl: (id) => publicEndpoints().bundleBlobUrl(id),
       tickMs: config.orchestratorTickMs,
+      events: eventWriter,
     });
     const deployments = new DeploymentsService(deploymentsStore, bundlesStore, orchestrator, log.child({ mod: 'deployments' }));
 
     const app = await buildApp({
       log,
       metrics,
-      checks: { started: () => started, database: () => pingDatabase(sql), broker: () => broker.isListening() },
+      checks: { started: () => started, database: () => pingDatabase(sql), broker: () => broker.isListening(), writers: () => writerMetrics.healthy() },
       apiKeys,
       bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes },
       deployments,
@@ -302,7 +311,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest },
+      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, events: eventWriter },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();
