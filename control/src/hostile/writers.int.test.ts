@@ -137,7 +137,7 @@ describe('batched writers with a row PostgreSQL refuses', () => {
     await proxy.restore();
     await expect.poll(readyz, { timeout: 20_000 }).toEqual({
       status: 200,
-      body: { status: 'ready', checks: { database: true, broker: true, telemetryWriter: true, presenceWriter: true, eventsWriter: true } },
+      body: { status: 'ready', checks: { started: true, database: true, broker: true, telemetryWriter: true, presenceWriter: true, eventsWriter: true } },
     });
     expect(await metric(server.httpUrl, 'kernex_writer_stalled', { writer: 'telemetry' })).toBe(0);
     expect(await metric(server.httpUrl, 'kernex_writer_backlog', { writer: 'telemetry' })).toBe(0);
