@@ -29,7 +29,19 @@ export interface OrchestratorOptions {
   tickMs?: number;
   /** Executions dispatched per deployment per tick (default DISPATCH_BATCH). */
   dispatchBatch?: number;
+  /** Told every committed change (never throws into the orchestrator: errors are logged). */
+  onChange?(change: OrchestratorChange): void;
 }
+
+/**
+ * A change the orchestrator made or accepted, told after its transaction
+ * committed: the source of the live event stream's `execution` and
+ * `deployment` events (DESIGN §6). A deployment change carries only its id;
+ * the listener reads the counts it needs, coalescing bursts.
+ */
+export type OrchestratorChange =
+  | { kind: 'execution'; executionId: string; deploymentId: string; deviceId: string; state: ExecutionEvent['state']; error: string | null }
+  | { kind: 'deployment'; deploymentId: string };
 
 interface Outbound {
   deviceId: string;
@@ -136,23 +148,34 @@ export class Orchestrator {
   /** A tick's transaction; resolves once it has committed and its commands are handed to the broker. */
   private async step(): Promise<{ published: Promise<void> }> {
     const outbound: Outbound[] = [];
+    const changed: string[] = [];
     await this.sql.begin(async (tx) => {
       const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${ADVISORY_LOCK.toString()}::bigint) as ok`;
       if (!lock?.ok) return; // Another server's orchestrator is ticking.
       for (const id of await this.opts.store.active(tx)) {
         const d = await this.opts.store.get(tx, id, true);
-        if (d) outbound.push(...(await this.advance(tx, d)));
+        if (!d) continue;
+        const out = await this.advance(tx, d, () => changed.push(id));
+        outbound.push(...out);
       }
     });
+    for (const deploymentId of changed) this.tell({ kind: 'deployment', deploymentId });
     return { published: this.publish(outbound) };
   }
 
-  private async advance(tx: TransactionSql, d: DeploymentRow): Promise<Outbound[]> {
+  /** `changed` is called (at most once) when the deployment's status, phase or counts changed. */
+  private async advance(tx: TransactionSql, d: DeploymentRow, onChanged: () => void): Promise<Outbound[]> {
+    let told = false;
+    const changed = (): void => {
+      if (!told) onChanged();
+      told = true;
+    };
     const store = this.opts.store;
     const log = this.log.child({ deploymentId: d.id });
     const out: Outbound[] = [];
     const timedOut = await store.timeOut(tx, d);
     if (timedOut) log.info({ timedOut }, 'executions timed out');
+    if (timedOut) changed();
     let t = await store.tally(tx, d.id, d.phase);
     const { rollout } = d;
 
@@ -162,6 +185,7 @@ export class Orchestrator {
       const cancelled = await store.cancelQueued(tx, d.id, 'deployment aborted');
       await store.setDeployment(tx, d.id, { status: 'aborted', reason });
       d = { ...d, status: 'aborted' };
+      changed();
       log.warn({ failures: t.failures, released: t.released, cancelled, rollback: rollout.rollbackOnAbort }, 'deployment aborted');
     }
     if (d.status === 'aborted' && rollout.rollbackOnAbort) {
@@ -169,6 +193,7 @@ export class Orchestrator {
       await store.requestRollbacks(tx, d.id);
       const bundle = await store.bundleOf(tx, d.id);
       for (const e of await store.takeRollbacks(tx, d.id)) out.push({ deviceId: e.deviceId, command: this.rollbackCommand(e, bundle?.name ?? d.bundleName) });
+      if (out.length) changed();
     }
     if (d.status !== 'running') return out;
 
@@ -181,6 +206,7 @@ export class Orchestrator {
       if (Date.now() >= settledAt.getTime() + waitS * 1000) {
         await store.setDeployment(tx, d.id, { phase: d.phase + 1, phaseSettledAt: null });
         d = { ...d, phase: d.phase + 1 };
+        changed();
         log.info({ phase: d.phase }, 'phase released');
         t = await store.tally(tx, d.id, d.phase);
       }
@@ -191,6 +217,7 @@ export class Orchestrator {
     const sent = await store.dispatch(tx, d.id, d.phase, Math.min(slots, batchSize));
     if (sent.length === batchSize) this.again = true; // more may be queued: tick again at once
     if (sent.length) {
+      changed();
       const bundle = await store.bundleOf(tx, d.id);
       if (!bundle) throw new Error(`deployment ${d.id} has lost its bundle`);
       for (const e of sent) out.push({ deviceId: e.deviceId, command: this.deployCommand(e, bundle, d.timeoutS) });
@@ -200,6 +227,7 @@ export class Orchestrator {
     const after = await store.tally(tx, d.id, d.phase);
     if (after.unended === 0 && d.phase >= lastPhase) {
       await store.setDeployment(tx, d.id, { status: 'completed' });
+      changed();
       log.info('deployment completed');
     }
     return out;
@@ -218,6 +246,7 @@ export class Orchestrator {
       return { outcome: 'cancelled' as const };
     });
     await this.publish(outbound);
+    if (result.outcome === 'cancelled') this.tell({ kind: 'deployment', deploymentId: id });
     if (result.outcome === 'cancelled') this.log.info({ deploymentId: id, told: outbound.length }, 'deployment cancelled');
     return result;
   }
@@ -249,12 +278,14 @@ export class Orchestrator {
   /** Applies a device's event: forward only; unknown executions and impossible transitions are refused and counted. */
   async applyEvent(deviceId: string, event: ExecutionEvent): Promise<'applied' | 'same' | 'refused'> {
     try {
+      let applied: ExecutionRow | undefined;
       const verdict = await this.sql.begin(async (tx) => {
         if (!UUID.test(event.executionId)) return 'unknown' as const;
         const e = await this.opts.store.lockExecution(tx, event.executionId, deviceId);
         if (!e) return 'unknown' as const;
         const v = judgeTransition(e.state, event.state);
         if (v === 'apply') await this.opts.store.setExecutionState(tx, e.id, event.state, event.error ?? null);
+        if (v === 'apply') applied = e;
         if (v === 'apply' && event.state === 'succeeded') await this.opts.store.recordInstalled(tx, e.id);
         else if (v === 'same') await this.opts.store.touchExecution(tx, e.id);
         return v === 'refuse' ? ({ from: e.state } as const) : v;
@@ -266,11 +297,23 @@ export class Orchestrator {
         return 'refused';
       }
       this.log.debug({ deviceId, executionId: event.executionId, state: event.state }, 'execution event applied');
+      if (verdict === 'apply' && applied) {
+        this.tell({ kind: 'execution', executionId: applied.id, deploymentId: applied.deploymentId, deviceId, state: event.state, error: event.error ?? applied.error });
+        this.tell({ kind: 'deployment', deploymentId: applied.deploymentId });
+      }
       if (verdict === 'apply') this.kick();
       return verdict === 'same' ? 'same' : 'applied';
     } catch (err) {
       this.log.error({ err, deviceId, executionId: event.executionId }, 'execution event failed');
       return 'refused';
+    }
+  }
+
+  private tell(change: OrchestratorChange): void {
+    try {
+      this.opts.onChange?.(change);
+    } catch (err) {
+      this.log.error({ err }, 'change listener failed');
     }
   }
 
