@@ -23,13 +23,13 @@ const FILE = /^[a-z0-9][a-z0-9._-]*(\/[a-z0-9][a-z0-9._-]*)*$/i;
 export async function consoleRoutes(app: FastifyInstance): Promise<void> {
   await app.register(fastifyStatic, { root: CONSOLE_DIR, serve: false, cacheControl: false });
   const built = (): boolean => fs.existsSync(`${CONSOLE_DIR}index.html`);
-  const schema = (summary: string) => ({ summary, response: { 200: { description: 'a static file', type: 'string' }, ...errorResponses } });
+  const schema = (summary: string) => ({ summary, hide: true, response: { 200: { description: 'a static file', type: 'string' }, ...errorResponses } });
 
-  app.get('/', { config: { access: 'public' }, schema: { summary: 'Redirects to the web console', response: { 302: { type: 'null' }, ...errorResponses } } }, async (_req, reply) =>
+  app.get('/', { config: { access: 'public' }, schema: { summary: 'Redirects to the web console', hide: true, response: { 302: { type: 'null' }, ...errorResponses } } }, async (_req, reply) =>
     reply.redirect('/console/', 302),
   );
 
-  app.get('/console', { config: { access: 'public' }, schema: { summary: 'Redirects to /console/', response: { 302: { type: 'null' }, ...errorResponses } } }, async (_req, reply) =>
+  app.get('/console', { config: { access: 'public' }, schema: { summary: 'Redirects to /console/', hide: true, response: { 302: { type: 'null' }, ...errorResponses } } }, async (_req, reply) =>
     reply.redirect('/console/', 302),
   );
 
