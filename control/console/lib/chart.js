@@ -5,7 +5,7 @@ import { html, useEffect, useRef } from './html.js';
  * A uPlot line chart of server-downsampled points. `series`: [{label, key}];
  * `points`: [{at, [key]: number|null}]. uPlot draws on a canvas (no markup from data).
  */
-export function Chart({ title, points, series, unit }) {
+export function Chart({ title, points, series, unit, from, to }) {
   const box = useRef();
   useEffect(() => {
     const el = box.current;
@@ -18,7 +18,8 @@ export function Chart({ title, points, series, unit }) {
         height: 200,
         series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: colors[i % colors.length], width: 2, spanGaps: false }))],
         axes: [{}, { label: unit }],
-        scales: { x: { time: true } },
+        // The whole window, however few buckets have data.
+        scales: { x: { time: true, ...(from && to ? { range: [from / 1000, to / 1000] } : {}) } },
       },
       data,
       el,
@@ -29,7 +30,7 @@ export function Chart({ title, points, series, unit }) {
       removeEventListener('resize', resize);
       plot.destroy();
     };
-  }, [points, series, unit]);
+  }, [points, series, unit, from, to]);
   return html`<figure class="chart" data-points=${points.length}>
     <figcaption>${title}</figcaption>
     <div ref=${box} role="img" aria-label=${`${title}: ${points.length} points`}></div>

@@ -6,6 +6,17 @@ import { onLive, throttle } from '../lib/live.js';
 const STATES = ['queued', 'sent', 'received', 'downloading', 'installing', 'verifying', 'succeeded', 'failed', 'rolled_back', 'cancelled', 'timed_out', 'skipped'];
 const ENDED = new Set(['succeeded', 'failed', 'rolled_back', 'cancelled', 'timed_out', 'skipped']);
 
+/**
+ * Each phase's cumulative percent (DESIGN §5). The server may keep phases as
+ * shares (adding up to at most 100) or as cumulative percents (rising to 100).
+ */
+function cumulative(phases) {
+  const sum = phases.reduce((a, p) => a + p.percent, 0);
+  if (sum > 100) return phases.map((p) => p.percent);
+  let run = 0;
+  return phases.map((p) => Math.min(100, Math.round((run += p.percent) * 100) / 100));
+}
+
 function Bar({ counts, total }) {
   const ended = STATES.filter((s) => ENDED.has(s)).reduce((a, s) => a + (counts[s] ?? 0), 0);
   return html`<progress max=${total || 1} value=${ended} aria-label=${`${ended} of ${total} ended`}></progress>`;
@@ -60,6 +71,7 @@ export function DeploymentScreen({ id, role }) {
   if (error && !d) return html`<main><p class="error" role="alert">${error}</p></main>`;
   if (!d) return html`<main><p class="loading">Loading…</p></main>`;
   const rollout = d.rollout;
+  const upTo = cumulative(rollout.phases);
   return html`
     <main>
       <p><a href="#/deployments">← Deployments</a></p>
@@ -69,21 +81,22 @@ export function DeploymentScreen({ id, role }) {
         <dt>Status</dt><dd><span class=${`status ${d.status}`} data-testid="deployment-status">${d.status}</span>${d.reason ? ` — ${d.reason}` : ''}</dd>
         <dt>Succeeded</dt><dd data-testid="succeeded">${d.counts.succeeded}/${d.total}</dd>
         <dt>Phase</dt><dd>${d.phase + 1} of ${rollout.phases.length}</dd>
-        <dt>Rollout</dt><dd>phases ${rollout.phases.map((p) => `${p.percent} %`).join(' → ')}; max failure ${rollout.maxFailurePercent} %; max concurrent ${rollout.maxConcurrent ?? 'no limit'}; ${rollout.rollbackOnAbort ? 'rolls back on abort' : 'no rollback on abort'}</dd>
+        <dt>Rollout</dt><dd>phases ${upTo.map((p) => `${p} %`).join(' → ')}; max failure ${rollout.maxFailurePercent} %; max concurrent ${rollout.maxConcurrent ?? 'no limit'}; ${rollout.rollbackOnAbort ? 'rolls back on abort' : 'no rollback on abort'}</dd>
         <dt>Created</dt><dd>${when(d.createdAt)}</dd>
       </dl>
       ${can(role, 'operator') && d.status === 'running' && html`<button type="button" class="danger" onClick=${cancel}>Cancel deployment</button>`}
       <section>
         <h2>Progress per phase</h2>
         <table class="phases">
-          <thead><tr><th scope="col">Phase</th><th scope="col">Up to</th><th scope="col">Progress</th>${STATES.map((s) => html`<th scope="col">${s}</th>`)}</tr></thead>
+          <thead><tr><th scope="col">Phase</th><th scope="col">Up to</th><th scope="col">Progress</th><th scope="col">Ended</th><th scope="col">By state</th></tr></thead>
           <tbody>
             ${phases.map(
               (p) => html`<tr data-phase=${p.phase}>
                 <td>${p.phase + 1}</td>
-                <td>${rollout.phases[p.phase]?.percent ?? ''} %</td>
+                <td>${upTo[p.phase] ?? ''} %</td>
                 <td><${Bar} counts=${p.counts} total=${p.total} /></td>
-                ${STATES.map((s) => html`<td>${p.counts[s] ?? 0}</td>`)}
+                <td>${STATES.filter((s) => ENDED.has(s)).reduce((a, s) => a + (p.counts[s] ?? 0), 0)}/${p.total}</td>
+                <td class="states">${STATES.filter((s) => p.counts[s]).map((s) => html`<span class=${`state ${s}`} data-state=${s} data-count=${p.counts[s]}>${s} ${p.counts[s]}</span> `)}</td>
               </tr>`,
             )}
           </tbody>

@@ -52,7 +52,8 @@ export function DeviceScreen({ id, role }) {
 
   useEffect(() => {
     setSeries(undefined);
-    get(withQuery(`/api/v1/devices/${id}/telemetry/series`, { window: windowName })).then(setSeries, (e) => setError(e.message));
+    const ms = { '1h': 3_600_000, '24h': 86_400_000, '7d': 604_800_000 }[windowName];
+    get(withQuery(`/api/v1/devices/${id}/telemetry/series`, { window: windowName })).then((s) => setSeries({ ...s, from: Date.now() - ms, to: Date.now() }), (e) => setError(e.message));
   }, [id, windowName]);
 
   const act = async (action, question) => {
@@ -127,8 +128,8 @@ export function DeviceScreen({ id, role }) {
           : series.points.length === 0
             ? html`<p>No telemetry in this window.</p>`
             : html`<div class="charts">
-                <${Chart} title="CPU, memory and disk" unit="%" points=${series.points} series=${PERCENT} />
-                <${Chart} title="Load" unit="" points=${series.points} series=${LOAD} />
+                <${Chart} title="CPU, memory and disk" unit="%" points=${series.points} series=${PERCENT} from=${series.from} to=${series.to} />
+                <${Chart} title="Load" unit="" points=${series.points} series=${LOAD} from=${series.from} to=${series.to} />
               </div>
               <p class="hint">Means per ${series.bucketS} s, computed by the server.</p>`}
       </section>

@@ -155,6 +155,10 @@ describe('web console in Chromium against a real server and real agents (DESIGN 
     const id = page.url().split('/').pop()!;
     await expect.poll(() => page.getByTestId('deployment-status').textContent(), { timeout: 60_000 }).toBe('completed');
     await expect.poll(() => page.getByTestId('succeeded').textContent()).toBe('2/2');
+    // Live progress per phase: both phases end with one succeeded execution each.
+    for (const phase of [0, 1]) {
+      await expect.poll(() => page.locator(`tr[data-phase="${phase}"] [data-state="succeeded"]`).getAttribute('data-count')).toBe('1');
+    }
     expect(await page.locator('tr[data-phase]').count()).toBe(2);
     expect(await page.evaluate('window.__same')).toBe(true);
     expect((await deployment(id)).status).toBe('completed');
