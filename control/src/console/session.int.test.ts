@@ -44,7 +44,8 @@ describe('console sessions (DESIGN §9)', () => {
     const s = await signIn(server, viewerKey.key);
     expect(s.body.role).toBe('viewer');
     expect((await api('GET', `${server.httpUrl}/api/v1/devices`, { cookie: s.cookie })).status).toBe(200);
-    expect((await api('GET', `${server.httpUrl}/api/v1/session`, { cookie: s.cookie })).body.role).toBe('viewer');
+    expect((await api('GET', `${server.httpUrl}/api/v1/session`, { cookie: s.cookie })).body).toMatchObject({ role: 'viewer', keyName: 'watcher', expiresAt: s.body.expiresAt });
+    expect((await api('GET', `${server.httpUrl}/api/v1/session`, server.adminHeaders)).body).toMatchObject({ role: 'admin', expiresAt: null });
     // A viewer's cookie may not do what a viewer's key may not.
     const made = await api('POST', `${server.httpUrl}/api/v1/enrollment-tokens`, { cookie: s.cookie, 'x-kernex-csrf': '1' }, { uses: 1, expiresInS: 60 });
     expect(made.status).toBe(403);

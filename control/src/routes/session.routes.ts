@@ -51,14 +51,17 @@ export async function sessionRoutes(app: FastifyInstance, opts: { sessions: Sess
     '/api/v1/session',
     {
       config: { access: 'viewer' },
-      schema: { summary: 'Who the caller is: role and, for a session, when it expires', response: { 200: sessionSchema, ...errorResponses } },
+      schema: {
+        summary: 'Who the caller is: role, key name and, for a session, when it expires (null for a bearer key)',
+        response: { 200: { ...sessionSchema, properties: { ...sessionSchema.properties, expiresAt: { ...dateTime, type: ['string', 'null'] } } }, ...errorResponses },
+      },
     },
     async (req) => {
       const p = req.principal;
       if (p?.kind !== 'apiKey') throw new Errors.UNAUTHORIZED('no session');
       const cookie = sessionCookie(req);
       const live = p.session && cookie ? await sessions.verify(cookie) : undefined;
-      return { role: p.role, keyName: p.name, expiresAt: (live?.expiresAt ?? new Date(8.64e15)).toISOString() };
+      return { role: p.role, keyName: p.name, expiresAt: live?.expiresAt.toISOString() ?? null };
     },
   );
 
