@@ -196,6 +196,45 @@ describe('web console in Chromium against a real server and real agents (DESIGN 
     await expect.poll(() => page.getByRole('button', { name: 'Cancel deployment' }).count()).toBe(0);
   });
 
+  it("accepts a pending device after confirming, and edits its tags", async () => {
+    const device = await makeDevice();
+    await register(server.httpUrl, device, { name: 'newcomer' });
+    const asked: string[] = [];
+    page.on('dialog', (d) => void asked.push(d.message()));
+    await page.goto(`${server.httpUrl}/console/#/devices/${device.id}`);
+    await expect.poll(() => page.getByTestId('device-status').textContent()).toBe('pending');
+    await page.getByRole('button', { name: 'Accept' }).click();
+    await expect.poll(() => page.getByTestId('device-status').textContent()).toBe('accepted');
+    expect(asked.some((m) => m.startsWith('Accept this device?'))).toBe(true);
+    await page.getByLabel('Tags (comma-separated)').fill('lab, floor-2');
+    await page.getByRole('button', { name: 'Save tags' }).click();
+    await page.getByText('Tags saved.').waitFor();
+    expect((await api('GET', `${server.httpUrl}/api/v1/devices/${device.id}`, server.adminHeaders)).body).toMatchObject({ status: 'accepted', tags: ['lab', 'floor-2'] });
+  });
+
+  it('creates an enrollment token shown once with a copy button, and revokes it', async () => {
+    await admin.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.httpUrl });
+    await page.goto(`${server.httpUrl}/console/#/tokens`);
+    await page.getByLabel('Uses').fill('3');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const secret = (await page.getByTestId('secret').textContent())!;
+    await page.getByRole('button', { name: 'Copy' }).click();
+    await page.getByText('Copied.').waitFor();
+    expect(await page.evaluate('navigator.clipboard.readText()')).toBe(secret);
+    // The token enrolls a device.
+    const device = await makeDevice();
+    expect((await register(server.httpUrl, device, { enrollmentToken: secret })).body.status).toBe('accepted');
+    await shot(page, 'tokens');
+    // Shown once: a fresh load of the screen lists it by prefix only.
+    await page.reload();
+    await page.getByRole('button', { name: 'Revoke' }).first().waitFor();
+    expect(await page.content()).not.toContain(secret);
+    const rows = page.locator('tbody tr', { hasText: secret.slice(0, 6) });
+    await rows.getByRole('button', { name: 'Revoke' }).click();
+    await expect.poll(() => rows.textContent()).toContain('revoked');
+    expect((await register(server.httpUrl, await makeDevice(), { enrollmentToken: secret })).status).toBe(401);
+  });
+
   it('shows a viewer no action buttons, the server refuses it anyway, and a revoked key returns to sign-in', async () => {
     const key = (await api('POST', `${server.httpUrl}/api/v1/api-keys`, server.adminHeaders, { name: 'viewer', role: 'viewer' })).body;
     const c = await context();
