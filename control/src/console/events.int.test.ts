@@ -1,5 +1,8 @@
 import { cmdTopic, eventsTopic, type Command } from '@kernex/shared';
+import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { authPlugin } from '../auth/auth.plugin.js';
+import { eventsRoutes } from '../routes/events.routes.js';
 import { makeBundle } from '../../../shared/src/test-support/make-bundle.js';
 import { api, makeDevice, register } from '../test-support/devices.js';
 import { enrollmentToken } from '../test-support/fleet.js';
@@ -65,6 +68,26 @@ describe('GET /api/v1/events (DESIGN §6)', () => {
 
     await client.endAsync();
     await stream.waitFor((e) => e.event === 'device' && e.data.id === device.id && e.data.online === false);
+  });
+
+  it('closes an open stream at its next heartbeat once the session has ended', async () => {
+    // The same route on its own app with a short heartbeat, on the server's sessions and bus.
+    const app = Fastify();
+    await app.register(authPlugin, { apiKeys: server.services.apiKeys, sessions: server.services.sessions });
+    await app.register(eventsRoutes, { bus: server.services.bus, apiKeys: server.services.apiKeys, sessions: server.services.sessions, heartbeatMs: 100 });
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const signIn = await fetch(`${server.httpUrl}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ apiKey: viewer }) });
+      const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!;
+      const own = await openSse(`${url}/api/v1/events`, { cookie });
+      streams.push(own);
+      await own.waitFor((e) => e.event === 'ready');
+      expect((await fetch(`${server.httpUrl}/api/v1/session`, { method: 'DELETE', headers: { cookie, 'x-kernex-csrf': '1' } })).status).toBe(204);
+      expect(own.status).toBe(200);
+      await own.ended;
+    } finally {
+      await app.close();
+    }
   });
 
   it('serves a console session cookie, and refuses its reconnect after sign-out', async () => {
