@@ -1,6 +1,7 @@
 import {
   cmdTopic,
   DEVICE_PUBLISH_CHANNELS,
+  findUnstorable,
   MAX_DEVICE_PAYLOAD_BYTES,
   parseTopic,
   validateEvent,
@@ -12,6 +13,7 @@ import {
 import type { AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes';
 import type { Logger } from 'pino';
 import type { BrokerMetrics } from './metrics.js';
+import type { RefusalLog } from './refusal-log.js';
 
 /**
  * Where refused publishes go. MQTT 3.1.1 cannot tell a client its PUBLISH was
@@ -33,6 +35,8 @@ export type OnDeviceMessage = (deviceId: string, channel: DeviceChannel, payload
 
 export interface AuthorizeDeps {
   metrics: BrokerMetrics;
+  /** Counts and logs each refusal (debug, with a rate-limited warn). */
+  refusals: RefusalLog;
   log: Logger;
   /** True when the device has another live connection than `client` (its will is stale). */
   takenOver(deviceId: string, client: Client): boolean;
@@ -47,11 +51,10 @@ export interface AuthorizeDeps {
  * counted per reason and logged, never thrown.
  */
 export function createAuthorizers(deps: AuthorizeDeps) {
-  const { metrics, log } = deps;
+  const { metrics, refusals, log } = deps;
 
   const drop = (packet: PublishPacket, clientId: string | undefined, reason: string, detail?: string): void => {
-    metrics.refused.inc({ reason });
-    log.info({ clientId, topic: packet.topic, reason, detail }, 'mqtt publish dropped');
+    refusals.refused(clientId ?? '', reason, 'mqtt publish dropped', { clientId, topic: packet.topic, detail });
     packet.topic = DROPPED_TOPIC;
     packet.retain = false;
     packet.payload = Buffer.alloc(0);
@@ -86,6 +89,12 @@ export function createAuthorizers(deps: AuthorizeDeps) {
       drop(packet, deviceId, 'invalid_json');
       return callback(null);
     }
+    // Strings PostgreSQL cannot store (NUL, lone surrogates; JSON.parse makes real ones of `\u0000` escapes), keys too (DESIGN §3).
+    const unstorable = findUnstorable(payload);
+    if (unstorable) {
+      drop(packet, deviceId, unstorable.reason, unstorable.path);
+      return callback(null);
+    }
     const validate = VALIDATORS[topic.channel]!;
     if (!validate(payload)) {
       drop(packet, deviceId, 'invalid_payload', validate.lastError());
@@ -102,8 +111,7 @@ export function createAuthorizers(deps: AuthorizeDeps) {
 
   function authorizeSubscribe(client: Client, sub: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void): void {
     if (sub.topic !== cmdTopic(client.id)) {
-      metrics.refused.inc({ reason: 'acl_subscribe' });
-      log.info({ clientId: client.id, topic: sub.topic }, 'mqtt subscription refused');
+      refusals.refused(client.id, 'acl_subscribe', 'mqtt subscription refused', { clientId: client.id, topic: sub.topic });
       return callback(null, null); // SUBACK 0x80 for this one [MQTT-3.9.3-2]
     }
     callback(null, { ...sub, qos: Math.min(sub.qos, 1) as Subscription['qos'] });

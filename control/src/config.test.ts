@@ -37,6 +37,16 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ KERNEX_MAX_BUNDLE_MB: '0' })).toThrow(/KERNEX_MAX_BUNDLE_MB must be a whole number/);
   });
 
+  it('lowers the unpacked-bundle bounds in MiB, never above the bounds of the agent', () => {
+    expect(loadConfig({}).archiveLimits).toMatchObject({ maxEntryBytes: 512 * 1024 * 1024, maxTotalBytes: 2048 * 1024 * 1024 });
+    expect(loadConfig({ KERNEX_MAX_BUNDLE_ENTRY_MB: '4', KERNEX_MAX_BUNDLE_UNPACKED_MB: '16' }).archiveLimits).toMatchObject({
+      maxEntryBytes: 4 * 1024 * 1024,
+      maxTotalBytes: 16 * 1024 * 1024,
+    });
+    expect(() => loadConfig({ KERNEX_MAX_BUNDLE_UNPACKED_MB: '2049' })).toThrow(/KERNEX_MAX_BUNDLE_UNPACKED_MB must be a whole number from 1 to 2048/);
+    expect(() => loadConfig({ KERNEX_MAX_BUNDLE_ENTRY_MB: '513' })).toThrow(/KERNEX_MAX_BUNDLE_ENTRY_MB must be a whole number from 1 to 512/);
+  });
+
   it('refuses a short admin key', () => {
     expect(() => loadConfig({ KERNEX_ADMIN_KEY: 'short' })).toThrow(/KERNEX_ADMIN_KEY/);
   });

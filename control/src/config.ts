@@ -1,5 +1,8 @@
 import os from 'node:os';
 import path from 'node:path';
+import { DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from '@kernex/shared';
+
+const MIB = (bytes: number): number => Math.floor(bytes / (1024 * 1024));
 
 /** The server's configuration, read once from the environment (DESIGN §7). */
 export interface ServerConfig {
@@ -28,6 +31,11 @@ export interface ServerConfig {
   logLevel: string;
   /** Largest bundle upload, bytes (KERNEX_MAX_BUNDLE_MB). */
   maxBundleBytes: number;
+  /**
+   * Bounds of an unpacked bundle (KERNEX_MAX_BUNDLE_ENTRY_MB, KERNEX_MAX_BUNDLE_UNPACKED_MB):
+   * at most the agent's own, so the server never accepts what devices refuse.
+   */
+  archiveLimits: ArchiveLimits;
   /** Period of the orchestrator's tick loop, ms (KERNEX_ORCHESTRATOR_TICK_MS). */
   orchestratorTickMs: number;
   /** Requests per minute for one API key, or for one address sending no credentials. */
@@ -36,6 +44,12 @@ export interface ServerConfig {
   registerRateLimitPerMin: number;
   /** Largest JSON request body in bytes (routes that take uploads set their own). */
   bodyLimitBytes: number;
+  /** A request's headers must all arrive within this (KERNEX_HTTP_HEADERS_TIMEOUT_MS). */
+  headersTimeoutMs: number;
+  /** A JSON body must all arrive within this once its headers have (KERNEX_HTTP_BODY_TIMEOUT_MS); bundle uploads are exempt. */
+  bodyTimeoutMs: number;
+  /** A connection that sends and receives nothing for this long is closed (KERNEX_HTTP_IDLE_TIMEOUT_MS). */
+  idleTimeoutMs: number;
   /** Origins allowed to call the API from a browser; empty = CORS off, `['*']` = any. */
   corsOrigins: string[];
 }
@@ -165,10 +179,19 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     telemetryRetentionDays: positiveInt('KERNEX_TELEMETRY_RETENTION_DAYS', 7, 3650),
     logLevel: env.LOG_LEVEL || 'info',
     maxBundleBytes: positive('KERNEX_MAX_BUNDLE_MB', 512) * 1024 * 1024,
+    archiveLimits: {
+      ...DEFAULT_ARCHIVE_LIMITS,
+      maxEntryBytes: positiveInt('KERNEX_MAX_BUNDLE_ENTRY_MB', MIB(DEFAULT_ARCHIVE_LIMITS.maxEntryBytes), MIB(DEFAULT_ARCHIVE_LIMITS.maxEntryBytes)) * 1024 * 1024,
+      maxTotalBytes:
+        positiveInt('KERNEX_MAX_BUNDLE_UNPACKED_MB', MIB(DEFAULT_ARCHIVE_LIMITS.maxTotalBytes), MIB(DEFAULT_ARCHIVE_LIMITS.maxTotalBytes)) * 1024 * 1024,
+    },
     orchestratorTickMs: positive('KERNEX_ORCHESTRATOR_TICK_MS', 1000),
     rateLimitPerMin: positive('KERNEX_RATE_LIMIT_PER_MIN', 600),
     registerRateLimitPerMin: positive('KERNEX_REGISTER_RATE_LIMIT_PER_MIN', 10),
     bodyLimitBytes: positive('KERNEX_BODY_LIMIT_BYTES', 1024 * 1024),
+    headersTimeoutMs: positive('KERNEX_HTTP_HEADERS_TIMEOUT_MS', 10_000),
+    bodyTimeoutMs: positive('KERNEX_HTTP_BODY_TIMEOUT_MS', 30_000),
+    idleTimeoutMs: positive('KERNEX_HTTP_IDLE_TIMEOUT_MS', 60_000),
     corsOrigins: origins('KERNEX_CORS_ORIGINS'),
   };
 

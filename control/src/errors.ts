@@ -18,7 +18,7 @@ export const Errors = {
   BUNDLE_INVALID: createError('KX_BUNDLE_INVALID', '%s', 400),
   BUNDLE_UNSAFE_ENTRY: createError('KX_BUNDLE_UNSAFE_ENTRY', "unsafe entry '%s': %s", 400),
   RANGE_NOT_SATISFIABLE: createError('KX_RANGE_NOT_SATISFIABLE', 'range not satisfiable: the blob has %s bytes', 416),
-  UNSUPPORTED_MEDIA_TYPE: createError('KX_UNSUPPORTED_MEDIA_TYPE', 'content type %s is not accepted here', 415),
+  UNSUPPORTED_MEDIA_TYPE: createError('KX_UNSUPPORTED_MEDIA_TYPE', 'content type %s is not accepted here: send %s', 415),
   BAD_PROOF: createError('KX_BAD_PROOF', 'registration proof refused: %s', 401),
   ENROLLMENT_TOKEN_INVALID: createError('KX_ENROLLMENT_TOKEN_INVALID', 'enrollment token is unknown, expired, used up or revoked', 401),
   DEVICE_REFUSED: createError('KX_DEVICE_REFUSED', 'device %s is %s', 403),

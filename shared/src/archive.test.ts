@@ -41,6 +41,7 @@ describe('ArchiveGuard', () => {
     ['a block device', [{ name: 'sda', type: 'block-device' }], 'sda', /device/],
     ['a fifo', [{ name: 'pipe', type: 'fifo' }], 'pipe', /fifo/],
     ['an unknown type', [{ name: 'x', type: 'gnu-sparse' }], 'x', /entry type/],
+    ['a typeflag tar-stream does not know (null type)', [{ name: 'x', type: null, size: 1 }], 'x', /unknown entry type/],
     ['an oversize entry', [file('big', 101)], 'big', /larger than 100/],
     ['an oversize total', [file('a', 100), file('b', 51)], 'b', /larger than 150 bytes unpacked/],
     ['too many entries', [file('1'), file('2'), file('3'), file('4'), file('5'), file('6')], '6', /more than 5/],

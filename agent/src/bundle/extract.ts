@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { ArchiveGuard, DEFAULT_ARCHIVE_LIMITS, validateManifest, type ArchiveLimits, type BundleManifest } from '@kernex/shared';
+import { ArchiveGuard, DEFAULT_ARCHIVE_LIMITS, INFLATE_CHUNK_BYTES, inflatedBound, validateManifest, type ArchiveLimits, type BundleManifest } from '@kernex/shared';
 import tar from 'tar-stream';
 
 /** How files are written; injectable so tests can make the disk fail (ENOSPC). */
@@ -23,7 +23,8 @@ export interface ExtractOptions {
  * kept but for set-id and group/other write bits. Returns the manifest.
  */
 export async function extractBundle(archive: string, dest: string, opts: ExtractOptions = {}): Promise<BundleManifest> {
-  const guard = new ArchiveGuard(opts.limits ?? DEFAULT_ARCHIVE_LIMITS);
+  const limits = opts.limits ?? DEFAULT_ARCHIVE_LIMITS;
+  const guard = new ArchiveGuard(limits);
   const openWrite = opts.openWrite ?? defaultOpenWrite;
   await fs.mkdir(dest, { recursive: true, mode: 0o755 });
   const extract = tar.extract();
@@ -54,7 +55,16 @@ export async function extractBundle(archive: string, dest: string, opts: Extract
       }
     }
   };
-  await Promise.all([pipeline(createReadStream(archive), createGunzip(), extract), walk()]);
+  // Every inflated byte counts toward the unpacked bound, padding after the
+  // tar end marker included. A refused entry destroys the archive's streams,
+  // and both sides are awaited so no write is still running when this throws.
+  const piped = pipeline(createReadStream(archive), createGunzip({ chunkSize: INFLATE_CHUNK_BYTES }), inflatedBound(limits), extract);
+  const walked = walk().catch((err: unknown) => {
+    extract.destroy(err as Error);
+    throw err;
+  });
+  const failure = firstCause(await Promise.allSettled([walked, piped]));
+  if (failure !== undefined) throw failure;
 
   let manifest: unknown;
   try {
@@ -64,4 +74,13 @@ export async function extractBundle(archive: string, dest: string, opts: Extract
   }
   if (!validateManifest(manifest)) throw new Error(`manifest.json ${validateManifest.lastError()}`);
   return manifest;
+}
+
+/**
+ * The error that stopped the extraction: a stage torn down by another's error
+ * reports a premature close, which is never the cause when a real error exists.
+ */
+function firstCause(results: PromiseSettledResult<unknown>[]): unknown {
+  const reasons = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  return reasons.find((r) => (r as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') ?? reasons[0];
 }

@@ -126,12 +126,12 @@ describe('orchestrator rules against real PostgreSQL and MQTT', () => {
     const fetchAs = async (d: TestDevice): Promise<number> =>
       (await fetch(`${server.httpUrl}/api/v1/bundles/${bundleId}/blob`, { headers: { authorization: `Bearer ${await d.jwt('kernex-http')}` } })).status;
     expect(await fetchAs(mine.device)).toBe(200);
-    expect(await fetchAs(other.device)).toBe(403);
+    expect(await fetchAs(other.device)).toBe(404);
     expect((await api('DELETE', `${server.httpUrl}/api/v1/bundles/${bundleId}`, server.adminHeaders)).status).toBe(409);
 
     await mine.report(cmd.executionId, 'failed', 'disk full');
     await expect.poll(async () => (await show(id)).status).toBe('completed');
-    expect(await fetchAs(mine.device)).toBe(403);
+    expect(await fetchAs(mine.device)).toBe(404);
     expect((await api('DELETE', `${server.httpUrl}/api/v1/bundles/${bundleId}`, server.adminHeaders)).status).toBe(204);
     expect((await show(id)).bundleId).toBeNull();
   });

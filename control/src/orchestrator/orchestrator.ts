@@ -23,7 +23,7 @@ export interface OrchestratorOptions {
   link: DeviceLink;
   log: Logger;
   registry: Registry;
-  /** The blob URL devices are told for a bundle. */
+  /** The blob URL devices are told for a bundle (PublicEndpoints.bundleBlobUrl). */
   bundleUrl(bundleId: string): string;
   /** Period of the tick loop, ms (timeouts, phase waits; events and new deployments tick at once). */
   tickMs?: number;
@@ -226,14 +226,20 @@ export class Orchestrator {
 
     const after = await store.tally(tx, d.id, d.phase);
     if (after.unended === 0 && d.phase >= lastPhase) {
-      await store.setDeployment(tx, d.id, { status: 'completed' });
-      changed();
-      log.info('deployment completed');
+      if (pastThreshold(after.failures, after.released, rollout.maxFailurePercent)) {
+        // An event committed during this tick ended the last executions past the threshold:
+        // the deployment is aborted, not completed (the next tick, at once, does it).
+        this.again = true;
+      } else {
+        await store.setDeployment(tx, d.id, { status: 'completed' });
+        changed();
+        log.info('deployment completed');
+      }
     }
     return out;
   }
 
-  /** Cancels a running deployment: queued executions end, those not yet installing are told to stop. */
+  /** Cancels a running deployment: queued executions end, every one between `sent` and `verifying` is told to stop (DESIGN §3). */
   async cancel(id: string): Promise<{ outcome: 'cancelled' | 'absent' | 'not_running'; status?: DeploymentRow['status'] }> {
     const outbound: Outbound[] = [];
     const result = await this.sql.begin(async (tx) => {
@@ -283,11 +289,13 @@ export class Orchestrator {
         if (!UUID.test(event.executionId)) return 'unknown' as const;
         const e = await this.opts.store.lockExecution(tx, event.executionId, deviceId);
         if (!e) return 'unknown' as const;
-        const v = judgeTransition(e.state, event.state);
-        if (v === 'apply') await this.opts.store.setExecutionState(tx, e.id, event.state, event.error ?? null);
-        if (v === 'apply') applied = e;
-        if (v === 'apply' && event.state === 'succeeded') await this.opts.store.recordInstalled(tx, e.id);
-        else if (v === 'same') await this.opts.store.touchExecution(tx, e.id);
+        const v = judgeTransition(e.state, event.state, e.rollbackRequested);
+        if (v === 'apply') {
+          await this.opts.store.setExecutionState(tx, e.id, event.state, event.error ?? null);
+          applied = e;
+          const rolledBack = event.state === 'rolled_back' && e.state === 'succeeded';
+          await this.opts.store.recordBundleOutcomes(tx, { succeeded: event.state === 'succeeded' ? [e.id] : [], rolledBack: rolledBack ? [e.id] : [] });
+        } else if (v === 'same') await this.opts.store.touchExecution(tx, e.id);
         return v === 'refuse' ? ({ from: e.state } as const) : v;
       });
       if (verdict === 'unknown' || typeof verdict === 'object') {

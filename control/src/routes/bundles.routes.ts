@@ -36,6 +36,9 @@ const idParams = {
 /** Content types an upload may carry; the body is passed through as a stream. */
 const ARCHIVE_TYPES = ['application/gzip', 'application/x-gzip', 'application/octet-stream', 'application/x-tar+gzip'];
 
+/** The media type of a Content-Type header, lower case, without parameters. */
+const mediaType = (header: string | undefined): string => (header ?? '').split(';')[0]!.trim().toLowerCase();
+
 /** `/api/v1/bundles` (DESIGN §4). Thin: rules are in BundlesService. */
 export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOptions): Promise<void> {
   const { bundles } = opts;
@@ -58,7 +61,17 @@ export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOpt
         summary: 'Upload a bundle (.tar.gz with manifest.json at its root) as the raw request body',
         tags: ['bundles'],
         consumes: ARCHIVE_TYPES,
-        response: { 201: bundle, 400: errorBody, 409: errorBody, 413: errorBody },
+        response: { 201: bundle, 400: errorBody, 409: errorBody, 413: errorBody, 415: errorBody },
+      },
+      // Before any body parser runs (Fastify's own would read a text/plain or
+      // JSON body whole): a body of another type is refused unread, whatever
+      // its size, and the connection is closed rather than drained.
+      onRequest: async (req, reply) => {
+        const type = mediaType(req.headers['content-type']);
+        if (!ARCHIVE_TYPES.includes(type)) {
+          void reply.header('connection', 'close');
+          throw new Errors.UNSUPPORTED_MEDIA_TYPE(type || '(none)', 'application/gzip');
+        }
       },
     },
     async (req, reply) => {

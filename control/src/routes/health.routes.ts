@@ -3,6 +3,8 @@ import { errorResponses } from '../http/schemas.js';
 
 /** What readiness depends on; the server passes its live parts. */
 export interface HealthChecks {
+  /** The start has finished: every part is up and the bootstrap admin key is in place. */
+  started(): boolean;
   database(): Promise<boolean>;
   broker(): boolean;
 }
@@ -12,7 +14,11 @@ const readySchema = {
   required: ['status', 'checks'],
   properties: {
     status: { type: 'string', enum: ['ready', 'not ready'] },
-    checks: { type: 'object', required: ['database', 'broker'], properties: { database: { type: 'boolean' }, broker: { type: 'boolean' } } },
+    checks: {
+      type: 'object',
+      required: ['started', 'database', 'broker'],
+      properties: { started: { type: 'boolean' }, database: { type: 'boolean' }, broker: { type: 'boolean' } },
+    },
   },
 } as const;
 
@@ -42,12 +48,12 @@ export async function healthRoutes(
     {
       config: { access: 'public', rateLimit: false },
       logLevel: 'warn',
-      schema: { summary: 'Readiness: the database answers and the broker listens', response: { 200: readySchema, 503: readySchema, ...errorResponses } },
+      schema: { summary: 'Readiness: the start has finished, the database answers and the broker listens', response: { 200: readySchema, 503: readySchema, ...errorResponses } },
     },
     async (_req, reply) => {
-      const [database, broker] = [await opts.checks.database(), opts.checks.broker()];
-      const ready = database && broker;
-      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { database, broker } });
+      const [started, database, broker] = [opts.checks.started(), await opts.checks.database(), opts.checks.broker()];
+      const ready = started && database && broker;
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { started, database, broker } });
     },
   );
 

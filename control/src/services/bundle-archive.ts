@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { Transform, type Readable } from 'node:stream';
+import fs, { type FileHandle } from 'node:fs/promises';
+import { finished, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { ArchiveGuard, UnsafeEntryError, validateManifest, type ArchiveLimits, type BundleManifest } from '@kernex/shared';
+import { ArchiveGuard, ArchiveTooLargeError, INFLATE_CHUNK_BYTES, inflatedBound, UnsafeEntryError, validateManifest, type ArchiveLimits, type BundleManifest } from '@kernex/shared';
 import tar from 'tar-stream';
 import { Errors } from '../errors.js';
 
@@ -18,29 +18,41 @@ export interface InspectedBundle {
 }
 
 /**
- * Streams an upload once: every byte is hashed, counted and written to
- * `tempFile` while the same bytes are gunzipped and walked entry by entry
- * through the shared archive rules (DESIGN §4). Nothing is held whole in
+ * Streams an upload once: every byte is counted, hashed and written to
+ * `tempFile` while the same bytes are gunzipped, bounded and walked entry by
+ * entry through the shared archive rules (DESIGN §4). Nothing is held whole in
  * memory but manifest.json. Throws the contract's 400/413 errors naming what
- * is wrong; the caller removes `tempFile` on failure.
+ * is wrong, and only once every stage has stopped and the temp file is closed;
+ * the caller removes `tempFile` on failure.
+ *
+ * One pipeline() carries every stage, so one error destroys them all and none
+ * is left writing after the refusal (an error on a stream outside the pipeline
+ * would be uncaught and end the process). The request alone stays outside it:
+ * destroying the request would reset the socket before the 4xx is sent, so it
+ * is piped in and watched with finished().
  */
 export async function inspectBundleStream(
   body: Readable,
   opts: { tempFile: string; maxBytes: number; limits: Readonly<ArchiveLimits> },
 ): Promise<InspectedBundle> {
   const hash = createHash('sha256');
-  const file = createWriteStream(opts.tempFile, { flags: 'wx', mode: 0o600 });
   let size = 0;
-  const tee = new Transform({
+  const meter = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       size += chunk.length;
       if (size > opts.maxBytes) return cb(new Errors.PAYLOAD_TOO_LARGE(opts.maxBytes));
       hash.update(chunk);
-      // Wait for the file to take the chunk: backpressure from the disk.
-      file.write(chunk, (err) => cb(err ?? null, chunk));
+      cb(null, chunk);
     },
-    flush(cb) {
-      file.end(cb);
+  });
+  const file = await fs.open(opts.tempFile, 'wx', 0o600);
+  const toFile = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      // Pass the chunk on once the disk has it: backpressure from the disk.
+      writeAll(file, chunk).then(
+        () => cb(null, chunk),
+        (err: unknown) => cb(err as Error),
+      );
     },
   });
 
@@ -57,22 +69,28 @@ export async function inspectBundleStream(
         manifestText = Buffer.concat(chunks).toString('utf8');
       } else {
         entry.resume();
-        await new Promise<void>((resolve, reject) => entry.once('end', resolve).once('error', reject));
+        // 'close' too: an entry torn down with the archive ends neither way.
+        await new Promise<void>((resolve, reject) => entry.once('end', resolve).once('close', resolve).once('error', reject));
       }
     }
   };
 
-  // The request is piped, not put in the pipeline: a refused archive must not
-  // destroy the request socket, so the route can drain it and answer 400.
-  body.on('error', (err) => tee.destroy(err));
-  body.pipe(tee);
-  try {
-    await Promise.all([pipeline(tee, createGunzip(), extract), walk()]);
-  } catch (err) {
-    body.unpipe(tee);
-    file.destroy();
-    throw describe(err);
-  }
+  const piped = pipeline(meter, toFile, createGunzip({ chunkSize: INFLATE_CHUNK_BYTES }), inflatedBound(opts.limits), extract);
+  const walked = walk().catch((err: unknown) => {
+    extract.destroy(err as Error);
+    throw err;
+  });
+  // An aborted or failing request stops the pipeline with its error.
+  const stopWatching = finished(body, { writable: false }, (err) => {
+    if (err) meter.destroy(err);
+  });
+  body.pipe(meter);
+  const [walkResult, pipeResult] = await Promise.allSettled([walked, piped]);
+  body.unpipe(meter);
+  stopWatching();
+  await file.close().catch(() => undefined);
+  const failure = firstCause(walkResult, pipeResult);
+  if (failure !== undefined) throw describe(failure);
 
   if (manifestText === undefined) throw new Errors.BUNDLE_INVALID('manifest.json missing at the bundle root');
   let manifest: unknown;
@@ -91,11 +109,30 @@ export async function inspectBundleStream(
   return { sha256: hash.digest('hex'), size, manifest };
 }
 
+/** Writes the whole chunk (a write may take only part of it). */
+async function writeAll(file: FileHandle, chunk: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.length) {
+    const { bytesWritten } = await file.write(chunk, offset, chunk.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+/**
+ * The error that stopped the upload: a stage torn down by another's error
+ * reports a premature close, which is never the cause when a real error exists.
+ */
+function firstCause(...results: PromiseSettledResult<unknown>[]): unknown {
+  const reasons = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  return reasons.find((r) => (r as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') ?? reasons[0];
+}
+
 const normal = (p: string): string => p.replace(/^(\.\/)+/, '').replace(/\/+/g, '/');
 
 /** Turns stream failures into the contract's errors. */
 function describe(err: unknown): Error {
   if (err instanceof UnsafeEntryError) return new Errors.BUNDLE_UNSAFE_ENTRY(err.entry, err.reason);
+  if (err instanceof ArchiveTooLargeError) return new Errors.BUNDLE_INVALID(err.message);
   const e = err as NodeJS.ErrnoException & { statusCode?: number };
   if (e.statusCode) return e;
   if (e.code?.startsWith('Z_')) return new Errors.BUNDLE_INVALID(`not a gzip-compressed archive: ${e.message}`);

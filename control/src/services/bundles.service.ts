@@ -93,10 +93,14 @@ export class BundlesService {
     this.log.info({ bundleId: id }, 'bundle deleted');
   }
 
-  /** Checks a device may fetch the bundle; API keys (viewer and up) may fetch any. */
+  /**
+   * Checks a device may fetch the bundle; API keys (viewer and up) may fetch any.
+   * A bundle a device may not fetch answers the same 404 as one that does not
+   * exist, so a device cannot learn which bundles exist (DESIGN §6).
+   */
   async assertCanFetch(principal: { kind: 'device'; deviceId: string } | { kind: 'apiKey' }, bundleId: string): Promise<void> {
     if (principal.kind === 'device' && !(await this.deviceAccess(principal.deviceId, bundleId))) {
-      throw new Errors.FORBIDDEN('this bundle was not sent to this device in a live execution');
+      throw new Errors.NOT_FOUND('bundle');
     }
   }
 

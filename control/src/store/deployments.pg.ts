@@ -46,6 +46,8 @@ export interface ExecutionRow {
   phase: number;
   state: ExecutionState;
   error: string | null;
+  /** The server sent (or is to send) a `rollback` for it: the one way out of `succeeded`. */
+  rollbackRequested: boolean;
   updatedAt: Date;
 }
 
@@ -75,6 +77,7 @@ const toExecution = (r: Record<string, any>): ExecutionRow => ({
   phase: r.phase,
   state: r.state,
   error: r.error,
+  rollbackRequested: r.rollback_requested === true,
   updatedAt: r.updated_at,
 });
 
@@ -229,11 +232,11 @@ export class DeploymentsStore {
     return rows.map(toExecution);
   }
 
-  /** Executions that may still be cancelled: marks a cancel asked and returns them. */
+  /** Executions that may still be cancelled (DESIGN §3: between `sent` and `verifying`): marks a cancel asked and returns them. */
   async requestCancels(db: Db, deploymentId: string): Promise<ExecutionRow[]> {
     const rows = await db`
       update executions set cancel_sent_at = now()
-      where deployment_id = ${deploymentId} and state in ('sent', 'received', 'downloading')
+      where deployment_id = ${deploymentId} and state = any(${IN_FLIGHT}::text[])
       returning *`;
     return rows.map(toExecution);
   }
@@ -248,7 +251,7 @@ export class DeploymentsStore {
     const rollbacks = await db`
       select * from executions where device_id = ${deviceId} and rollback_requested and state = 'succeeded'`;
     const cancels = await db`
-      select * from executions where device_id = ${deviceId} and cancel_sent_at is not null and state in ('sent', 'received', 'downloading')`;
+      select * from executions where device_id = ${deviceId} and cancel_sent_at is not null and state = any(${IN_FLIGHT}::text[])`;
     return { deploys: deploys.map(toExecution), rollbacks: rollbacks.map(toExecution), cancels: cancels.map(toExecution) };
   }
 
@@ -270,12 +273,44 @@ export class DeploymentsStore {
     await db`update executions set state = ${state}, error = coalesce(${error}, error), updated_at = now() where id = ${id}`;
   }
 
-  /** After a succeeded execution: the device's installed bundles (DESIGN §2 `bundles`) name the new version. */
-  async recordInstalled(db: Db, executionId: string): Promise<void> {
-    await db`
-      update devices v set bundles = v.bundles || jsonb_build_object(d.bundle_name, d.bundle_version), updated_at = now()
-      from executions e join deployments d on d.id = e.deployment_id
-      where e.id = ${executionId} and v.id = e.device_id`;
+  /**
+   * A device's `bundles` follows its executions (DESIGN §5), for a batch of
+   * applied events. `succeeded`: it names the new version, and each execution
+   * keeps the version it replaced (`previous_version`). `rolledBack` (executions
+   * that went succeeded → rolled_back): that version is put back, or the name
+   * removed when there was none. A rollback before the switch changed nothing
+   * on the device, so it is not listed. Grouped by device: UPDATE ... FROM
+   * applies one source row per target row.
+   */
+  async recordBundleOutcomes(db: Db, o: { succeeded: readonly string[]; rolledBack: readonly string[] }): Promise<void> {
+    if (o.succeeded.length) {
+      // One statement: the CTE and the UPDATE both read the devices' bundles as they were before.
+      await db`
+        with kept as (
+          update executions e set previous_version = v.bundles ->> d.bundle_name
+          from deployments d, devices v
+          where e.id = any(${[...o.succeeded]}::uuid[]) and d.id = e.deployment_id and v.id = e.device_id
+        )
+        update devices v set bundles = v.bundles || x.b, bundles_at = now(), updated_at = now()
+        from (
+          select e.device_id, jsonb_object_agg(d.bundle_name, d.bundle_version) as b
+          from executions e join deployments d on d.id = e.deployment_id
+          where e.id = any(${[...o.succeeded]}::uuid[])
+          group by e.device_id) x
+        where v.id = x.device_id`;
+    }
+    if (o.rolledBack.length) {
+      await db`
+        update devices v set bundles = (v.bundles - x.removed) || x.restored, bundles_at = now(), updated_at = now()
+        from (
+          select e.device_id,
+            coalesce(jsonb_object_agg(d.bundle_name, e.previous_version) filter (where e.previous_version is not null), '{}'::jsonb) as restored,
+            coalesce(array_agg(d.bundle_name) filter (where e.previous_version is null), '{}'::text[]) as removed
+          from executions e join deployments d on d.id = e.deployment_id
+          where e.id = any(${[...o.rolledBack]}::uuid[])
+          group by e.device_id) x
+        where v.id = x.device_id`;
+    }
   }
 
   /** Progress without a new state still counts as progress (resets the no-progress timer). */
