@@ -228,7 +228,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.console) {
     const { sessions, bus, fleet } = deps.console;
     await app.register(sessionRoutes, { sessions, secure: Boolean(deps.https) });
-    await app.register(eventsRoutes, { bus, apiKeys: deps.apiKeys, sessions });
+    // A heartbeat well inside the idle timeout, so the stream is never cut as a silent socket.
+    await app.register(eventsRoutes, { bus, apiKeys: deps.apiKeys, sessions, heartbeatMs: Math.max(100, Math.min(15_000, Math.floor(http.idleTimeoutMs / 2))) });
     await app.register(fleetRoutes, { fleet });
     await app.register(consoleRoutes);
   }

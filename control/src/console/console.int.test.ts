@@ -239,7 +239,12 @@ describe('web console in Chromium against a real server and real agents (DESIGN 
     const key = (await api('POST', `${server.httpUrl}/api/v1/api-keys`, server.adminHeaders, { name: 'viewer', role: 'viewer' })).body;
     const c = await context();
     const p = await c.newPage();
-    await signIn(p, server.httpUrl, key.key);
+    // Keyboard only: the label's input takes focus, Enter submits.
+    await p.goto(`${server.httpUrl}/console/`);
+    await p.getByLabel('API key').focus();
+    await p.keyboard.type(key.key);
+    await p.keyboard.press('Enter');
+    await p.getByRole('button', { name: 'Sign out' }).waitFor();
     const deploymentId = (await api('GET', `${server.httpUrl}/api/v1/deployments?limit=1`, server.adminHeaders)).body.items[0].id;
     const screens = ['#/', '#/devices', `#/devices/${agents[0]!.deviceId}`, '#/bundles', '#/deployments', `#/deployments/${deploymentId}`, '#/audit'];
     for (const s of screens) {

@@ -70,6 +70,24 @@ describe('GET /api/v1/events (DESIGN §6)', () => {
     await stream.waitFor((e) => e.event === 'device' && e.data.id === device.id && e.data.online === false);
   });
 
+  it('keeps a quiet stream open past the HTTP idle timeout with heartbeats', async () => {
+    const quick = await startTestServer({ KERNEX_HTTP_IDLE_TIMEOUT_MS: '1000' });
+    try {
+      const s = await openSse(`${quick.httpUrl}/api/v1/events`, quick.adminHeaders);
+      streams.push(s);
+      await s.waitFor((e) => e.event === 'ready');
+      // Four heartbeats at half the idle timeout: two idle timeouts have passed, and the stream is open.
+      await s.waitForComments(4);
+      const device = await makeDevice();
+      await register(quick.httpUrl, device, { enrollmentToken: await enrollmentToken(quick.httpUrl, quick.adminHeaders, 1) });
+      const client = await connectDevice(`mqtt://127.0.0.1:${quick.mqttPort}`, device);
+      await s.waitFor((e) => e.event === 'device' && e.data.id === device.id && e.data.online === true);
+      await client.endAsync();
+    } finally {
+      await quick.stop();
+    }
+  });
+
   it('closes an open stream at its next heartbeat once the session has ended', async () => {
     // The same route on its own app with a short heartbeat, on the server's sessions and bus.
     const app = Fastify();

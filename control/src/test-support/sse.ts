@@ -8,6 +8,10 @@ export interface SseEvent {
 export interface SseClient {
   status: number;
   events: SseEvent[];
+  /** Comment lines (`: ...`, the server's heartbeats) received so far. */
+  comments(): number;
+  /** Resolves once `n` comment lines have arrived, or rejects if the stream ends first. */
+  waitForComments(n: number): Promise<void>;
   /** Resolves with the first event (already received or still to come) that matches. */
   waitFor(match: (e: SseEvent) => boolean): Promise<SseEvent>;
   /** Resolves when the server ends the stream. */
@@ -19,6 +23,8 @@ export async function openSse(url: string, headers: Record<string, string>): Pro
   const abort = new AbortController();
   const res = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: abort.signal });
   const events: SseEvent[] = [];
+  let comments = 0;
+  const commentWaiters: Array<{ n: number; resolve: () => void; reject: (e: Error) => void }> = [];
   const waiters: Array<{ match: (e: SseEvent) => boolean; resolve: (e: SseEvent) => void }> = [];
   const push = (e: SseEvent): void => {
     events.push(e);
@@ -43,7 +49,14 @@ export async function openSse(url: string, headers: Record<string, string>): Pro
           let event = 'message';
           const data: string[] = [];
           for (const line of block.split('\n')) {
-            if (line.startsWith('event:')) event = line.slice(6).trim();
+            if (line.startsWith(':')) {
+              comments++;
+              for (const w of [...commentWaiters]) {
+                if (comments < w.n) continue;
+                commentWaiters.splice(commentWaiters.indexOf(w), 1);
+                w.resolve();
+              }
+            } else if (line.startsWith('event:')) event = line.slice(6).trim();
             else if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
           }
           if (data.length) push({ event, data: JSON.parse(data.join('\n')) });
@@ -52,11 +65,17 @@ export async function openSse(url: string, headers: Record<string, string>): Pro
     } catch {
       // aborted by close()
     }
+    for (const w of commentWaiters.splice(0)) w.reject(new Error('the stream ended'));
   })();
   return {
     status: res.status,
     events,
     ended,
+    comments: () => comments,
+    waitForComments(n) {
+      if (comments >= n) return Promise.resolve();
+      return new Promise((resolve, reject) => commentWaiters.push({ n, resolve, reject }));
+    },
     waitFor(match) {
       const seen = events.find(match);
       if (seen) return Promise.resolve(seen);
