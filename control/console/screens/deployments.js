@@ -58,6 +58,7 @@ function NewDeployment({ onCreated }) {
       <h2>New deployment</h2>
       <label>Bundle
         <select value=${form.bundleId} onChange=${set('bundleId')} required>
+          ${bundles.length === 0 && html`<option value="">no bundle uploaded yet</option>`}
           ${bundles.map((b) => html`<option value=${b.id}>${b.name}@${b.version}</option>`)}
         </select>
       </label>
