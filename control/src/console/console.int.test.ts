@@ -181,6 +181,7 @@ describe('web console in Chromium against a real server and real agents (DESIGN 
     await expect.poll(() => page.locator('table.executions tbody tr').count()).toBe(1);
     await page.goto(`${server.httpUrl}/console/#/devices/${target.deviceId}`);
     await expect.poll(() => page.locator('.timeline li[data-state="rolled_back"] .error-text').textContent()).toMatch(/port 8080 closed/);
+    await shot(page, 'device-rolled-back');
   });
 
   it('cancels a deployment', async () => {
