@@ -40,6 +40,12 @@ import { migrate } from './store/migrate.js';
 import { markLiveServer } from './store/live-server.pg.js';
 import { portInUse } from './net/free-port.js';
 import { loadTlsMaterial } from './tls/tls-material.js';
+import { SessionsService } from './auth/sessions.service.js';
+import { InProcessEventBus } from './events/event-bus.js';
+import { LiveSources } from './events/live-sources.js';
+import { FleetService } from './services/fleet.service.js';
+import { FleetStore } from './store/fleet.pg.js';
+import { SessionsStore } from './store/sessions.pg.js';
 
 /** A started server: its parts and the ports it bound. */
 export interface RunningServer {
@@ -71,6 +77,8 @@ export interface RunningServer {
     telemetryIngest: TelemetryIngest;
     presence: PresenceWriter;
     events: EventWriter;
+    sessions: SessionsService;
+    bus: InProcessEventBus;
   };
   /** The API URL a person on this machine uses (the public URL when set). */
   apiUrl: string;
@@ -223,8 +231,12 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const mqttsPort = portOf('mqtts');
     const wsPort = portOf('ws');
 
+    // The live event stream (DESIGN §6): one node's in-process bus; a cluster swaps in a Redis-backed LiveEventBus.
+    const bus = new InProcessEventBus((err) => log.warn({ err }, 'live event listener failed'));
+    cleanups.push(() => bus.close());
+    let liveEvents: LiveSources | undefined;
     const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
-    const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }));
+    const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }), (d) => liveEvents?.deviceChanged(d));
     const enrollmentTokens = new EnrollmentTokensService(new EnrollmentTokensStore(sql));
     // Every URL told to devices comes from here (DESIGN §7); built once HTTP listens, before any device is served.
     let endpoints: PublicEndpoints | undefined;
@@ -243,8 +255,20 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       bundleUrl: (id) => publicEndpoints().bundleBlobUrl(id),
       tickMs: config.orchestratorTickMs,
       events: eventWriter,
+      onChange: (c) => liveEvents?.orchestratorChanged(c),
     });
     const deployments = new DeploymentsService(deploymentsStore, bundlesStore, orchestrator, log.child({ mod: 'deployments' }));
+    liveEvents = new LiveSources({ bus, presence: broker, deployment: (id) => deployments.get(id), device: (id) => devices.get(id), log });
+    liveEvents.start();
+    cleanups.push(() => liveEvents!.stop());
+    const sessions = new SessionsService(new SessionsStore(sql), apiKeys, log.child({ mod: 'sessions' }));
+    sessions.startPruning();
+    cleanups.push(async () => sessions.stopPruning());
+    const fleet = new FleetService(
+      new FleetStore(sql),
+      async (id) => (await devicesStore.get(id)) !== undefined,
+      async (id) => (await deploymentsStore.get(sql, id)) !== undefined,
+    );
 
     const app = await buildApp({
       log,
@@ -269,6 +293,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       enrollmentTokens,
       telemetry,
       https: config.https ? tls : undefined,
+      console: { sessions, bus, fleet },
     });
     cleanups.push(() => app.close());
     // Before the HTTP listener opens, so no request is ever answered without the key in place
@@ -311,7 +336,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, events: eventWriter },
+      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, events: eventWriter, sessions, bus },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();
