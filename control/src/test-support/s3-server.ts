@@ -27,7 +27,16 @@ export async function startS3(bucket: string | null = 'kernex'): Promise<TestS3>
   const directory = await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-s3-'));
   let port = 0;
   let server: S3rver | undefined;
+  // Stops at once: connections the SDK keeps alive (or is using) are dropped, as when S3 goes away.
+  const halt = async (): Promise<void> => {
+    if (!server) return;
+    const closing = server.close();
+    server.httpServer?.closeAllConnections();
+    await closing;
+    server = undefined;
+  };
   const start = async (): Promise<void> => {
+    if (server) return;
     server = new S3rver({ address: '127.0.0.1', port, silent: true, directory, resetOnClose: false, configureBuckets: bucket ? [{ name: bucket }] : [] });
     port = (await server.run()).port;
   };
@@ -50,14 +59,10 @@ export async function startS3(bucket: string | null = 'kernex'): Promise<TestS3>
       AWS_EC2_METADATA_DISABLED: 'true',
     },
     objectBytes: (key) => fs.readFile(path.join(directory, name, `${key}._S3rver_object`)),
-    async stop() {
-      await server?.close();
-      server = undefined;
-    },
+    stop: halt,
     start,
     async close() {
-      await server?.close();
-      server = undefined;
+      await halt();
       await fs.rm(directory, { recursive: true, force: true });
     },
   };

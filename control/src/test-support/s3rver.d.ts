@@ -1,5 +1,6 @@
 // s3rver ships no types; this is the part of its API the tests use.
 declare module 's3rver' {
+  import type { Server } from 'node:http';
   import type { AddressInfo } from 'node:net';
   interface S3rverOptions {
     address?: string;
@@ -13,5 +14,6 @@ declare module 's3rver' {
     constructor(options: S3rverOptions);
     run(): Promise<AddressInfo>;
     close(): Promise<void>;
+    httpServer: Server | undefined;
   }
 }
