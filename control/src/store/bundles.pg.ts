@@ -115,14 +115,25 @@ export class BundlesStore {
    * blobs are the caller's to remove.
    */
   async pruneBeyond(keep: number): Promise<PrunedBundle[]> {
-    return this.sql<PrunedBundle[]>`
-      with ranked as (
-        select id, row_number() over (partition by name order by created_at desc, id desc) as n
-        from bundles b where not exists (select 1 from (${this.inUse()}) u where u.id = b.id)
-      )
-      delete from bundles b using ranked r
-      where b.id = r.id and r.n > ${keep}
-      returning b.id, b.name, b.version`;
+    const pruned = await this.sql.begin(async (tx) => {
+      const candidates = await tx<{ id: string }[]>`
+        with ranked as (
+          select id, row_number() over (partition by name order by created_at desc, id desc) as n
+          from bundles b where not exists (select 1 from (${this.inUse()}) u where u.id = b.id)
+        )
+        select id from ranked where n > ${keep}`;
+      if (candidates.length === 0) return [];
+      const ids = candidates.map((c) => c.id);
+      // Locked, then checked again in a fresh snapshot: a deployment of one of them
+      // committed meanwhile keeps it, and one not yet committed waits for this
+      // transaction (its foreign key check) and then finds the bundle gone.
+      await tx`select id from bundles where id = any(${ids}::uuid[]) for update`;
+      return tx<PrunedBundle[]>`
+        delete from bundles b
+        where b.id = any(${ids}::uuid[]) and not exists (select 1 from (${this.inUse()}) u where u.id = b.id)
+        returning b.id, b.name, b.version`;
+    });
+    return [...(pruned as PrunedBundle[])];
   }
 
   /** Every bundle id (the orphan sweep compares them with the stored blobs). */
