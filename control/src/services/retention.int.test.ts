@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -138,6 +139,26 @@ describe('bundle retention with KERNEX_BUNDLE_KEEP=2', () => {
     expect(await auditIds()).not.toContain(oldest!.id);
     expect(await metric(server, 'kernex_history_pruned_total', '{kind="deployment"}')).toBe(1);
     expect(await metric(server, 'kernex_history_pruned_total', '{kind="audit"}')).toBe(1);
+  });
+});
+
+describe('retention in the background', () => {
+  let server: TestServer | undefined;
+  let dir = '';
+  afterAll(async () => {
+    await server?.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('sweeps a blob left by a crash in KERNEX_BUNDLE_DIR shortly after start, unasked', async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-bundle-dir-'));
+    const orphan = path.join(dir, `${randomUUID()}.tar.gz`);
+    await fs.writeFile(orphan, 'left by a crash');
+    const yesterday = new Date(Date.now() - 86_400_000);
+    await fs.utimes(orphan, yesterday, yesterday);
+    server = await startTestServer({ KERNEX_BUNDLE_DIR: dir });
+    await expect.poll(() => metric(server!, 'kernex_orphan_blobs_removed_total'), { timeout: 30_000 }).toBe(1);
+    expect(await exists(orphan)).toBe(false);
   });
 });
 
