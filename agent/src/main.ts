@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import pino from 'pino';
-import { stopOnSignals } from '@kernex/shared';
+import { onBrokenPipe, stopOnSignals } from '@kernex/shared';
 import { AgentConfigError, loadAgentConfig, USAGE } from './config.js';
 import { BundleInstaller } from './bundle/installer.js';
 import { Device } from './device.js';
@@ -18,6 +18,9 @@ const { version } = createRequire(import.meta.url)('../package.json') as { versi
  * why; retrying would not help). Everything else is retried, not fatal.
  */
 async function main(): Promise<void> {
+  // A closed output pipe (`kernex-agent --help | head -1`, a log reader that went away) is no
+  // reason for a device to stop or to print a stack: the lines are dropped (pino does the same).
+  onBrokenPipe(() => undefined);
   let config;
   try {
     config = loadAgentConfig();

@@ -1,11 +1,13 @@
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
+import { schemaErrorText } from '@kernex/shared';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { authPlugin, type DeviceTokenVerifier } from './auth/auth.plugin.js';
 import type { ApiKeysService } from './auth/api-keys.service.js';
 import { Errors } from './errors.js';
 import { auditPlugin } from './http/audit.plugin.js';
+import { expectedTypes, inputGuardPlugin } from './http/input-guard.plugin.js';
 import { registerDocsUi, registerOpenApi } from './http/openapi.js';
 import { rateLimitPlugin } from './http/rate-limit.plugin.js';
 import { routeTablePlugin } from './http/route-table.plugin.js';
@@ -53,9 +55,20 @@ export interface HttpOptions {
   registerRateLimitPerMin: number;
   bodyLimitBytes: number;
   corsOrigins: string[];
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  idleTimeoutMs: number;
 }
 
-const HTTP_DEFAULTS: HttpOptions = { rateLimitPerMin: 600, registerRateLimitPerMin: 10, bodyLimitBytes: 1024 * 1024, corsOrigins: [] };
+const HTTP_DEFAULTS: HttpOptions = {
+  rateLimitPerMin: 600,
+  registerRateLimitPerMin: 10,
+  bodyLimitBytes: 1024 * 1024,
+  corsOrigins: [],
+  headersTimeoutMs: 10_000,
+  bodyTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+};
 
 /** The contract's error body (DESIGN §6). */
 export interface ErrorBody {
@@ -87,7 +100,8 @@ export function toErrorBody(err: FastifyError): ErrorBody {
     const where = err.validationContext === 'querystring' ? 'query' : (err.validationContext ?? 'body');
     const field = first?.instancePath ? `${where}${first.instancePath.replace(/\//g, '.')}` : where;
     const params = first?.params as { missingProperty?: string; additionalProperty?: string; allowedValues?: unknown[] } | undefined;
-    let message = `${field} ${first?.message ?? 'is invalid'}`;
+    // A `pattern` or `format` failure says what was expected, never the expression (schemaErrorText).
+    let message = `${field} ${first ? schemaErrorText(first) : 'is invalid'}`;
     if (params?.missingProperty) message = `${field}.${params.missingProperty} is required`;
     else if (params?.additionalProperty) message = `${field}.${params.additionalProperty} is not allowed`;
     else if (params?.allowedValues) message = `${field} must be one of ${params.allowedValues.join(', ')}`;
@@ -114,12 +128,27 @@ function fastifyCode(code: string | undefined, status: number): string {
 /** Builds the Fastify app without listening (tests use `inject` or `listen` themselves). */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const http: HttpOptions = { ...HTTP_DEFAULTS, ...deps.http };
+  // Slow clients are cut off (DESIGN §6): headers within headersTimeoutMs (Node checks
+  // every connectionsCheckingInterval, so check often enough for the bound to mean something),
+  // and a socket silent for idleTimeoutMs. No total request cap: an honest slow bundle upload
+  // keeps sending; JSON bodies get their own deadline in http/input-guard.plugin.ts.
+  const serverTimeouts = {
+    headersTimeout: http.headersTimeoutMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(5000, Math.floor(http.headersTimeoutMs / 4))),
+  };
   const app = Fastify({
     loggerInstance: deps.log.child({ mod: 'http' }) as FastifyBaseLogger,
     bodyLimit: http.bodyLimitBytes,
     trustProxy: false,
-    ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key } } : {}),
+    connectionTimeout: http.idleTimeoutMs,
+    keepAliveTimeout: Math.min(5000, http.idleTimeoutMs),
+    requestTimeout: 0,
+    // Unknown fields are refused, not silently dropped (DESIGN §6): ajv must not strip them.
+    ajv: { customOptions: { removeAdditional: false } },
+    ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key, ...serverTimeouts } } : { http: serverTimeouts }),
   }) as unknown as FastifyInstance;
+  // Only JSON bodies (and the routes' own upload types): a text/plain body is a 415, not a string that reaches a schema.
+  app.removeContentTypeParser('text/plain');
 
   app.addHook('onResponse', async (req, reply) => {
     deps.metrics.httpDuration
@@ -127,7 +156,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       .observe(reply.elapsedTime / 1000);
   });
 
-  app.setErrorHandler((err: FastifyError, req, reply) => {
+  app.setErrorHandler((thrown: FastifyError, req, reply) => {
+    const err =
+      thrown.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+        ? (new Errors.UNSUPPORTED_MEDIA_TYPE(req.headers['content-type'] ?? '(none)', expectedTypes(req), { cause: thrown }) as FastifyError)
+        : thrown;
     const body = toErrorBody(err);
     if (body.statusCode >= 500) req.log.error({ err }, 'request failed');
     else req.log.info({ code: body.code, msg: body.message }, 'request refused');
@@ -162,6 +195,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     registerPerMin: http.registerRateLimitPerMin,
     refused: deps.metrics.httpRateLimited,
   });
+  await app.register(inputGuardPlugin, { bodyTimeoutMs: http.bodyTimeoutMs, slowClients: deps.metrics.httpSlowClients });
   await app.register(authPlugin, { apiKeys: deps.apiKeys, verifyDeviceToken: deps.verifyDeviceToken });
   await app.register(auditPlugin, { audit: deps.audit });
   await registerDocsUi(app);

@@ -6,3 +6,4 @@ export * from './schemas/index.js';
 export * from './archive.js';
 export * from './storable.js';
 export * from './shutdown.js';
+export * from './broken-pipe.js';

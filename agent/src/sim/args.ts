@@ -1,15 +1,22 @@
 import { parseArgs } from 'node:util';
 import { DEFAULTS, type SimulationOptions, type SimulationStats } from './simulation.js';
 
-export const SIM_USAGE = `Usage: kernex-agent sim --devices N [options]   (also: kernex sim ...)
+/** Where the simulator looks for a server when nothing names one (as the other kernex commands do). */
+export const DEFAULT_URL = 'http://127.0.0.1:8080';
+
+export const SIM_USAGE = `Usage: kernex sim --devices N [options]   (also: kernex-agent sim ...)
 
 N simulated devices in one process, each a real device model (key, registration,
 JWT-authenticated MQTT session, telemetry, deploy/cancel/rollback handling).
+It reads the settings every kernex command reads: KERNEX_URL and KERNEX_API_KEY
+(kernex sim also reads the config file, like the other commands). With an admin
+key it makes an enrollment token for its N devices and tags them.
 
-  --server URL            server HTTP base URL (KERNEX_SERVER; default http://127.0.0.1:8080)
   --devices N             number of devices (required)
-  --enroll-token T        enrollment token (KERNEX_ENROLL_TOKEN)
-  --admin-key K           admin API key: create a token for N devices (KERNEX_ADMIN_KEY)
+  --url URL               server HTTP base URL (KERNEX_URL; default ${DEFAULT_URL})
+  --api-key K             admin API key (KERNEX_API_KEY): make a token for N devices
+  --tag T                 tag of the devices of that token (repeatable; default ${DEFAULTS.tags.join(',')})
+  --enroll-token T        register with this enrollment token instead (KERNEX_ENROLL_TOKEN)
   --key-type p256|rsa     device key type (default p256; rsa = RSA-4096, slow to make)
   --key-cache DIR         key pool cache (default ~/.cache/kernex/sim-keys)
   --workers N             worker threads (default: number of cores)
@@ -33,9 +40,13 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
     args: argv,
     strict: true,
     options: {
-      server: { type: 'string' },
+      url: { type: 'string' },
       devices: { type: 'string' },
+      'api-key': { type: 'string' },
+      tag: { type: 'string', multiple: true },
       'enroll-token': { type: 'string' },
+      // Earlier names of --url and --api-key, still accepted so old scripts keep working.
+      server: { type: 'string' },
       'admin-key': { type: 'string' },
       'key-type': { type: 'string' },
       'key-cache': { type: 'string' },
@@ -69,11 +80,15 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
   if (devices === undefined) throw new Error('--devices N is required');
   const keyType = values['key-type'];
   if (keyType !== undefined && keyType !== 'p256' && keyType !== 'rsa') throw new Error(`--key-type must be p256 or rsa, not '${keyType}'`);
-  return {
-    server: values.server ?? env.KERNEX_SERVER ?? 'http://127.0.0.1:8080',
+  const enrollToken = values['enroll-token'] ?? (env.KERNEX_ENROLL_TOKEN || undefined);
+  const apiKey = values['api-key'] ?? values['admin-key'] ?? (env.KERNEX_API_KEY || undefined);
+  const tags = values.tag;
+  const parsed: SimulationOptions & { durationS?: number; summaryS: number; json: boolean } = {
+    server: values.url ?? values.server ?? (env.KERNEX_URL || DEFAULT_URL),
     devices,
-    enrollToken: values['enroll-token'] ?? env.KERNEX_ENROLL_TOKEN,
-    adminKey: values['admin-key'] ?? env.KERNEX_ADMIN_KEY,
+    enrollToken,
+    adminKey: enrollToken ? undefined : apiKey,
+    tags,
     keyType,
     keyCache: values['key-cache'],
     workers: num('workers', 1, 256, true),
@@ -90,6 +105,13 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
     json: values.json === true,
     logLevel: values['log-level'],
   };
+  // DESIGN §7. Without either, every device would register as pending and wait for an
+  // operator (and tokenless registrations are rate limited per address): say so instead.
+  if (!enrollToken && !apiKey) {
+    throw new Error('no API key and no enrollment token: set KERNEX_API_KEY (an admin key), or pass --api-key or --enroll-token');
+  }
+  if (tags && enrollToken) throw new Error("--tag applies to the token kernex sim makes with an API key; devices registering with --enroll-token get that token's tags");
+  return parsed;
 }
 
 /** The one-line progress summary. */

@@ -15,6 +15,8 @@ export interface SimulationOptions {
   enrollToken?: string;
   /** Admin API key: with no `enrollToken`, the simulation creates a token for `devices` uses. */
   adminKey?: string;
+  /** Tags of the token the simulation makes with `adminKey` (default `['sim']`, DESIGN §7). */
+  tags?: string[];
   keyType?: DeviceKeyType;
   /** Directory of the key cache (default ~/.cache/kernex/sim-keys). */
   keyCache?: string;
@@ -78,18 +80,43 @@ export const DEFAULTS = {
   flapMeanS: 0,
   namePrefix: 'sim',
   logLevel: 'warn',
+  tags: ['sim'],
 };
 
-/** Creates an enrollment token for `uses` devices with the admin key (DESIGN §2). */
-async function createEnrollmentToken(server: string, adminKey: string, uses: number): Promise<string> {
-  const res = await fetch(new URL('/api/v1/enrollment-tokens', server), {
-    method: 'POST',
-    headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ uses, expiresInS: 86_400 }),
-  });
-  const body = (await res.json()) as { token?: string; message?: string };
-  if (res.status !== 201 || !body.token) throw new Error(`cannot create an enrollment token: ${res.status} ${body.message ?? ''}`);
-  return body.token;
+/** A failure that ends the simulation before any device starts; its message is one line for the user. */
+export class SimulationError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SimulationError';
+  }
+}
+
+/** Creates an enrollment token for `uses` devices, with `tags`, with the admin key (DESIGN §2, §7). */
+async function createEnrollmentToken(server: string, adminKey: string, uses: number, tags: string[]): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(new URL('/api/v1/enrollment-tokens', server), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ uses, expiresInS: 86_400, ...(tags.length ? { tags } : {}) }),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    throw new SimulationError(`cannot reach the Kernex server at ${server} (${cause?.code ?? cause?.message ?? (err as Error).message})`, { cause: err });
+  }
+  const text = await res.text();
+  let body: { token?: string; message?: string; code?: string } = {};
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {
+    // not the contract's body (a proxy?): the status says enough
+  }
+  if (res.status === 201 && body.token) return body.token;
+  const why = `${body.message ?? res.statusText} (${res.status}${body.code ? ` ${body.code}` : ''})`;
+  if (res.status === 401 || res.status === 403) {
+    throw new SimulationError(`the API key cannot make an enrollment token: ${why}; use an admin key, or pass --enroll-token`);
+  }
+  throw new SimulationError(`cannot make an enrollment token: ${why}`);
 }
 
 /**
@@ -99,7 +126,7 @@ async function createEnrollmentToken(server: string, adminKey: string, uses: num
 export async function runSimulation(options: SimulationOptions): Promise<Simulation> {
   const o = { ...DEFAULTS, ...stripUndefined(options) };
   if (!Number.isInteger(o.devices) || o.devices < 1) throw new RangeError('devices must be a positive integer');
-  const enrollToken = o.enrollToken ?? (o.adminKey ? await createEnrollmentToken(o.server, o.adminKey, o.devices) : undefined);
+  const enrollToken = o.enrollToken ?? (o.adminKey ? await createEnrollmentToken(o.server, o.adminKey, o.devices, o.tags) : undefined);
   const pool = await KeyPool.open(o.keyCache ?? defaultKeyCacheDir(), o.keyType);
   const cached = Math.min(pool.size, o.devices);
   const workerCount = Math.max(1, Math.min(o.workers ?? os.availableParallelism(), Math.ceil(o.devices / 50)));

@@ -32,7 +32,7 @@ export async function simFleetRun(devices: number, workers: number, connectRate:
     const adminKey = server.adminHeaders.authorization!.slice('Bearer '.length);
     const t0 = performance.now();
     const sim = spawn(process.execPath, [simEntry(), 'sim', '--devices', String(devices), '--workers', String(workers), '--connect-rate', String(connectRate), '--summary-s', '0', '--key-cache', keyCache, '--json'], {
-      env: { ...process.env, KERNEX_SERVER: server.httpUrl, KERNEX_ADMIN_KEY: adminKey },
+      env: { ...process.env, KERNEX_URL: server.httpUrl, KERNEX_API_KEY: adminKey },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const exited = new Promise<void>((r) => sim.once('close', () => r()));

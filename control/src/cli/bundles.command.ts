@@ -1,3 +1,4 @@
+import { BUNDLE_NAME_PATTERN, expectedForFormat, expectedForPattern, SEMVER_PATTERN } from '@kernex/shared';
 import { Command } from 'commander';
 import { action, type CommandContext } from './context.js';
 import { CliError } from './cli-error.js';
@@ -29,14 +30,46 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(1)} ${units[i]}`;
 }
 
-/** A bundle's id from an id or `name@version` (looked up in the bundle list). */
-export async function resolveBundle(api: CommandContext['api'], ref: string): Promise<Bundle> {
+/** How a person names a bundle: `name@version` (DESIGN §5), never its id alone. */
+export const bundleLabel = (b: { name: string; version: string }): string => `${b.name}@${b.version}`;
+
+/** A device's installed bundles (name → version) as `app@1.2.0` items. */
+export const installedBundles = (bundles: Record<string, string> | undefined): string[] => Object.entries(bundles ?? {}).map(([name, version]) => bundleLabel({ name, version }));
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const EXAMPLE = 'app@1.2.0';
+
+/**
+ * Checks a bundle reference before any request, so a typo is told what was expected in
+ * words (never a regular expression): a bundle id (UUID) or `name@version`.
+ */
+export function parseBundleRef(ref: string): { id: string } | { name: string; version: string } {
   const at = ref.lastIndexOf('@');
-  if (at <= 0) return api.get<Bundle>(path(ref));
+  if (at < 0) {
+    if (UUID.test(ref)) return { id: ref };
+    throw new CliError(`'${ref}' is not a bundle: expected name@version such as ${EXAMPLE}, or a bundle id (${expectedForFormat('uuid')})`);
+  }
   const [name, version] = [ref.slice(0, at), ref.slice(at + 1)];
+  if (!new RegExp(BUNDLE_NAME_PATTERN).test(name)) {
+    throw new CliError(`'${ref}': '${name}' is not a bundle name: expected ${expectedForPattern(BUNDLE_NAME_PATTERN)}`);
+  }
+  if (!new RegExp(SEMVER_PATTERN).test(version)) {
+    throw new CliError(`'${ref}': '${version}' is not a version: expected ${expectedForPattern(SEMVER_PATTERN)}`);
+  }
+  return { name, version };
+}
+
+/** A bundle from an id or `name@version` (looked up in the bundle list). */
+export async function resolveBundle(api: CommandContext['api'], ref: string): Promise<Bundle> {
+  const parsed = parseBundleRef(ref);
+  if ('id' in parsed) return api.get<Bundle>(path(parsed.id));
+  const { name, version } = parsed;
   const all = await api.list<Bundle>('/api/v1/bundles', { name });
   const found = all.find((b) => b.name === name && b.version === version);
-  if (!found) throw new CliError(`no bundle ${name}@${version}`);
+  if (!found) {
+    const known = all.map((b) => b.version);
+    throw new CliError(`no bundle ${name}@${version}${known.length ? ` (${name} has ${known.slice(0, 5).join(', ')}${known.length > 5 ? ', ...' : ''})` : ` (no bundle is named ${name})`}`);
+  }
   return found;
 }
 
@@ -58,7 +91,7 @@ export function bundlesCommand(): Command {
         } finally {
           bar.stop();
         }
-        out.result(b, () => out.line(`Uploaded ${b.name}@${b.version} as ${b.id} (${formatBytes(b.size)}, sha256 ${b.sha256}).`));
+        out.result(b, () => out.line(`Uploaded ${bundleLabel(b)} (${formatBytes(b.size)}, sha256 ${b.sha256}, id ${b.id}).`));
       }),
     );
 
@@ -70,12 +103,11 @@ export function bundlesCommand(): Command {
       action(async ({ api, out }: CommandContext, opts: { name?: string }) => {
         const rows = await api.list<Bundle>('/api/v1/bundles', { name: opts.name });
         out.list(rows, [
-          { header: 'ID', value: (b) => b.id },
-          { header: 'NAME', value: (b) => b.name },
-          { header: 'VERSION', value: (b) => b.version },
+          { header: 'BUNDLE', value: bundleLabel },
           { header: 'SIZE', value: (b) => formatBytes(b.size) },
           { header: 'SHA256', value: (b) => b.sha256.slice(0, 12) },
           { header: 'CREATED', value: (b) => b.createdAt },
+          { header: 'ID', value: (b) => b.id },
         ], 'No bundles.');
       }),
     );
@@ -88,6 +120,7 @@ export function bundlesCommand(): Command {
         const b = await resolveBundle(api, ref);
         out.result(b, () =>
           out.record([
+            ['bundle', bundleLabel(b)],
             ['id', b.id],
             ['name', b.name],
             ['version', b.version],
@@ -108,7 +141,7 @@ export function bundlesCommand(): Command {
       action(async ({ api, out }: CommandContext, ref: string) => {
         const b = await resolveBundle(api, ref);
         await api.delete(path(b.id));
-        out.result({ id: b.id, deleted: true }, () => out.line(`Deleted bundle ${b.name}@${b.version} (${b.id}).`));
+        out.result({ id: b.id, deleted: true }, () => out.line(`Deleted bundle ${bundleLabel(b)} (${b.id}).`));
       }),
     );
 

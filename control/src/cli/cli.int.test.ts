@@ -63,7 +63,7 @@ describe('kernex keys and audit, as a subprocess against a real server', () => {
   it('reports readiness without needing a key', async () => {
     const res = await runCli(['status', '--json'], { KERNEX_URL: server.httpUrl, XDG_CONFIG_HOME: configHome });
     expect(res.code).toBe(0);
-    expect(JSON.parse(res.stdout)).toEqual({ url: server.httpUrl, status: 'ready', checks: { database: true, broker: true } });
+    expect(JSON.parse(res.stdout)).toEqual({ url: server.httpUrl, status: 'ready', checks: { started: true, database: true, broker: true, telemetryWriter: true, presenceWriter: true, eventsWriter: true } });
     expect((await runCli(['status'], env)).stdout).toMatch(/^status:\s+ready$/m);
   });
 
@@ -85,7 +85,7 @@ describe('kernex keys and audit, as a subprocess against a real server', () => {
     const cases: Array<[string[], Record<string, string>, string]> = [
       [['keys', 'ls'], { ...env, KERNEX_API_KEY: 'kx_wrong' }, 'kernex: invalid or revoked API key (401 KX_UNAUTHORIZED)'],
       [['keys', 'ls'], { ...env, KERNEX_API_KEY: viewer.key }, 'kernex: this needs the admin role; the key has viewer (403 KX_FORBIDDEN)'],
-      [['keys', 'revoke', 'nope'], env, 'kernex: params.id must match format "uuid" (400 KX_VALIDATION)'],
+      [['keys', 'revoke', 'nope'], env, 'kernex: params.id must be a UUID such as 2861e1f1-14b1-421d-9fb5-8828877cb4f1 (400 KX_VALIDATION)'],
       [['keys', 'ls'], { XDG_CONFIG_HOME: configHome, KERNEX_URL: server.httpUrl }, `kernex: no API key: set KERNEX_API_KEY, pass --api-key, or put "apiKey" in ${path.join(configHome, 'kernex', 'config.json')}`],
       [['keys', 'ls', '--url', closedUrl], env, `kernex: cannot reach the Kernex server at ${closedUrl} (ECONNREFUSED)`],
     ];

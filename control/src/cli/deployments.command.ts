@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { bundleLabel } from './bundles.command.js';
 import { action, type CommandContext } from './context.js';
 
 /** Execution states that end an execution (DESIGN §5). */
@@ -7,7 +8,9 @@ export const ENDED_STATES = ['succeeded', 'failed', 'rolled_back', 'cancelled', 
 /** A deployment as `GET /api/v1/deployments/{id}` answers it (DESIGN §5). */
 export interface Deployment {
   id: string;
-  bundleId: string;
+  bundleId: string | null;
+  /** The deployed bundle's name and version (DESIGN §5: shown as `name@version`). */
+  bundle?: { name: string; version: string };
   status: 'running' | 'completed' | 'aborted' | 'cancelled';
   counts: Record<string, number>;
   target?: unknown;
@@ -34,10 +37,13 @@ export const countsLine = (counts: Record<string, number> = {}): string =>
     .map(([s, n]) => `${s} ${n}`)
     .join(', ') || 'no executions';
 
+/** `app@1.2.0`, or the id when the server did not name the bundle. */
+export const deploymentBundle = (d: Deployment): string => (d.bundle ? bundleLabel(d.bundle) : (d.bundleId ?? '-'));
+
 export function showDeployment(out: CommandContext['out'], d: Deployment): void {
   out.record([
     ['id', d.id],
-    ['bundle', d.bundleId],
+    ['bundle', deploymentBundle(d)],
     ['status', d.status],
     ['executions', `${ended(d.counts)}/${total(d.counts)} ended`],
     ['counts', countsLine(d.counts)],
@@ -58,7 +64,7 @@ export function deploymentsCommand(): Command {
         const rows = await api.list<Deployment>('/api/v1/deployments', { status: opts.status });
         out.list(rows, [
           { header: 'ID', value: (d) => d.id },
-          { header: 'BUNDLE', value: (d) => d.bundleId },
+          { header: 'BUNDLE', value: deploymentBundle },
           { header: 'STATUS', value: (d) => d.status },
           { header: 'ENDED', value: (d) => `${ended(d.counts)}/${total(d.counts)}` },
           { header: 'COUNTS', value: (d) => countsLine(d.counts) },

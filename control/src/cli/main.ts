@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { onBrokenPipe } from '@kernex/shared';
 import { simCommand } from './sim.command.js';
 import { auditCommand } from './audit.command.js';
 import { bundlesCommand } from './bundles.command.js';
@@ -8,6 +9,14 @@ import { devicesCommand } from './devices.command.js';
 import { keysCommand } from './keys.command.js';
 import { statusCommand } from './status.command.js';
 import { tokensCommand } from './tokens.command.js';
+
+// `kernex devices ls | head -1`: once the reader is gone there is nothing left to say, so an
+// operator command ends at once, quietly, with the exit code it already has. `kernex server`
+// keeps serving: a closed log pipe must not take devices down (pino drops its lines).
+let serving = false;
+onBrokenPipe(() => {
+  if (!serving) process.exit();
+});
 
 const program = new Command('kernex')
   .description('Kernex: push-based fleet manager for edge devices')
@@ -21,6 +30,7 @@ program
   .command('server')
   .description('run the Kernex server (HTTP API, embedded MQTT broker, embedded PostgreSQL unless DATABASE_URL is set)')
   .action(async () => {
+    serving = true;
     const { runServer } = await import('../main.js');
     await runServer();
   });

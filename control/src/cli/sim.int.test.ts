@@ -20,7 +20,7 @@ it('kernex sim runs the agent package simulator, and SIGTERM disconnects every d
   server = await startTestServer();
   keyCache = await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-sim-cli-'));
   const child = spawn(process.execPath, [KERNEX_BIN, 'sim', '--devices', '6', '--workers', '2', '--summary-s', '1', '--json', '--key-cache', keyCache], {
-    env: { ...process.env, KERNEX_SERVER: server.httpUrl, KERNEX_ADMIN_KEY: server.adminKey },
+    env: { ...process.env, KERNEX_URL: server.httpUrl, KERNEX_API_KEY: server.adminKey },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((resolve) => child.on('close', resolve));

@@ -39,6 +39,23 @@ describe('every route has an access rule, schemas and a role check (real HTTP)',
     expect(lacking.map((r) => `${r.method} ${r.url}`)).toEqual([]);
   });
 
+  it('refuses unknown fields at every level of every body and query schema (DESIGN §6)', () => {
+    const open: string[] = [];
+    const walk = (node: unknown, where: string): void => {
+      if (node === null || typeof node !== 'object') return;
+      const n = node as Record<string, unknown>;
+      // An object schema that lists its properties must refuse others; a free-form object
+      // (registration's `hardware`) lists none and is bounded by its size and depth instead.
+      if (n.properties !== undefined && n.additionalProperties !== false) open.push(where);
+      for (const [k, v] of Object.entries(n)) walk(v, k === 'properties' ? where : `${where}.${k}`);
+    };
+    for (const r of apiRoutes(server)) {
+      if (r.schema?.body) walk(r.schema.body, `${r.method} ${r.url} body`);
+      if (r.schema?.querystring) walk(r.schema.querystring, `${r.method} ${r.url} query`);
+    }
+    expect(open).toEqual([]);
+  });
+
   it('documents every route in the OpenAPI document at /docs/json, with its security', async () => {
     const res = await fetch(`${server.httpUrl}/docs/json`);
     expect(res.status).toBe(200);

@@ -79,7 +79,7 @@ describe('/api/v1/api-keys and the audit log', () => {
     expect((await api('POST', '/api/v1/api-keys', { name: 'x', role: 'root' })).body.message).toBe('body.role must be one of viewer, operator, admin');
     expect((await api('GET', '/api/v1/api-keys?limit=0')).body.message).toBe('query.limit must be >= 1');
     expect((await api('GET', '/api/v1/api-keys?cursor=zzz')).body.message).toBe('query.cursor is not a cursor this server made');
-    expect((await api('DELETE', '/api/v1/api-keys/not-a-uuid')).body.message).toBe('params.id must match format "uuid"');
+    expect((await api('DELETE', '/api/v1/api-keys/not-a-uuid')).body.message).toBe('params.id must be a UUID such as 2861e1f1-14b1-421d-9fb5-8828877cb4f1');
     const missing = await api('DELETE', '/api/v1/api-keys/00000000-0000-4000-8000-000000000000');
     expect(missing).toMatchObject({ status: 404, body: { code: 'KX_NOT_FOUND' } });
   });

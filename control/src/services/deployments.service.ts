@@ -99,14 +99,15 @@ export class DeploymentsService {
 
   async list(limit: number, cursor?: string, status?: DeploymentRow['status']): Promise<Page<DeploymentView>> {
     const after = cursor ? decodeCursor(cursor) : undefined;
-    if (cursor && !after) throw new Errors.VALIDATION('querystring.cursor is not a cursor of this list');
+    if (cursor && !after) throw new Errors.VALIDATION('query.cursor is not a cursor of this list');
     const page = await this.store.list(this.store.sql, limit, after, status);
     return { items: await Promise.all(page.items.map((r) => this.view(r))), nextCursor: page.nextCursor };
   }
 
   async executions(id: string, limit: number, cursor?: string): Promise<Page<ExecutionView>> {
-    if (!(await this.store.get(this.store.sql, id))) throw new Errors.NOT_FOUND('deployment');
     const after = cursor ? Buffer.from(cursor, 'base64url').toString('utf8') : undefined;
+    if (after !== undefined && !/^[0-9a-f]{24}$/.test(after)) throw new Errors.VALIDATION('query.cursor is not a cursor of this list');
+    if (!(await this.store.get(this.store.sql, id))) throw new Errors.NOT_FOUND('deployment');
     const rows = await this.store.executions(this.store.sql, id, limit, after);
     const more = rows.length > limit;
     const kept = rows.slice(0, limit);

@@ -1,6 +1,9 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { EXECUTION_STATES } from '../protocol.js';
 import type { BundleManifest, Command, DeviceStatusMessage, ExecutionEvent, RegistrationRequest, Telemetry } from '../protocol.js';
+import { BUNDLE_NAME_PATTERN, BUNDLE_PATH_PATTERN, schemaErrorText, SEMVER_PATTERN, SHA256_PATTERN } from './expectations.js';
+
+export * from './expectations.js';
 
 /** JSON Schemas of every MQTT payload and of the registration body (DESIGN §2, §3). */
 
@@ -71,7 +74,7 @@ const bundleRef = {
     id,
     name: id,
     version: { type: 'string', minLength: 1, maxLength: 64 },
-    sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+    sha256: { type: 'string', pattern: SHA256_PATTERN },
     size: { type: 'integer', minimum: 0 },
     url: { type: 'string', minLength: 1, maxLength: 2048 },
     signature: { type: 'string', minLength: 1, maxLength: 2048 },
@@ -97,12 +100,8 @@ export const commandSchema = {
   ],
 } as const;
 
-/** semver.org's own expression for a valid semantic version (2.0.0). */
-export const SEMVER_PATTERN =
-  '^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(?:-((?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\\.(?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$';
-
 /** A path inside a bundle: relative, no `..`, no backslash (the archive rules check it again). */
-const bundlePath = { type: 'string', minLength: 1, maxLength: 1024, pattern: '^(?!/)(?!.*(^|/)\\.\\.(/|$))[^\\\\\\u0000]+$' } as const;
+const bundlePath = { type: 'string', minLength: 1, maxLength: 1024, pattern: BUNDLE_PATH_PATTERN } as const;
 
 /** `manifest.json` at the root of a bundle (DESIGN §4). Unknown fields are kept, for later versions. */
 export const manifestSchema = {
@@ -110,7 +109,7 @@ export const manifestSchema = {
   type: 'object',
   required: ['name', 'version', 'install'],
   properties: {
-    name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' },
+    name: { type: 'string', pattern: BUNDLE_NAME_PATTERN },
     version: { type: 'string', maxLength: 64, pattern: SEMVER_PATTERN },
     install: bundlePath,
     healthCheck: {
@@ -146,7 +145,7 @@ function describe(errors: ErrorObject[] | null | undefined): string {
   const e = errors?.[0];
   if (!e) return 'invalid';
   const where = e.instancePath || '(root)';
-  return `${where} ${e.message ?? 'is invalid'}`;
+  return `${where} ${schemaErrorText(e)}`;
 }
 
 // Compiled once, at import (STYLE: ajv compiled once).
