@@ -1,6 +1,6 @@
 import type { BundleManifest, BundleRef } from '@kernex/shared';
 import type { Sql } from 'postgres';
-import { toPage, type CursorKey, type Page } from './paging.js';
+import { toPage, type CursorKey, type Page } from '../paging.js';
 
 /** A bundle as stored. */
 export interface BundleRow extends Omit<BundleRef, 'url'> {

@@ -1,7 +1,7 @@
 import type { BundleRef, ExecutionState } from '@kernex/shared';
 import type { Sql, TransactionSql } from 'postgres';
 import type { Phase } from '../orchestrator/rules.js';
-import { toPage, type CursorKey, type Page } from './paging.js';
+import { toPage, type CursorKey, type Page } from '../paging.js';
 
 /** What may run SQL: the pool or a transaction. */
 type Db = Sql | TransactionSql;
