@@ -1,6 +1,6 @@
 /** Protocol types of DESIGN §3-§5, shared by the server, the agent and the simulator. */
 
-/** Execution states (DESIGN §5). */
+/** Execution states (DESIGN §5), as the executions.state CHECK constraint lists them; named subsets are in execution-states.ts. */
 export const EXECUTION_STATES = [
   'queued',
   'sent',
@@ -16,16 +16,6 @@ export const EXECUTION_STATES = [
   'skipped',
 ] as const;
 export type ExecutionState = (typeof EXECUTION_STATES)[number];
-
-/** States an execution ends in; `succeeded → rolled_back` is the only way out of one (DESIGN §3). */
-export const TERMINAL_STATES: ReadonlySet<ExecutionState> = new Set([
-  'succeeded',
-  'failed',
-  'rolled_back',
-  'cancelled',
-  'timed_out',
-  'skipped',
-]);
 
 /** Device registration statuses (DESIGN §2). */
 export const DEVICE_STATUSES = ['pending', 'accepted', 'rejected', 'decommissioned'] as const;

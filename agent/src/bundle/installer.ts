@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import {
   DEFAULT_HEALTH_CHECK_TIMEOUT_S,
+  DEVICE_WORKING_STATES,
   SEMVER_PATTERN,
   type CancelCommand,
   type Command,
@@ -20,7 +21,6 @@ import { verifyBundle } from './verify.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const VERSION = new RegExp(SEMVER_PATTERN);
-const IN_FLIGHT: ReadonlySet<ExecutionState> = new Set(['received', 'downloading', 'installing', 'verifying']);
 /** Longest an install script may run, seconds (a deploy's own `timeoutS` is used when smaller). */
 const MAX_INSTALL_S = 1800;
 
@@ -86,7 +86,7 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     if (this.resumed) return;
     this.resumed = true;
     for (const [id, rec] of this.state.executions()) {
-      if (!IN_FLIGHT.has(rec.state)) continue;
+      if (!DEVICE_WORKING_STATES.includes(rec.state)) continue;
       if ((rec.state === 'received' || rec.state === 'downloading') && rec.command) {
         this.enqueue(rec.command, device);
       } else {
@@ -149,7 +149,7 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     // abandoned, or the install or health-check process group killed, and `current`
     // stays on the previous version. One that already switched reports succeeded.
     const running = this.aborts.get(id);
-    if (running && IN_FLIGHT.has(rec.state)) {
+    if (running && DEVICE_WORKING_STATES.includes(rec.state)) {
       // The deploy step sees the abort, cleans up and reports cancelled.
       running.abort();
     } else if (rec.state === 'received' || rec.state === 'downloading') {

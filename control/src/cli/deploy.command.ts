@@ -1,3 +1,4 @@
+import { SUCCESS_STATES } from '@kernex/shared';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { resolveBundle } from './bundles.command.js';
@@ -61,7 +62,7 @@ export function deploymentRequest(bundleId: string, o: DeployOptions): Record<st
 export function waitExitCode(d: Pick<Deployment, 'status' | 'counts'>): number {
   if (d.status === 'aborted') return EXIT.deploymentAborted;
   const all = total(d.counts);
-  const good = (d.counts?.succeeded ?? 0) + (d.counts?.skipped ?? 0);
+  const good = SUCCESS_STATES.reduce((a, s) => a + (d.counts?.[s] ?? 0), 0);
   return d.status === 'completed' && good === all ? 0 : EXIT.deploymentFailed;
 }
 

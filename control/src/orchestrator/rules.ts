@@ -1,4 +1,4 @@
-import { EXECUTION_STATES, TERMINAL_STATES, type ExecutionState } from '@kernex/shared';
+import { FORWARD_PATH, TERMINAL_STATES, type ExecutionState } from '@kernex/shared';
 
 /**
  * The deployment rules of DESIGN §5 as pure functions: which execution
@@ -6,14 +6,8 @@ import { EXECUTION_STATES, TERMINAL_STATES, type ExecutionState } from '@kernex/
  * deployment is past its failure threshold.
  */
 
-/** States an execution passes through on its way, in order. */
-const ORDER: Record<string, number> = Object.fromEntries(EXECUTION_STATES.slice(0, 6).map((s, i) => [s, i]));
-
-/** States between `sent` and `verifying`: what `maxConcurrent` bounds, and what `cancel` is sent to (DESIGN §3). */
-export const IN_FLIGHT_STATES: readonly ExecutionState[] = ['sent', 'received', 'downloading', 'installing', 'verifying'];
-
-/** Ended states that count against `maxFailurePercent`. */
-export const FAILURE_STATES: readonly ExecutionState[] = ['failed', 'timed_out', 'rolled_back'];
+/** Position of each state on the forward path, for forward-only moves. */
+const ORDER: Record<string, number> = Object.fromEntries(FORWARD_PATH.map((s, i) => [s, i]));
 
 /** What to do with an event moving an execution from `from` to `to`. */
 export type TransitionVerdict = 'apply' | 'same' | 'refuse';
@@ -26,8 +20,8 @@ export type TransitionVerdict = 'apply' | 'same' | 'refuse';
  */
 export function judgeTransition(from: ExecutionState, to: ExecutionState, rollbackAsked = false): TransitionVerdict {
   if (from === to) return 'same';
-  if (TERMINAL_STATES.has(from)) return from === 'succeeded' && to === 'rolled_back' && rollbackAsked ? 'apply' : 'refuse';
-  if (TERMINAL_STATES.has(to)) return 'apply';
+  if (TERMINAL_STATES.includes(from)) return from === 'succeeded' && to === 'rolled_back' && rollbackAsked ? 'apply' : 'refuse';
+  if (TERMINAL_STATES.includes(to)) return 'apply';
   // `queued` is the server's own state: a device never reports it.
   if (to === 'queued' || to === 'sent') return 'refuse';
   return (ORDER[to] ?? -1) > (ORDER[from] ?? -1) ? 'apply' : 'refuse';
