@@ -1,4 +1,5 @@
 import { FORWARD_PATH, TERMINAL_STATES, type ExecutionState } from '@kernex/shared';
+import type { Phase } from '../store/deployments.pg.js';
 
 /**
  * The deployment rules of DESIGN §5 as pure functions: which execution
@@ -27,11 +28,6 @@ export function judgeTransition(from: ExecutionState, to: ExecutionState, rollba
   return (ORDER[to] ?? -1) > (ORDER[from] ?? -1) ? 'apply' : 'refuse';
 }
 
-/** One rollout phase as given by the operator. */
-export interface Phase {
-  percent: number;
-  waitS: number;
-}
 
 /**
  * Reads the operator's phases as shares (DESIGN §5: "a phase releases its

@@ -1,10 +1,15 @@
 import { ACTIVE_STATES, CANCELLABLE_STATES, FAILURE_STATES, IN_FLIGHT_STATES, type BundleRef, type ExecutionState } from '@kernex/shared';
 import type { Sql, TransactionSql } from 'postgres';
-import type { Phase } from '../orchestrator/rules.js';
 import { toPage, type CursorKey, type Page } from '../paging.js';
 
 /** What may run SQL: the pool or a transaction. */
 type Db = Sql | TransactionSql;
+
+/** One rollout phase as given by the operator (DESIGN §5). */
+export interface Phase {
+  percent: number;
+  waitS: number;
+}
 
 /** A deployment's rollout with every default filled in. */
 export interface Rollout {
