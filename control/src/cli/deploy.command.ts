@@ -21,11 +21,11 @@ interface DeployOptions {
   interval: number;
 }
 
-/** `10,50,100` → increasing percentages ending at 100. */
+/** `1,10,100` → cumulative percentages rising strictly to 100, as the API takes them (DESIGN §5). */
 export function parsePhases(raw: string): number[] {
   const list = raw.split(',').map((p) => Number(p.trim()));
   const ok = list.length > 0 && list.every((p, i) => Number.isInteger(p) && p >= 1 && p <= 100 && (i === 0 || p > list[i - 1]!));
-  if (!ok || list[list.length - 1] !== 100) throw new InvalidArgumentError('must be increasing percentages ending at 100, like 10,50,100.');
+  if (!ok || list[list.length - 1] !== 100) throw new InvalidArgumentError('must be cumulative percentages rising strictly to 100, like 1,10,100 (the share released by the end of each phase).');
   return list;
 }
 

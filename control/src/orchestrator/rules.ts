@@ -30,33 +30,34 @@ export function judgeTransition(from: ExecutionState, to: ExecutionState, rollba
 
 
 /**
- * Reads the operator's phases as shares (DESIGN §5: "a phase releases its
- * share"; the Mender way). A list that only makes sense as cumulative
- * percentages — strictly increasing, ending at 100, adding up to more than 100,
- * as `kernex deploy --phases 10,50,100` sends — is turned into shares.
- * Returns undefined when neither reading fits (shares over 100).
+ * What is wrong with a list of phases, or undefined when nothing is. Percents are
+ * cumulative (DESIGN §5): each is the share of the target released by the end of its
+ * phase, so they rise strictly and the last is 100. The message names the field.
  */
-export function normalisePhases(phases: readonly Phase[]): Phase[] | undefined {
-  const sum = phases.reduce((a, p) => a + p.percent, 0);
-  if (sum <= 100) return phases.map((p) => ({ ...p }));
-  const increasing = phases.every((p, i) => i === 0 || p.percent > phases[i - 1]!.percent);
-  if (!increasing || phases.at(-1)?.percent !== 100) return undefined;
-  return phases.map((p, i) => ({ ...p, percent: p.percent - (i === 0 ? 0 : phases[i - 1]!.percent) }));
+export function phasesProblem(phases: readonly Phase[]): string | undefined {
+  for (let i = 1; i < phases.length; i++) {
+    if (!(phases[i]!.percent > phases[i - 1]!.percent)) {
+      return `body.rollout.phases.${i}.percent must be more than the phase before it: percents are cumulative (the share released by the end of the phase)`;
+    }
+  }
+  if (phases.length > 0 && phases.at(-1)!.percent !== 100) {
+    return `body.rollout.phases.${phases.length - 1}.percent must be 100: percents are cumulative and the last phase releases the whole target`;
+  }
+  return undefined;
 }
 
 /**
- * Splits `count` devices into phases: phase i gets its `percent` share
- * (rounded up, so a non-empty share has at least one device); the last phase
- * takes whatever the shares leave. Returns each device index's phase.
+ * Splits `count` devices into phases with cumulative percents (DESIGN §5): phase i
+ * releases devices up to its `percent` of the target (rounded up, so a non-empty
+ * phase has at least one device); the last phase takes the rest. Returns each
+ * device index's phase.
  */
 export function assignPhases(count: number, phases: readonly Phase[]): number[] {
   const out: number[] = [];
-  let cumulative = 0;
   let given = 0;
   phases.forEach((p, i) => {
-    cumulative += p.percent;
     const last = i === phases.length - 1;
-    const upTo = last ? count : Math.min(count, Math.ceil((cumulative * count) / 100));
+    const upTo = last ? count : Math.min(count, Math.ceil((p.percent * count) / 100));
     for (; given < upTo; given++) out.push(i);
   });
   return out;

@@ -25,7 +25,7 @@ const rollout = {
         type: 'object',
         required: ['percent'],
         additionalProperties: false,
-        properties: { percent: { type: 'number', exclusiveMinimum: 0, maximum: 100 }, waitS: { type: 'integer', minimum: 0, maximum: 86_400 * 7 } },
+        properties: { percent: { type: 'number', exclusiveMinimum: 0, maximum: 100, description: 'cumulative: the share of the target released by the end of this phase; rising strictly, the last 100' }, waitS: { type: 'integer', minimum: 0, maximum: 86_400 * 7 } },
       },
     },
     maxFailurePercent: { type: 'number', minimum: 0, maximum: 100 },

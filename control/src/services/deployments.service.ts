@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Principal } from '../auth/auth.plugin.js';
 import { Errors } from '../errors.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
-import { assignPhases, normalisePhases } from '../orchestrator/rules.js';
+import { assignPhases, phasesProblem } from '../orchestrator/rules.js';
 import type { BundlesStore } from '../store/bundles.pg.js';
 import type { DeploymentRow, DeploymentsStore, Rollout, Target } from '../store/deployments.pg.js';
 import { decodeCursor, isCursorKey, isDeviceId, toPage, type Page } from '../paging.js';
@@ -54,12 +54,10 @@ export class DeploymentsService {
 
   async create(input: CreateDeployment, principal: Principal | undefined): Promise<DeploymentView> {
     const given = input.rollout?.phases?.length ? input.rollout.phases.map((p) => ({ percent: p.percent, waitS: p.waitS ?? 0 })) : [{ percent: 100, waitS: 0 }];
-    const phases = normalisePhases(given);
-    if (!phases) {
-      throw new Errors.VALIDATION('body.rollout.phases must be shares adding up to at most 100, or cumulative percentages rising to 100');
-    }
+    const problem = phasesProblem(given);
+    if (problem) throw new Errors.VALIDATION(problem);
     const rollout: Rollout = {
-      phases,
+      phases: given,
       maxFailurePercent: input.rollout?.maxFailurePercent ?? 100,
       maxConcurrent: input.rollout?.maxConcurrent ?? null,
       rollbackOnAbort: input.rollout?.rollbackOnAbort ?? true,

@@ -5,7 +5,10 @@ import { toPage, type CursorKey, type Page } from '../paging.js';
 /** What may run SQL: the pool or a transaction. */
 type Db = Sql | TransactionSql;
 
-/** One rollout phase as given by the operator (DESIGN §5). */
+/**
+ * One rollout phase (DESIGN §5): `percent` is cumulative, the share of the target released
+ * by the end of this phase; `waitS` is how long to wait after it settles before the next.
+ */
 export interface Phase {
   percent: number;
   waitS: number;
