@@ -2,12 +2,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Errors } from '../errors.js';
 import type { ApiKeysService } from './api-keys.service.js';
+import type { Principal } from './principal.js';
 import { roleAllows, type Access, type Role } from './roles.js';
 
-/** Who made a request. */
-export type Principal =
-  | { kind: 'apiKey'; keyId: string; name: string; role: Role }
-  | { kind: 'device'; deviceId: string };
 
 declare module 'fastify' {
   interface FastifyContextConfig {

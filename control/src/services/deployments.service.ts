@@ -1,6 +1,6 @@
 import { EXECUTION_STATES } from '@kernex/shared';
 import type { Logger } from 'pino';
-import type { Principal } from '../auth/auth.plugin.js';
+import type { Principal } from '../auth/principal.js';
 import { Errors } from '../errors.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import { assignPhases, phasesProblem } from '../orchestrator/rules.js';

@@ -1,6 +1,6 @@
 import type { DeviceStatus } from '@kernex/shared';
 import type { Logger } from 'pino';
-import type { Principal } from '../auth/auth.plugin.js';
+import type { Principal } from '../auth/principal.js';
 import { Errors } from '../errors.js';
 import { decodeCursor, isDeviceId, toPage, type Page } from '../paging.js';
 import type { DeviceFilter, DeviceRow, DevicesStore } from '../store/devices.pg.js';
