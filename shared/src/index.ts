@@ -3,6 +3,7 @@ export * from './identity.js';
 export * from './jwt.js';
 export * from './protocol.js';
 export * from './execution-states.js';
+export * from './env.js';
 export * from './schemas/index.js';
 export * from './archive.js';
 export * from './storable.js';
