@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { EnvReader, type DeviceKeyType } from '@kernex/shared';
+import { AgentConfigError } from './errors.js';
 
 /** The agent's configuration, read once from flags and the environment (DESIGN §7). */
 export interface AgentConfig {
@@ -28,14 +29,6 @@ export interface AgentConfig {
   logLevel: string;
   /** Test hooks (SIGUSR2 emits a self-test event); off unless KERNEX_TEST_HOOKS=1. */
   testHooks: boolean;
-}
-
-/** Every bad value, one line each, naming the flag or variable. */
-export class AgentConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(problems.join('; '));
-    this.name = 'AgentConfigError';
-  }
 }
 
 /** Defaults chosen for the idle-cost budget (< 4 KB per device-hour, see README). */

@@ -4,6 +4,7 @@ export * from './jwt.js';
 export * from './protocol.js';
 export * from './execution-states.js';
 export * from './env.js';
+export * from './errors.js';
 export * from './schemas/index.js';
 export * from './archive.js';
 export * from './storable.js';

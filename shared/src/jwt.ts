@@ -1,6 +1,7 @@
 import { createPrivateKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { decodeProtectedHeader, SignJWT } from 'jose';
 import { deviceKeyAlg, toPublicKey } from './identity.js';
+import { JwtError } from './errors.js';
 
 /** JWT audiences of DESIGN §2. */
 export type Audience = 'kernex-mqtt' | 'kernex-http' | 'kernex-register';
@@ -16,25 +17,6 @@ export interface DeviceClaims {
   aud: Audience;
   iat: number;
   exp: number;
-}
-
-/** Why a token was refused; `reason` is a stable label for metrics. */
-export class JwtError extends Error {
-  constructor(
-    readonly reason:
-      | 'malformed'
-      | 'bad_signature'
-      | 'wrong_alg'
-      | 'wrong_sub'
-      | 'wrong_aud'
-      | 'expired'
-      | 'not_yet_valid'
-      | 'too_long',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'JwtError';
-  }
 }
 
 export interface SignOptions {

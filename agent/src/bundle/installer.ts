@@ -13,6 +13,7 @@ import {
 } from '@kernex/shared';
 import type { Logger } from 'pino';
 import type { BundleInventory, CommandHandler, DeviceContext } from '../device.js';
+import { InstallStepError } from '../errors.js';
 import { BundleState, type ExecutionRecord } from './bundle-state.js';
 import { download } from './download.js';
 import { extractBundle, type ExtractOptions } from './extract.js';
@@ -33,8 +34,6 @@ export interface InstallerOptions {
   downloadAttempts?: number;
 }
 
-/** A step that failed, with the event's error text. */
-class StepError extends Error {}
 
 /**
  * Acts on `deploy`, `cancel` and `rollback` (DESIGN §3, §4) and reports every
@@ -227,20 +226,20 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     try {
       const manifest = await this.unpack(part, dir);
       if (manifest.name !== bundle.name || manifest.version !== bundle.version) {
-        throw new StepError(`archive holds ${manifest.name}@${manifest.version}, not the bundle sent`);
+        throw new InstallStepError(`archive holds ${manifest.name}@${manifest.version}, not the bundle sent`);
       }
       const env = { KERNEX_BUNDLE_NAME: bundle.name, KERNEX_BUNDLE_VERSION: bundle.version, KERNEX_BUNDLE_DIR: dir, KERNEX_PREVIOUS_DIR: before ? path.join(this.root, bundle.name, before) : '' };
-      if (signal.aborted) throw new StepError('cancelled');
+      if (signal.aborted) throw new InstallStepError('cancelled');
       const installed = await runScript({ script: manifest.install, cwd: dir, timeoutS: Math.min(cmd.timeoutS, MAX_INSTALL_S), env, label: 'install', signal });
-      if (!installed.ok) throw new StepError(installed.error);
-      if (signal.aborted) throw new StepError('cancelled');
+      if (!installed.ok) throw new InstallStepError(installed.error);
+      if (signal.aborted) throw new InstallStepError('cancelled');
       await this.step(device, id, 'verifying');
       if (manifest.healthCheck) {
         const timeoutS = manifest.healthCheck.timeoutS ?? DEFAULT_HEALTH_CHECK_TIMEOUT_S;
         const checked = await runScript({ script: manifest.healthCheck.script, cwd: dir, timeoutS, env, label: 'health check', signal });
-        if (!checked.ok) throw new StepError(checked.error);
+        if (!checked.ok) throw new InstallStepError(checked.error);
       }
-      if (signal.aborted) throw new StepError('cancelled');
+      if (signal.aborted) throw new InstallStepError('cancelled');
     } catch (err) {
       // `current` never moved: the previous version is still the one running.
       if (before !== bundle.version) await fs.rm(dir, { recursive: true, force: true });
@@ -271,7 +270,7 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
       await fs.rename(staging, dir);
       return manifest;
     } catch (err) {
-      throw new StepError(`extract failed: ${(err as Error).message}`, { cause: err });
+      throw new InstallStepError(`extract failed: ${(err as Error).message}`, { cause: err });
     } finally {
       await fs.rm(staging, { recursive: true, force: true });
       await fs.rm(part, { force: true });

@@ -2,7 +2,8 @@ import { createRequire } from 'node:module';
 import { onBrokenPipe } from '@kernex/shared';
 import { loadSimEnvironment } from '../config.js';
 import { parseSimArgs, SIM_USAGE, summaryLine } from './args.js';
-import { runSimulation, SimulationError, type Simulation } from './simulation.js';
+import { SimulationError } from '../errors.js';
+import { runSimulation, type Simulation } from './simulation.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
