@@ -33,6 +33,7 @@ const VALIDATORS: Partial<Record<DeviceChannel, Validator<unknown>>> = {
 /** A publish that passed the ACL and its schema. */
 export type OnDeviceMessage = (deviceId: string, channel: DeviceChannel, payload: unknown) => void;
 
+/** What the ACL hooks need, passed in so the hooks stay pure and a test can hand its own. */
 export interface AuthorizeDeps {
   metrics: BrokerMetrics;
   /** Counts and logs each refusal (debug, with a rate-limited warn). */

@@ -19,6 +19,7 @@ export interface DeviceClaims {
   exp: number;
 }
 
+/** How a device signs its JWT (DESIGN §2); `now` is the device's corrected clock, not its raw one. */
 export interface SignOptions {
   /** PEM (PKCS#8 or PKCS#1/SEC1) or KeyObject of the device's private key. */
   privateKey: string | KeyObject;
@@ -45,6 +46,7 @@ export async function signDeviceJwt(opts: SignOptions): Promise<string> {
     .sign(key);
 }
 
+/** What a device JWT is checked against: the key on file for the claimed `sub`, and the audience of the channel it came in on. */
 export interface VerifyOptions {
   publicKey: string | KeyObject;
   deviceId: string;

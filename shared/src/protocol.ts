@@ -15,10 +15,12 @@ export const EXECUTION_STATES = [
   'timed_out',
   'skipped',
 ] as const;
+/** One execution state; a union, so a switch over it is checked for every state. */
 export type ExecutionState = (typeof EXECUTION_STATES)[number];
 
 /** Device registration statuses (DESIGN §2). */
 export const DEVICE_STATUSES = ['pending', 'accepted', 'rejected', 'decommissioned'] as const;
+/** One registration status; only `accepted` devices may connect (DESIGN §2). */
 export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
 
 /** Bundle reference inside a `deploy` command. */
@@ -37,14 +39,20 @@ interface CommandBase {
   executionId: string;
   issuedAt: string;
 }
+
+/** Install `bundle` (DESIGN §3); `timeoutS` bounds the device's own work, as the server times out the execution. */
 export interface DeployCommand extends CommandBase {
   type: 'deploy';
   bundle: BundleRef;
   timeoutS: number;
 }
+
+/** Stop `executionId` if it has not finished installing (DESIGN §3). */
 export interface CancelCommand extends CommandBase {
   type: 'cancel';
 }
+
+/** Switch back to the version kept before `executionId`: the one way out of `succeeded` (DESIGN §3). */
 export interface RollbackCommand extends CommandBase {
   type: 'rollback';
   /** Bundle name to switch back to the version kept before `executionId`. */

@@ -6,7 +6,7 @@ import { DEFAULTS, type SimulationOptions, type SimulationStats } from './simula
 /** Where the simulator looks for a server when nothing names one (as the other kernex commands do). */
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 
-export const SIM_USAGE = `Usage: kernex sim --devices N [options]   (also: kernex-agent sim ...)
+export const SIM_USAGE = `Usage: kernex sim --devices N [options]   (also: kernex-sim ...)
 
 N simulated devices in one process, each a real device model (key, registration,
 JWT-authenticated MQTT session, telemetry, deploy/cancel/rollback handling).
@@ -36,7 +36,7 @@ key it makes an enrollment token for its N devices and tags them.
   --log-level L           devices' own log level on stderr (default warn)
   -h, --help`;
 
-/** Parses `kernex-agent sim` arguments; throws with a message naming the bad flag. */
+/** Parses `kernex sim` / `kernex-sim` arguments; throws with a message naming the bad flag. */
 export function parseSimArgs(argv: string[], env: SimEnvironment): (SimulationOptions & { durationS?: number; summaryS: number; json: boolean }) | 'help' {
   const { values } = parseArgs({
     args: argv,

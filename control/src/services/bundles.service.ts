@@ -38,7 +38,7 @@ export class BundlesService {
     private readonly serverKey: ServerKeyService,
     private readonly log: Logger,
     private readonly opts: { maxBytes: number; limits?: ArchiveLimits },
-    /** Set by the orchestrator; until then devices get no bundle. */
+    /** Set by server.ts to the deployments store's `deviceMayFetch`; until then devices get no bundle. */
     public deviceAccess: DeviceBundleAccess = async () => false,
   ) {}
 
