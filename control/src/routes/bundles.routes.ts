@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Readable } from 'node:stream';
 import { Errors } from '../errors.js';
-import { errorBodySchema } from '../http/schemas.js';
+import { errorBodySchema, uuidParams } from '../http/schemas.js';
 import { pageQueryProperties, pageSchema } from '../paging.js';
 import { toBundleView, type BundlesService } from '../services/bundles.service.js';
 import { BlobNotFoundError } from '../storage/bundle-storage.js';
@@ -29,11 +29,7 @@ const bundle = {
   },
 } as const;
 
-const idParams = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: { type: 'string', format: 'uuid' } },
-} as const;
+const idParams = uuidParams;
 
 /** Content types an upload may carry; the body is passed through as a stream. */
 const ARCHIVE_TYPES = ['application/gzip', 'application/x-gzip', 'application/octet-stream', 'application/x-tar+gzip'];

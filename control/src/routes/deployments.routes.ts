@@ -1,6 +1,6 @@
 import { EXECUTION_STATES } from '@kernex/shared';
 import type { FastifyInstance } from 'fastify';
-import { errorBodySchema } from '../http/schemas.js';
+import { errorBodySchema, uuidParams } from '../http/schemas.js';
 import { pageQueryProperties, pageSchema } from '../paging.js';
 import type { CreateDeployment, DeploymentsService } from '../services/deployments.service.js';
 
@@ -69,7 +69,7 @@ const deployment = {
   },
 } as const;
 
-const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', format: 'uuid' } } } as const;
+const idParams = uuidParams;
 const paging = { type: 'object', additionalProperties: false, properties: pageQueryProperties } as const;
 
 /** `/api/v1/deployments` (DESIGN §5). Thin: rules are in DeploymentsService and the orchestrator. */
