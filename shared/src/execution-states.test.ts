@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ACTIVE_STATES, CANCELLABLE_STATES, FAILURE_STATES, FORWARD_PATH, IN_FLIGHT_STATES, SUCCESS_STATES, TERMINAL_STATES } from './execution-states.js';
+import { ACTIVE_STATES, BEFORE_INSTALL_STATES, CANCELLABLE_STATES, DEVICE_WORKING_STATES, FAILURE_STATES, FORWARD_PATH, IN_FLIGHT_STATES, PRE_SWITCH_STATES, SUCCESS_STATES, TERMINAL_STATES } from './execution-states.js';
 import { EXECUTION_STATES } from './protocol.js';
 
 const sorted = (l: readonly string[]): string[] => [...l].sort();
@@ -25,5 +25,11 @@ describe('execution state sets', () => {
     expect(FORWARD_PATH[0]).toBe('queued');
     expect(FORWARD_PATH.at(-1)).toBe('succeeded');
     expect(Object.isFrozen(TERMINAL_STATES)).toBe(true);
+  });
+
+  it('keeps the device-side sets on the forward path, before verifying ends', () => {
+    for (const s of [...BEFORE_INSTALL_STATES, ...PRE_SWITCH_STATES, ...DEVICE_WORKING_STATES]) expect(ACTIVE_STATES).toContain(s);
+    expect(DEVICE_WORKING_STATES).not.toContain('queued');
+    expect(DEVICE_WORKING_STATES).not.toContain('sent');
   });
 });

@@ -41,3 +41,9 @@ export const DEVICE_WORKING_STATES: States = states('received', 'downloading', '
  * execution on `cancel`; after it, an execution that switched reports `succeeded` (DESIGN §3).
  */
 export const PRE_SWITCH_STATES: States = states('received', 'downloading', 'installing');
+
+/**
+ * Device states before the install step began: nothing on disk changed yet, so an agent
+ * restart runs the deploy again and a `cancel` just ends it.
+ */
+export const BEFORE_INSTALL_STATES: States = states('received', 'downloading');

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import {
+  BEFORE_INSTALL_STATES,
   DEFAULT_HEALTH_CHECK_TIMEOUT_S,
   DEVICE_WORKING_STATES,
   SEMVER_PATTERN,
@@ -86,7 +87,7 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     this.resumed = true;
     for (const [id, rec] of this.state.executions()) {
       if (!DEVICE_WORKING_STATES.includes(rec.state)) continue;
-      if ((rec.state === 'received' || rec.state === 'downloading') && rec.command) {
+      if (BEFORE_INSTALL_STATES.includes(rec.state) && rec.command) {
         this.enqueue(rec.command, device);
       } else {
         const current = rec.name ? this.state.installed[rec.name]?.current : undefined;
@@ -151,7 +152,7 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     if (running && DEVICE_WORKING_STATES.includes(rec.state)) {
       // The deploy step sees the abort, cleans up and reports cancelled.
       running.abort();
-    } else if (rec.state === 'received' || rec.state === 'downloading') {
+    } else if (BEFORE_INSTALL_STATES.includes(rec.state)) {
       // No step running (a restart before resume): nothing was installed yet.
       await this.finish(device, id, this.state.execution(id)!, 'cancelled');
     } else {
