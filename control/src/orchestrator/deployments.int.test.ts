@@ -109,7 +109,7 @@ describe('deployments end to end', () => {
     const check = '#!/bin/sh\ntest ! -f ../../../unhealthy\n';
     const bundleId = await upload(await makeBundle({ version: '5.0.0', healthCheck: check }));
     const id = await deploy(bundleId, [first.deviceId, second.deviceId], {
-      phases: [{ percent: 1, waitS: 0 }, { percent: 99, waitS: 0 }],
+      phases: [{ percent: 1, waitS: 0 }, { percent: 100, waitS: 0 }],
       maxFailurePercent: 10,
     });
     await expect.poll(async () => (await show(id)).status, { timeout: 30_000 }).toBe('aborted');
@@ -119,6 +119,23 @@ describe('deployments end to end', () => {
     expect(await second.current('app')).toBe(before.second);
     expect((await show(id)).reason).toMatch(/1 of 2 executions failed/);
     await fs.rm(path.join(second.stateDir, 'unhealthy'));
+  });
+
+  it('refuses phases that are not cumulative percents rising strictly to 100, saying why', async () => {
+    const bundleId = await upload(await makeBundle({ version: '6.1.0' }));
+    const post = (percents: number[]) =>
+      api('POST', `${server.httpUrl}/api/v1/deployments`, server.adminHeaders, {
+        bundleId,
+        target: { all: true },
+        rollout: { phases: percents.map((percent) => ({ percent, waitS: 0 })) },
+      });
+    // Shares adding up to 100 (DESIGN v1's reading) are no longer guessed at: 50 then 50 does not rise.
+    const shares = await post([50, 50]);
+    expect(shares.status).toBe(400);
+    expect(shares.body.message).toMatch(/^body\.rollout\.phases\.1\.percent must be more than the phase before it: percents are cumulative/);
+    const short = await post([10, 40]);
+    expect(short.status).toBe(400);
+    expect(short.body.message).toMatch(/^body\.rollout\.phases\.1\.percent must be 100/);
   });
 
   it('refuses deployments that target nothing or an unknown bundle', async () => {
