@@ -1,10 +1,14 @@
+import { createPublicKey } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBundle } from '../../../shared/src/test-support/make-bundle.js';
-import { api } from '../test-support/devices.js';
+import { api, deviceFromKeys } from '../test-support/devices.js';
+import { connectDevice } from '../test-support/mqtt.js';
 import { enrollmentToken, startAgent, type FleetAgent } from '../test-support/fleet.js';
 import { startTestServer, type TestServer } from '../test-support/test-server.js';
+
+const publicPem = (privatePem: string): string => createPublicKey(privatePem).export({ type: 'spki', format: 'pem' }).toString();
 
 /**
  * End to end: real kernex-agent processes against a real server (PostgreSQL,
@@ -64,20 +68,27 @@ describe('deployments end to end', () => {
   });
 
   it('ends rolled_back when the health check fails, and the old version stays current', async () => {
+    const before = await a.current('app');
     const bundleId = await upload(await makeBundle({ version: '2.0.0', healthCheck: '#!/bin/sh\necho "port 8080 closed" >&2\nexit 1\n' }));
     const id = await deploy(bundleId, [a.deviceId]);
     await expect.poll(async () => (await show(id)).status, { timeout: 30_000 }).toBe('completed');
     const [e] = await executions(id);
     expect(e).toMatchObject({ deviceId: a.deviceId, state: 'rolled_back' });
     expect(e!.error).toMatch(/health check script 'check.sh' exited with 1: port 8080 closed/);
-    expect(await a.current('app')).toBe('1.0.0');
+    expect(await a.current('app')).toBe(before);
   });
 
-  it('heals an offline device when it connects again', async () => {
+  it('heals an offline device from PostgreSQL when it connects again with no broker session', async () => {
     await b.stop();
     const bundleId = await upload(await makeBundle({ version: '3.0.0' }));
     const id = await deploy(bundleId, [b.deviceId]);
     await expect.poll(() => stateOf(id, b.deviceId)).toBe('sent');
+    // The broker queued the deploy in b's persistent session. A clean-session CONNECT as b
+    // (b's own key) discards that session, so only the server's re-send from PostgreSQL on
+    // b's next SUBSCRIBE (orchestrator.healDevice) can deliver the command now.
+    const key = await fs.readFile(path.join(b.stateDir, 'device.key'), 'utf8');
+    const wipe = await connectDevice(`mqtt://127.0.0.1:${server.mqttPort}`, deviceFromKeys({ privateKeyPem: key, publicKeyPem: publicPem(key) }), { clean: true });
+    await wipe.endAsync();
     await b.restart();
     await expect.poll(async () => (await show(id)).status, { timeout: 30_000 }).toBe('completed');
     expect(await stateOf(id, b.deviceId)).toBe('succeeded');
@@ -85,6 +96,7 @@ describe('deployments end to end', () => {
   });
 
   it('cancels a deployment: the device told while offline does not install it', async () => {
+    const before = await b.current('app');
     await b.stop();
     // The broker's session may hand the deploy over before the cancel: a long install
     // makes sure the cancel lands before it finishes (cancel stops an unfinished install).
@@ -97,7 +109,7 @@ describe('deployments end to end', () => {
     expect((await api('POST', `${server.httpUrl}/api/v1/deployments/${id}/cancel`, server.adminHeaders)).status).toBe(409);
     await b.restart();
     await expect.poll(() => stateOf(id, b.deviceId), { timeout: 30_000 }).toBe('cancelled');
-    expect(await b.current('app')).toBe('3.0.0');
+    expect(await b.current('app')).toBe(before);
     await expect(fs.access(path.join(b.stateDir, 'bundles', 'app', '4.0.0'))).rejects.toThrow();
   });
 
