@@ -1,28 +1,31 @@
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { createBroker, type KernexBroker } from '@kernex/broker';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import { ApiKeysService } from './auth/api-keys.service.js';
 import type { ServerConfig } from './config.js';
-import { checkTraversableByOthers, prepareDataDir } from './data-dir.js';
+import { checkTraversableByOthers, lockDataDir, prepareDataDir } from './data-dir.js';
 import { StartupError } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
 import { ServerKeyService } from './services/server-key.service.js';
 import { BundlesService } from './services/bundles.service.js';
-import { LocalBundleStorage } from './storage/local-bundle-storage.js';
+import { openBundleStorage } from './storage/open-bundle-storage.js';
+import { createRetentionMetrics, RetentionService } from './services/retention.service.js';
+import { HistoryStore } from './store/history.pg.js';
 import { BundlesStore } from './store/bundles.pg.js';
 import { DeploymentsStore } from './store/deployments.pg.js';
 import { DeploymentsService } from './services/deployments.service.js';
+import { EventWriter } from './orchestrator/event-writer.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
+import { createWriterMetrics } from './services/batch-writer.js';
 import { DeviceAuthService } from './services/device-auth.service.js';
 import { PgDeviceDirectory } from './services/device-directory.service.js';
 import { PresenceWriter } from './services/presence-writer.js';
 import { DevicesService } from './services/devices.service.js';
 import { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
-import { MqttEndpoints } from './services/mqtt-endpoints.js';
+import { PublicEndpoints } from './services/public-endpoints.js';
 import { RegistrationService } from './services/registration.service.js';
 import { createTelemetryMetrics, TelemetryIngest } from './services/telemetry-ingest.service.js';
 import { TelemetryService } from './services/telemetry.service.js';
@@ -35,7 +38,15 @@ import { EnrollmentTokensStore } from './store/enrollment-tokens.pg.js';
 import { SettingsStore } from './store/settings.pg.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrate.js';
+import { markLiveServer } from './store/live-server.pg.js';
+import { portInUse } from './net/free-port.js';
 import { loadTlsMaterial } from './tls/tls-material.js';
+import { SessionsService } from './auth/sessions.service.js';
+import { InProcessEventBus } from './events/event-bus.js';
+import { LiveSources } from './events/live-sources.js';
+import { FleetService } from './services/fleet.service.js';
+import { FleetStore } from './store/fleet.pg.js';
+import { SessionsStore } from './store/sessions.pg.js';
 
 /** A started server: its parts and the ports it bound. */
 export interface RunningServer {
@@ -66,11 +77,55 @@ export interface RunningServer {
     telemetry: TelemetryService;
     telemetryIngest: TelemetryIngest;
     presence: PresenceWriter;
+    retention: RetentionService;
+    events: EventWriter;
+    sessions: SessionsService;
+    bus: InProcessEventBus;
   };
+  /** The API URL a person on this machine uses (the public URL when set). */
+  apiUrl: string;
+  /** The admin key this start made (first start without KERNEX_ADMIN_KEY), already printed once. */
+  firstAdminKey: string | undefined;
   /** Startup timings in milliseconds, logged and reported by benchmarks. */
   timings: { database: number; ready: number };
   /** Orderly stop: listeners, MQTT clients, HTTP, pool, embedded PostgreSQL. Safe to call twice. */
   close(): Promise<void>;
+}
+
+/**
+ * Refuses ports another process holds before anything is touched; port 0 picks a free one later.
+ * Not KERNEX_PG_PORT: an embedded PostgreSQL left running by a killed server may hold it, and is
+ * stopped first (the data directory lock makes it ours); PostgreSQL names the port itself otherwise.
+ */
+async function checkPortsFree(config: Readonly<ServerConfig>): Promise<void> {
+  const ports: Array<[string, number | undefined, string]> = [
+    ['KERNEX_HTTP_PORT', config.httpPort, config.host],
+    ['KERNEX_MQTT_PORT', config.mqttPort, config.host],
+    ['KERNEX_MQTTS_PORT', config.mqttsPort, config.host],
+    ['KERNEX_WS_PORT', config.wsPort, config.host],
+  ];
+  for (const [variable, port, host] of ports) {
+    if (!port) continue;
+    const err = await portInUse(host, port);
+    if (err) throw listenError(err, variable, port);
+  }
+}
+
+/** The API URL a person on this machine uses: the public URL when set, else loopback. */
+function localApiUrl(config: Readonly<ServerConfig>, httpPort: number): string {
+  if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  return `${config.https ? 'https' : 'http'}://${host}:${httpPort}`;
+}
+
+/** What a person reads on the terminal once the server is ready: where it is and what to type next. */
+export function readyLines(apiUrl: string, firstAdminKey: string | undefined, keyFromEnv: boolean): string {
+  const key = firstAdminKey ?? (keyFromEnv ? '$KERNEX_ADMIN_KEY' : '<an admin API key>');
+  return (
+    `kernex server: ready; API at ${apiUrl}, console at ${apiUrl}/console/\n` +
+    `kernex server: next, in another terminal: export KERNEX_URL=${apiUrl} KERNEX_API_KEY=${key}; npx kernex devices ls\n` +
+    `kernex server: or save them once: npx kernex login --url ${apiUrl} --api-key ${key}\n`
+  );
 }
 
 /** Turns a listen error into the operator's one line. */
@@ -94,13 +149,23 @@ export interface StartOptions {
 
 export async function startServer(config: Readonly<ServerConfig>, log: Logger, options: StartOptions = {}): Promise<RunningServer> {
   const t0 = performance.now();
+  let started = false;
   const cleanups: Array<() => Promise<void>> = [];
   const undo = async (): Promise<void> => {
     for (const fn of cleanups.splice(0).reverse()) await fn().catch((err) => log.warn({ err }, 'cleanup failed'));
   };
 
   try {
+    // Before anything is touched (DESIGN §1): the data directory is ours, and the ports are free.
     await prepareDataDir(config.dataDir);
+    const dataDirLock = await lockDataDir(config.dataDir);
+    cleanups.push(() => dataDirLock.release()); // runs last
+    await checkPortsFree(config);
+    // Before the database: a bucket that is missing or unreachable ends the start at once, in one line.
+    const storage = await openBundleStorage(config);
+    cleanups.push(async () => storage.close?.());
+    const metrics = createMetrics();
+    const retentionMetrics = createRetentionMetrics(metrics.registry);
 
     let url = config.databaseUrl;
     let embedded: EmbeddedDatabase | undefined;
@@ -119,30 +184,56 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
     const audit = new AuditService(new AuditStore(sql), log.child({ mod: 'audit' }));
 
-    const storage = await LocalBundleStorage.open(path.join(config.dataDir, 'bundles'));
     const bundlesStore = new BundlesStore(sql);
     const bundles = new BundlesService(bundlesStore, storage, serverKey, log.child({ mod: 'bundles' }), {
       maxBytes: config.maxBundleBytes,
       limits: config.archiveLimits,
+      onStorageError: (op) => retentionMetrics.storageErrors.inc({ op }),
     });
+    const retention = new RetentionService({
+      bundles: bundlesStore,
+      history: new HistoryStore(sql),
+      storage,
+      log: log.child({ mod: 'retention' }),
+      metrics: retentionMetrics,
+      keep: config.bundleKeep,
+      executionRetentionDays: config.executionRetentionDays,
+      auditRetentionDays: config.auditRetentionDays,
+    });
+    bundles.afterStore = () => retention.requestPrune();
+    retention.start();
+    cleanups.push(() => retention.stop());
     const devicesStore = new DevicesStore(sql);
-    // The broker's memory is gone: nobody is connected until the broker says so.
-    const wasOnline = await devicesStore.markAllOffline();
-    if (wasOnline > 0) log.info({ devices: wasOnline }, 'marked devices offline at start');
-    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }));
+    const live = await markLiveServer(url, log.child({ mod: 'live-server' }));
+    cleanups.push(() => live.release());
+    if (live.alone) {
+      // The broker's memory is gone: nobody is connected until the broker says so.
+      const wasOnline = await devicesStore.markAllOffline();
+      if (wasOnline > 0) log.info({ devices: wasOnline }, 'marked devices offline at start');
+    } else {
+      // Those devices may be connected to the other server: their presence is its to write.
+      log.warn('another kernex server is running on this database; presence left as it is');
+    }
+    await live.admitOthers();
+    const writerMetrics = createWriterMetrics(metrics.registry);
+    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }), {}, writerMetrics);
     cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
 
-    const metrics = createMetrics();
     // Before the broker: cleanups run in reverse, so the broker stops feeding the ingest before its last flush.
     const telemetryStore = new TelemetryStore(sql);
-    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), createTelemetryMetrics(metrics.registry));
+    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), createTelemetryMetrics(metrics.registry), {}, writerMetrics);
     telemetryIngest.start();
     cleanups.push(() => telemetryIngest.stop());
     const telemetry = new TelemetryService(telemetryStore, log.child({ mod: 'telemetry' }), config.telemetryRetentionDays);
     telemetry.startRetention();
     cleanups.push(async () => telemetry.stopRetention());
+    const deploymentsStore = new DeploymentsStore(sql);
+    // Before the broker, like the ingest: its last commit runs after the broker has closed.
+    const eventWriter = new EventWriter(deploymentsStore, log, metrics.registry, writerMetrics);
+    cleanups.push(() => eventWriter.close());
     const directory = new PgDeviceDirectory(devicesStore, presence);
-    const broker = await createBroker({ log, registry: metrics.registry, directory });
+    // An event's PUBACK follows its commit (DESIGN §3).
+    const broker = await createBroker({ log, registry: metrics.registry, directory, storeEvent: (deviceId, event, connection) => eventWriter.submit(deviceId, event, connection) });
     // The broker has validated each sample against the shared schema and its size limit.
     broker.on('device:telemetry', (deviceId, sample) => telemetryIngest.add(deviceId, sample));
     cleanups.push(() => broker.close());
@@ -160,30 +251,49 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const mqttsPort = portOf('mqtts');
     const wsPort = portOf('ws');
 
+    // The live event stream (DESIGN §6): one node's in-process bus; a cluster swaps in a Redis-backed LiveEventBus.
+    const bus = new InProcessEventBus((err) => log.warn({ err }, 'live event listener failed'));
+    cleanups.push(() => bus.close());
+    let liveEvents: LiveSources | undefined;
     const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
-    const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }));
+    const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }), (d) => liveEvents?.deviceChanged(d));
     const enrollmentTokens = new EnrollmentTokensService(new EnrollmentTokensStore(sql));
-    const endpoints = new MqttEndpoints(config.publicUrl, { mqtt: mqttPort, mqtts: mqttsPort, ws: wsPort });
-    const registration = new RegistrationService(devicesStore, endpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
+    // Every URL told to devices comes from here (DESIGN §7); built once HTTP listens, before any device is served.
+    let endpoints: PublicEndpoints | undefined;
+    const publicEndpoints = (): PublicEndpoints => {
+      if (!endpoints) throw new Error('public endpoints asked before the HTTP listener is up');
+      return endpoints;
+    };
+    const registration = new RegistrationService(devicesStore, publicEndpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
 
-    const deploymentsStore = new DeploymentsStore(sql);
     bundles.deviceAccess = (deviceId, bundleId) => deploymentsStore.deviceMayFetch(sql, deviceId, bundleId);
-    const publicBase = (config.publicUrl ?? `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:{port}`).replace(/\/+$/, '');
-    let httpPortBound = 0;
     const orchestrator = new Orchestrator({
       store: deploymentsStore,
       link: broker,
       log,
       registry: metrics.registry,
-      bundleUrl: (id) => `${publicBase.replace('{port}', String(httpPortBound))}/api/v1/bundles/${id}/blob`,
+      bundleUrl: (id) => publicEndpoints().bundleBlobUrl(id),
       tickMs: config.orchestratorTickMs,
+      events: eventWriter,
+      onChange: (c) => liveEvents?.orchestratorChanged(c),
     });
     const deployments = new DeploymentsService(deploymentsStore, bundlesStore, orchestrator, log.child({ mod: 'deployments' }));
+    liveEvents = new LiveSources({ bus, presence: broker, deployment: (id) => deployments.get(id), device: (id) => devices.get(id), log });
+    liveEvents.start();
+    cleanups.push(() => liveEvents!.stop());
+    const sessions = new SessionsService(new SessionsStore(sql), apiKeys, log.child({ mod: 'sessions' }));
+    sessions.startPruning();
+    cleanups.push(async () => sessions.stopPruning());
+    const fleet = new FleetService(
+      new FleetStore(sql),
+      async (id) => (await devicesStore.get(id)) !== undefined,
+      async (id) => (await deploymentsStore.get(sql, id)) !== undefined,
+    );
 
     const app = await buildApp({
       log,
       metrics,
-      checks: { database: () => pingDatabase(sql), broker: () => broker.isListening() },
+      checks: { started: () => started, database: () => pingDatabase(sql), broker: () => broker.isListening(), writers: () => writerMetrics.healthy() },
       apiKeys,
       bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes },
       deployments,
@@ -203,28 +313,32 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       enrollmentTokens,
       telemetry,
       https: config.https ? tls : undefined,
+      console: { sessions, bus, fleet },
     });
     cleanups.push(() => app.close());
+    // Before the HTTP listener opens, so no request is ever answered without the key in place
+    // (DESIGN §6). Printed as soon as it is stored: a start that fails later cannot swallow it.
+    const firstAdminKey = await apiKeys.bootstrap(config.adminKey);
+    if (firstAdminKey) {
+      // DESIGN §6: printed once, on stderr, never logged.
+      process.stderr.write(`kernex server: created the first admin API key (shown once, keep it): ${firstAdminKey}\n`);
+    }
     try {
       await app.listen({ port: config.httpPort, host: config.host });
     } catch (err) {
       throw listenError(err, 'KERNEX_HTTP_PORT', config.httpPort);
     }
     const httpPort = (app.server.address() as AddressInfo).port;
-    httpPortBound = httpPort;
+    endpoints = new PublicEndpoints({ publicUrl: config.publicUrl, https: config.https, host: config.host, ports: { http: httpPort, mqtt: mqttPort, mqtts: mqttsPort, ws: wsPort } });
     // Before the broker closes (cleanups run in reverse), so no tick publishes into a closed broker.
     orchestrator.start();
     cleanups.push(() => orchestrator.stop());
 
-    // After the listeners are up, so a start that fails cannot swallow the only copy of the key.
-    const firstAdminKey = await apiKeys.bootstrap(config.adminKey);
-    if (firstAdminKey) {
-      // DESIGN §6: printed once, on stderr, never logged.
-      process.stderr.write(`kernex server: created the first admin API key (shown once, keep it): ${firstAdminKey}\n`);
-    }
     const readyMs = performance.now() - t0;
+    const apiUrl = localApiUrl(config, httpPort);
+    started = true; // from here /readyz answers 200
     log.info(
-      { httpPort, mqttPort, mqttsPort, wsPort, https: config.https, caFile: tls?.caFile, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
+      { url: apiUrl, httpPort, mqttPort, mqttsPort, wsPort, https: config.https, caFile: tls?.caFile, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
       'kernex server ready',
     );
 
@@ -237,10 +351,12 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       wsPort,
       caFile: tls?.caFile,
       httpUrl: `${config.https ? 'https' : 'http'}://127.0.0.1:${httpPort}`,
+      apiUrl,
+      firstAdminKey,
       sql,
       broker,
       app,
-      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest },
+      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, retention, events: eventWriter, sessions, bus },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();

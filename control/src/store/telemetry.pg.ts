@@ -31,6 +31,8 @@ export class TelemetryStore {
    * (one INSERT over unnest'ed arrays, so the statement is the same for every
    * batch size and stays prepared; ids follow arrival order) and each device's newest sample into
    * `devices.telemetry`. Samples of devices that no longer exist are skipped.
+   * A sample's `b` corrects the device's `bundles` (DESIGN §5), unless an
+   * execution event set `bundles` after the sample arrived.
    */
   async insertBatch(samples: readonly TelemetrySample[]): Promise<number> {
     if (samples.length === 0) return 0;
@@ -53,7 +55,8 @@ export class TelemetryStore {
         where exists (select 1 from devices d where d.id = t.device_id)
         order by t.n`;
       await tx`
-        update devices d set telemetry = t.data::jsonb, telemetry_at = t.at
+        update devices d set telemetry = t.data::jsonb, telemetry_at = t.at,
+          bundles = case when t.data::jsonb ? 'b' and (d.bundles_at is null or d.bundles_at <= t.at) then t.data::jsonb -> 'b' else d.bundles end
         from unnest(${lIds}::text[], ${lAts}::timestamptz[], ${lDatas}::text[]) as t(device_id, at, data)
         where d.id = t.device_id and (d.telemetry_at is null or d.telemetry_at <= t.at)`;
       return inserted.count;
