@@ -12,7 +12,7 @@ const apiRoutes = (server: TestServer): RouteEntry[] =>
  * Who may call each route, written out from DESIGN §6 (and §2 for device JWTs), not read from the
  * routes' own config: viewer reads; operator also uploads bundles, runs deployments and decides on
  * devices (accept, reject, rename/tag, decommission); admin also manages API keys, enrollment tokens
- * and reads the audit log. `device` means a device JWT is let in too. A route the server has and this
+ * and reads the audit log. A new route must be added here by hand, from the DESIGN. `device` means a device JWT is let in too. A route the server has and this
  * table lacks, or the other way round, fails the first test below.
  */
 type Expected = 'public' | Role | 'viewer or device';
@@ -45,6 +45,16 @@ const EXPECTED_ACCESS: Record<string, Expected> = {
   'POST /api/v1/enrollment-tokens': 'admin',
   'DELETE /api/v1/enrollment-tokens/:id': 'admin',
   'GET /api/v1/audit': 'admin',
+  // DESIGN §6 (events) and §9 (console): reads are viewer; signing in is public, a session is any role's own.
+  'GET /api/v1/events': 'viewer',
+  'GET /api/v1/fleet/summary': 'viewer',
+  'GET /api/v1/fleet/target-count': 'viewer',
+  'GET /api/v1/deployments/:id/phases': 'viewer',
+  'GET /api/v1/devices/:id/executions': 'viewer',
+  'GET /api/v1/devices/:id/telemetry/series': 'viewer',
+  'POST /api/v1/session': 'public',
+  'GET /api/v1/session': 'viewer',
+  'DELETE /api/v1/session': 'viewer',
 };
 const routeName = (r: RouteEntry): string => `${r.method} ${r.url}`;
 const expectedRole = (r: RouteEntry): Role | undefined => {
