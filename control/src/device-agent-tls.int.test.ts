@@ -36,7 +36,12 @@ describe('kernex-agent over TLS with a pinned CA', () => {
     expect(server.httpUrl).toMatch(/^https:/);
     const { token } = await server.services.enrollmentTokens.create({ uses: 1, expiresInS: 600 });
     const encrypted = new Map<string, boolean>();
-    server.broker.aedes.on('client', (client) => encrypted.set(client.id, (client.conn as { encrypted?: boolean }).encrypted === true));
+    // The broker's stream wraps the TLS socket (connection edge): look through it.
+    type Conn = { encrypted?: boolean; socket?: { encrypted?: boolean } };
+    server.broker.aedes.on('client', (client) => {
+      const conn = client.conn as unknown as Conn;
+      encrypted.set(client.id, (conn.encrypted ?? conn.socket?.encrypted) === true);
+    });
     const stateDir = path.join(dir, 'a');
     start({ KERNEX_STATE_DIR: stateDir, KERNEX_ENROLL_TOKEN: token, KERNEX_CA_FILE: server.caFile! });
     const keyFile = path.join(stateDir, 'device.key');
