@@ -75,9 +75,9 @@ async function selfView(server: string, stateDir: string, ca?: Buffer): Promise<
  * connected: read from the server's API (the device's own view), not from its logs.
  */
 export async function startAgent(server: string, token: string, env: Record<string, string> = {}): Promise<FleetAgent> {
-  const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-fleet-'));
+  const stateDir = env.KERNEX_STATE_DIR ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-fleet-')));
   const spawn = (): AgentProcess =>
-    spawnAgent({ KERNEX_SERVER: server, KERNEX_ENROLL_TOKEN: token, KERNEX_STATE_DIR: stateDir, KERNEX_KEY_TYPE: 'p256', KERNEX_TELEMETRY_S: '3600', ...env });
+    spawnAgent({ KERNEX_SERVER: server, KERNEX_ENROLL_TOKEN: token, KERNEX_KEY_TYPE: 'p256', KERNEX_TELEMETRY_S: '3600', ...env, KERNEX_STATE_DIR: stateDir });
   let view: Awaited<ReturnType<typeof selfView>> | undefined;
   const online = async (): Promise<void> => {
     await until(`device in ${stateDir} is online`, async () => {
