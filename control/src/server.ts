@@ -35,6 +35,7 @@ import { EnrollmentTokensStore } from './store/enrollment-tokens.pg.js';
 import { SettingsStore } from './store/settings.pg.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrate.js';
+import { explainMigrationPrivilege } from './store/privileges.js';
 import { loadTlsMaterial } from './tls/tls-material.js';
 
 /** A started server: its parts and the ports it bound. */
@@ -110,10 +111,16 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       cleanups.push(() => embedded!.stop());
       url = embedded.url;
     }
-    const sql = await connectDatabase(url, log.child({ mod: 'db' }));
+    const sql = await connectDatabase(url, log.child({ mod: 'db' }), config.pgPoolSize);
     cleanups.push(() => sql.end({ timeout: 5 }));
     const databaseMs = performance.now() - t0;
-    await migrate(sql, log.child({ mod: 'migrate' }));
+    try {
+      await migrate(sql, log.child({ mod: 'migrate' }));
+    } catch (err) {
+      const line = await explainMigrationPrivilege(sql, err);
+      if (line) throw new StartupError(line, { cause: err });
+      throw err;
+    }
 
     const serverKey = await ServerKeyService.load(new SettingsStore(sql), log.child({ mod: 'server-key' }), options.signingKeyPem);
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
