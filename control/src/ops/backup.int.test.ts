@@ -119,6 +119,13 @@ describe('kernex backup and restore (embedded PostgreSQL, real processes)', () =
     expect(second.status).toBe(201);
     await expect.poll(async () => (await api('GET', `${url}/api/v1/deployments/${second.body.id}`, kept)).body.status, { timeout: 30_000 }).toBe('completed');
     expect(await agent.current('app')).toBe('2.0.0');
+
+    // The signing key came back too: what the restored server signs now verifies with the key the agent learned at registration.
+    const res = await fetch(`${url}/api/v1/bundles`, { method: 'POST', body: await makeBundle({ version: '3.0.0', healthCheck: '#!/bin/sh\nexit 0\n' }), headers: { ...kept, 'content-type': 'application/gzip' } });
+    expect(res.status).toBe(201);
+    const third = await api('POST', `${url}/api/v1/deployments`, kept, { bundleId: ((await res.json()) as { id: string }).id, target: { deviceIds: [agent.deviceId] } });
+    await expect.poll(async () => (await api('GET', `${url}/api/v1/deployments/${third.body.id}`, kept)).body.status, { timeout: 30_000 }).toBe('completed');
+    expect(await agent.current('app')).toBe('3.0.0');
   });
 
   it('refuses to restore into a data directory that is not empty, in one line', async () => {
