@@ -39,8 +39,11 @@ export async function migrate(sql: Sql, log: Logger, dir = MIGRATIONS_DIR): Prom
   // Under the same lock: two servers creating the table at once collide on its row type otherwise.
   await sql.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK})`;
+    // Looked up first: even `if not exists` needs CREATE on the schema, which a data-only role lacks (DESIGN §10).
+    const [found] = await tx<{ t: string | null }[]>`select to_regclass('kernex_migrations')::text as t`;
+    if (found?.t) return;
     await tx`
-      create table if not exists kernex_migrations (
+      create table kernex_migrations (
         id integer primary key,
         name text not null,
         applied_at timestamptz not null default now()

@@ -12,8 +12,10 @@ const INSUFFICIENT_PRIVILEGE = '42501';
 export async function explainMigrationPrivilege(sql: Sql, err: unknown): Promise<string | undefined> {
   if ((err as { code?: string }).code !== INSUFFICIENT_PRIVILEGE) return undefined;
   const [who] = await sql<{ role: string; schema: string; owner: string }[]>`
-    select current_user as role, n.nspname as schema, pg_get_userbyid(n.nspowner) as owner
-      from pg_namespace n where n.nspname = current_schema()`.catch(() => []);
+    select current_user as role, n.nspname as schema,
+           case when pg_get_userbyid(n.nspowner) = 'pg_database_owner' then d.owner else pg_get_userbyid(n.nspowner) end as owner
+      from pg_namespace n, (select pg_get_userbyid(datdba) as owner from pg_database where datname = current_database()) d
+     where n.nspname = current_schema()`.catch(() => []);
   const role = who?.role ?? 'the server role';
   const schema = who?.schema ?? 'public';
   const owner = who?.owner ?? 'its owner';

@@ -51,8 +51,9 @@ export async function startDebianPostgres(opts: { ssl?: boolean } = {}): Promise
   if (opts.ssl) {
     const tls = await ensureAutoTls(path.join(dir, 'certs'), ['127.0.0.1', 'localhost']);
     caFile = tls.files.caCert;
+    await fs.chmod(path.join(dir, 'certs'), 0o755);
     await fs.chmod(tls.files.dir, 0o755);
-    await chown(tls.files.dir);
+    await chown(path.join(dir, 'certs'));
     conf.push('ssl = on', `ssl_cert_file = '${tls.files.cert}'`, `ssl_key_file = '${tls.files.key}'`);
     await fs.writeFile(path.join(data, 'pg_hba.conf'), 'local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 reject\n');
   } else {
