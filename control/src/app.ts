@@ -10,6 +10,7 @@ import { auditPlugin } from './http/audit.plugin.js';
 import { registerDocsUi, registerOpenApi } from './http/openapi.js';
 import { rateLimitPlugin } from './http/rate-limit.plugin.js';
 import { routeTablePlugin } from './http/route-table.plugin.js';
+import { REQUEST_ID_HEADER, requestId } from './http/request-id.js';
 import type { ServerMetrics } from './metrics.js';
 import { bundlesRoutes } from './routes/bundles.routes.js';
 import { deploymentsRoutes } from './routes/deployments.routes.js';
@@ -120,8 +121,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.log.child({ mod: 'http' }) as FastifyBaseLogger,
     bodyLimit: http.bodyLimitBytes,
     trustProxy: false,
+    // Every log line of a request carries reqId (pino child per request); the id is echoed below.
+    genReqId: requestId,
+    requestIdLogLabel: 'reqId',
     ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key } } : {}),
   }) as unknown as FastifyInstance;
+
+  app.addHook('onRequest', async (req, reply) => {
+    void reply.header(REQUEST_ID_HEADER, req.id);
+  });
 
   app.addHook('onResponse', async (req, reply) => {
     deps.metrics.httpDuration

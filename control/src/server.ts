@@ -37,6 +37,8 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-p
 import { migrate } from './store/migrate.js';
 import { explainMigrationPrivilege } from './store/privileges.js';
 import { loadTlsMaterial } from './tls/tls-material.js';
+import { registerServerGauges } from './monitoring/server-gauges.js';
+import { FleetStatsStore } from './store/fleet-stats.pg.js';
 
 /** A started server: its parts and the ports it bound. */
 export interface RunningServer {
@@ -142,7 +144,8 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const metrics = createMetrics();
     // Before the broker: cleanups run in reverse, so the broker stops feeding the ingest before its last flush.
     const telemetryStore = new TelemetryStore(sql);
-    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), createTelemetryMetrics(metrics.registry));
+    const telemetryMetrics = createTelemetryMetrics(metrics.registry);
+    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), telemetryMetrics);
     telemetryIngest.start();
     cleanups.push(() => telemetryIngest.stop());
     const telemetry = new TelemetryService(telemetryStore, log.child({ mod: 'telemetry' }), config.telemetryRetentionDays);
@@ -187,10 +190,22 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     });
     const deployments = new DeploymentsService(deploymentsStore, bundlesStore, orchestrator, log.child({ mod: 'deployments' }));
 
+    const checks = { database: () => pingDatabase(sql), broker: () => broker.isListening() };
+    let presenceWritten = 0;
+    presence.on('flushed', (n) => (presenceWritten += n));
+    registerServerGauges(metrics.registry, {
+      ready: async () => (await checks.database()) && checks.broker(),
+      fleet: new FleetStatsStore(sql),
+      writers: [
+        { name: 'telemetry', backlog: () => telemetryIngest.backlog, written: async () => (await telemetryMetrics.persisted.get()).values[0]?.value ?? 0 },
+        { name: 'presence', backlog: () => presence.backlog, written: () => presenceWritten },
+      ],
+      tlsCertPem: tls?.cert,
+    });
     const app = await buildApp({
       log,
       metrics,
-      checks: { database: () => pingDatabase(sql), broker: () => broker.isListening() },
+      checks,
       apiKeys,
       bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes },
       deployments,

@@ -39,6 +39,11 @@ export class PresenceWriter extends EventEmitter<{ flushed: [count: number] }> {
     else this.timer ??= setTimeout(() => void this.flush(), this.intervalMs);
   }
 
+  /** Changes waiting to be written (a gauge of /metrics). */
+  get backlog(): number {
+    return this.pending.size;
+  }
+
   /** Writes what is pending now; resolves when written (or failed and kept). */
   flush(): Promise<void> {
     clearTimeout(this.timer);
