@@ -18,11 +18,11 @@ export interface ServerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Runs `kernex server` as a user would, with the given environment on top of ours. */
-export function spawnServer(env: Record<string, string>, args: string[] = ['server']): ServerProcess {
+/** Runs `kernex server` as a user would, with the given environment on top of ours (`bin`: another install's kernex.js). */
+export function spawnServer(env: Record<string, string>, args: string[] = ['server'], bin = KERNEX_BIN): ServerProcess {
   // DATABASE_URL only when the test passes one: CI sets it for the external-database test.
   const { DATABASE_URL: _ignored, ...inherited } = process.env;
-  const proc = spawn(process.execPath, [KERNEX_BIN, ...args], {
+  const proc = spawn(process.execPath, [bin, ...args], {
     env: { ...inherited, LOG_LEVEL: 'info', KERNEX_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
