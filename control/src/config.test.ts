@@ -84,4 +84,10 @@ describe('loadConfig: admin API limits', () => {
     expect(() => loadConfig({ KERNEX_BODY_LIMIT_BYTES: '-1' })).toThrow(/KERNEX_BODY_LIMIT_BYTES/);
     expect(() => loadConfig({ KERNEX_CORS_ORIGINS: 'https://a.example.com/path' })).toThrow(/KERNEX_CORS_ORIGINS/);
   });
+
+  it('reads the PostgreSQL pool size, 10 by default, and names a bad one', () => {
+    expect(loadConfig({}).pgPoolSize).toBe(10);
+    expect(loadConfig({ KERNEX_PG_POOL_SIZE: '3' }).pgPoolSize).toBe(3);
+    expect(() => loadConfig({ KERNEX_PG_POOL_SIZE: '0' })).toThrow(/KERNEX_PG_POOL_SIZE must be a whole number from 1 to 1000/);
+  });
 });

@@ -89,6 +89,9 @@ const SAFE_NAME = /^(manifest\.json|signing-key\.pem|database\/[a-z0-9_]+\.copy|
 export async function unpackArchive(file: string, dir: string): Promise<void> {
   const extract = tar.extract();
   extract.on('entry', (header, stream, next) => {
+    // The archive's own error (bad gzip, a cut file, a refused entry) surfaces once, from the
+    // pipeline below; the entry stream repeats it when the extractor is destroyed under it.
+    stream.on('error', () => {});
     if (header.type !== 'file' || !SAFE_NAME.test(header.name) || header.name.includes('..')) {
       stream.resume();
       extract.destroy(new Error(`not a Kernex backup: unexpected entry '${header.name}'`));
