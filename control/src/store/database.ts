@@ -37,7 +37,7 @@ export async function connectDatabase(url: string, log: Logger, poolSize = 10): 
     await sql`select 1`;
   } catch (err) {
     await sql.end({ timeout: 1 }).catch(() => {});
-    const reason = err instanceof Error ? (((err as NodeJS.ErrnoException).code ?? '') + ' ' + err.message).trim() : String(err);
+    const reason = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
     throw new StartupError(`cannot reach the database at ${describeUrl(url)}: ${reason}`, { cause: err });
   }
   return sql;
