@@ -46,7 +46,9 @@ function opsAction<A extends unknown[]>(name: string, run: (config: Readonly<Ser
       process.exitCode = 1;
       return;
     }
-    const log = pino({ name: `kernex-${name}`, level: process.env.LOG_LEVEL === 'debug' ? 'debug' : 'warn' }, pino.destination({ dest: 2, sync: true }));
+    // Only warnings and worse by default: stdout carries the command's own result.
+    const level = ['debug', 'trace', 'silent', 'error', 'fatal'].includes(config.logLevel) ? config.logLevel : 'warn';
+    const log = pino({ name: `kernex-${name}`, level }, pino.destination({ dest: 2, sync: true }));
     try {
       await run(config, log, ...(args.slice(0, -1) as A));
     } catch (err) {

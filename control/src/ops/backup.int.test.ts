@@ -128,6 +128,15 @@ describe('kernex backup and restore (embedded PostgreSQL, real processes)', () =
     expect(await agent.current('app')).toBe('3.0.0');
   });
 
+  it('backs up a stopped server by starting its embedded PostgreSQL, and stops it again', async () => {
+    const original = path.join(dir, 'original');
+    const res = await runCli(['backup', '--out', path.join(dir, 'stopped.backup')], { KERNEX_DATA_DIR: original });
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/backup written: .*stopped\.backup \(\d+ bytes; \d+ tables, \d+ rows, 2 bundle blobs\)/);
+    await expect(fs.access(path.join(original, 'pg', 'postmaster.pid'))).rejects.toThrow();
+  });
+
   it('refuses to restore into a data directory that is not empty, in one line', async () => {
     const target = path.join(dir, 'busy');
     await fs.mkdir(target, { recursive: true });
