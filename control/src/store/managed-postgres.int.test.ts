@@ -21,10 +21,10 @@ async function startOnce(url: string, dataDir: string): Promise<{ ready: boolean
 }
 
 /**
- * DESIGN §10 against Debian's PostgreSQL 15, which (like managed services of that version)
+ * DESIGN §10 against Debian's PostgreSQL (15 or later), which (like managed services of that version)
  * no longer lets PUBLIC create in schema public, with TLS on and plain TCP refused.
  */
-describe('managed PostgreSQL (Debian PostgreSQL 15, TLS only)', () => {
+describe('managed PostgreSQL (Debian PostgreSQL 15+, TLS only)', () => {
   let pg: DebianPostgres;
   let dir: string;
 

@@ -9,10 +9,17 @@ import { ensureAutoTls } from '../tls/auto-ca.js';
 
 const run = promisify(execFile);
 
-/** Debian's PostgreSQL 15 (package postgresql-15): what a managed service of that version behaves like. */
-export const DEBIAN_PG_BIN = '/usr/lib/postgresql/15/bin';
+/**
+ * The newest of Debian's PostgreSQL servers (package `postgresql`: 15 on bookworm), 15 or
+ * later: from 15 on, PUBLIC may not create in schema public, as on managed services.
+ */
+async function debianPgBin(): Promise<string> {
+  const versions = (await fs.readdir('/usr/lib/postgresql').catch(() => [] as string[])).map(Number).filter((v) => v >= 15).sort((a, b) => b - a);
+  if (versions.length === 0) throw new Error('no Debian PostgreSQL 15 or later in /usr/lib/postgresql: apt-get install postgresql');
+  return `/usr/lib/postgresql/${versions[0]}/bin`;
+}
 
-/** A throwaway PostgreSQL 15 cluster in a temp directory, started by the test. */
+/** A throwaway PostgreSQL (15 or later) cluster in a temp directory, started by the test. */
 export interface DebianPostgres {
   port: number;
   /** Superuser URL (user postgres, password `postgres`) of database `db`. */
@@ -25,16 +32,17 @@ export interface DebianPostgres {
 }
 
 /**
- * initdb + pg_ctl of Debian's PostgreSQL 15 (it refuses to run as root, so as user
+ * initdb + pg_ctl of Debian's PostgreSQL (it refuses to run as root, so as user
  * `postgres` then). With `ssl`, the server speaks TLS with a certificate for
  * 127.0.0.1/localhost signed by a fresh CA, and refuses connections without TLS.
  */
 export async function startDebianPostgres(opts: { ssl?: boolean } = {}): Promise<DebianPostgres> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kx-debian-pg-'));
   await fs.chmod(dir, 0o755);
+  const bin = await debianPgBin();
   const asRoot = process.getuid?.() === 0;
-  const pg = async (bin: string, args: string[]): Promise<void> => {
-    const [cmd, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', path.join(DEBIAN_PG_BIN, bin), ...args]] : [path.join(DEBIAN_PG_BIN, bin), args];
+  const pg = async (tool: string, args: string[]): Promise<void> => {
+    const [cmd, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', path.join(bin, tool), ...args]] : [path.join(bin, tool), args];
     await run(cmd as string, argv as string[], { cwd: dir });
   };
   const chown = async (p: string): Promise<void> => {
