@@ -16,6 +16,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Clock } from './clock.js';
 import { Enrollment } from './enrollment.js';
+import { HttpClient } from './http-client.js';
 import { IdentityStore, type DeviceKey } from './identity-store.js';
 import { Outbox } from './outbox.js';
 import { Backoff } from './session/backoff.js';
@@ -30,6 +31,8 @@ export interface DeviceContext {
   readonly serverPublicKey: string;
   /** The server's HTTP base URL. */
   readonly server: string;
+  /** The device's one HTTP client (trusts KERNEX_CA_FILE): every HTTP request goes through it. */
+  readonly http: HttpClient;
   readonly log: Logger;
   /** Queues an execution event durably and delivers it in order (store-and-forward). */
   report(event: ExecutionEvent): Promise<void>;
@@ -115,6 +118,7 @@ export class Device extends EventEmitter {
   readonly clock = new Clock();
   private readonly store: IdentityStore;
   private readonly log: Logger;
+  private readonly http: HttpClient;
   private key: DeviceKey | undefined;
   private enrollment: Enrollment | undefined;
   private outbox: Outbox | undefined;
@@ -129,6 +133,7 @@ export class Device extends EventEmitter {
     super();
     this.log = opts.log.child({ mod: 'device' });
     this.store = new IdentityStore(opts.stateDir, this.log);
+    this.http = new HttpClient({ ca: opts.ca });
   }
 
   get deviceId(): string | undefined {
@@ -171,7 +176,7 @@ export class Device extends EventEmitter {
       log: this.log,
       enrollToken: this.opts.enrollToken,
       name: this.opts.name,
-      ca: this.opts.ca,
+      http: this.http,
       onRegistered: (identity) => this.emit('registered', identity),
     });
     await this.enrollment.load();
@@ -209,6 +214,7 @@ export class Device extends EventEmitter {
       stateDir: this.opts.stateDir,
       serverPublicKey: this.enrollment!.identity!.serverPublicKey,
       server: this.opts.server,
+      http: this.http,
       log: this.opts.log,
       report: (e) => this.report(e),
       httpToken: () => signDeviceJwt({ privateKey: this.key!.privateKey, deviceId: this.key!.deviceId, aud: 'kernex-http', now: this.clock.nowS(), ttlS: 3600 }),
@@ -294,8 +300,8 @@ export class Device extends EventEmitter {
     if (!this.session?.connected || !this.key) return;
     try {
       const t: Telemetry = { ...(await (this.opts.metrics ??= new SystemMetrics()).sample()), ts: this.clock.nowS(), v: this.opts.version };
-      const bundles = this.opts.bundles?.installed() ?? {};
-      if (Object.keys(bundles).length > 0) t.b = bundles;
+      // Every sample, `{}` included: the server corrects the device's `bundles` from it (DESIGN §5).
+      if (this.opts.bundles) t.b = this.opts.bundles.installed();
       const payload = JSON.stringify(t);
       if (!validateTelemetry(t) || Buffer.byteLength(payload) > MAX_DEVICE_PAYLOAD_BYTES) {
         this.log.error({ problem: validateTelemetry.lastError(), bytes: payload.length }, 'telemetry sample is invalid; not sent');

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
+import type { HttpClient } from './http-client.js';
 import type { DeviceKey, IdentityStore, StoredIdentity } from './identity-store.js';
 import { register, RegistrationError } from './registration.js';
 import { Backoff } from './session/backoff.js';
@@ -17,8 +18,8 @@ export interface EnrollmentOptions {
   log: Logger;
   enrollToken?: string;
   name?: string;
-  /** CA to trust for an https:// server. */
-  ca?: Buffer;
+  /** The device's HTTP client (its pinned CA also puts TLS broker URLs first). */
+  http: HttpClient;
   /** Called after each successful registration (the device re-emits it). */
   onRegistered?(identity: StoredIdentity): void;
 }
@@ -70,7 +71,7 @@ export class Enrollment {
         privateKey: key.privateKey,
         deviceId: key.deviceId,
         clock,
-        ca: this.o.ca,
+        http: this.o.http,
         enrollmentToken: this.token,
         name: this.o.name,
         hardware: this.o.hardware ?? { arch: os.arch(), platform: os.platform(), kernel: os.release(), cpus: os.cpus().length, memTotal: os.totalmem() },
@@ -109,7 +110,7 @@ export class Enrollment {
    */
   brokerUrls(override?: string): string[] {
     if (override) return [override];
-    const secureFirst = Boolean(this.o.ca);
+    const secureFirst = Boolean(this.o.http.ca);
     const rank = (u: string): number => {
       const secure = u.startsWith('mqtts:') || u.startsWith('wss:');
       return (secure === secureFirst ? 0 : 2) + (u.startsWith('mqtt') ? 0 : 1);

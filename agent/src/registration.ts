@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { publicKeyPem, signDeviceJwt, type RegistrationRequest, type RegistrationResponse } from '@kernex/shared';
 import type { Clock } from './clock.js';
-import { requestText, type HttpAnswer } from './http-client.js';
+import type { HttpAnswer, HttpClient } from './http-client.js';
 
 /** Why a registration did not succeed; `retry` says whether trying again later can help. */
 export class RegistrationError extends Error {
@@ -26,8 +26,8 @@ export interface RegisterOptions {
   hardware?: Record<string, unknown>;
   /** Abort a hanging request after this long (default 30 s). */
   timeoutMs?: number;
-  /** Trust this CA for an https:// server (KERNEX_CA_FILE). */
-  ca?: Buffer;
+  /** The device's HTTP client (it trusts KERNEX_CA_FILE). */
+  http: HttpClient;
 }
 
 /**
@@ -54,11 +54,10 @@ export async function register(opts: RegisterOptions): Promise<RegistrationRespo
   const sentAt = Date.now();
   let res: HttpAnswer;
   try {
-    res = await requestText(`${opts.server}/api/v1/devices/register`, {
+    res = await opts.http.text(`${opts.server}/api/v1/devices/register`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
-      ca: opts.ca,
       timeoutMs: opts.timeoutMs,
     });
   } catch (err) {

@@ -3,7 +3,7 @@ import type { AuthenticateError, Client } from 'aedes';
 import type { Logger } from 'pino';
 import type { CredentialCache } from './credential-cache.js';
 import type { DeviceDirectory } from './device-directory.js';
-import type { BrokerMetrics } from './metrics.js';
+import type { RefusalLog } from './refusal-log.js';
 
 /** CONNACK return codes of MQTT 3.1.1 (§3.2.2.3) the broker uses. */
 const SERVER_UNAVAILABLE = 3;
@@ -25,15 +25,14 @@ export type OnAuthenticated = (deviceId: string, client: Client) => void;
 export function createAuthenticate(deps: {
   directory: DeviceDirectory;
   cache: CredentialCache;
-  metrics: BrokerMetrics;
+  refusals: RefusalLog;
   log: Logger;
   onAuthenticated: OnAuthenticated;
 }) {
-  const { directory, cache, metrics, log, onAuthenticated } = deps;
+  const { directory, cache, refusals, log, onAuthenticated } = deps;
 
   const refuse = (done: Done, clientId: string, reason: string, returnCode = NOT_AUTHORIZED): void => {
-    metrics.refused.inc({ reason });
-    log.info({ clientId, reason }, 'mqtt connect refused');
+    refusals.refused(clientId, reason, 'mqtt connect refused', { clientId });
     const err = new Error(reason) as AuthenticateError;
     err.returnCode = returnCode as AuthenticateError['returnCode'];
     done(err, false);

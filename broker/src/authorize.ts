@@ -1,6 +1,7 @@
 import {
   cmdTopic,
   DEVICE_PUBLISH_CHANNELS,
+  findUnstorable,
   MAX_DEVICE_PAYLOAD_BYTES,
   parseTopic,
   validateEvent,
@@ -12,6 +13,7 @@ import {
 import type { AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes';
 import type { Logger } from 'pino';
 import type { BrokerMetrics } from './metrics.js';
+import type { RefusalLog } from './refusal-log.js';
 
 /**
  * Where refused publishes go. MQTT 3.1.1 cannot tell a client its PUBLISH was
@@ -28,11 +30,17 @@ const VALIDATORS: Partial<Record<DeviceChannel, Validator<unknown>>> = {
   status: validateStatus,
 };
 
-/** A publish that passed the ACL and its schema. */
-export type OnDeviceMessage = (deviceId: string, channel: DeviceChannel, payload: unknown) => void;
+/**
+ * A publish that passed the ACL and its schema. When it returns a promise,
+ * the publish is acknowledged (PUBACK) only once it resolves, and not at all
+ * if the connection closed meanwhile (the device sends it again).
+ */
+export type OnDeviceMessage = (deviceId: string, channel: DeviceChannel, payload: unknown, client: Client) => void | Promise<void>;
 
 export interface AuthorizeDeps {
   metrics: BrokerMetrics;
+  /** Counts and logs each refusal (debug, with a rate-limited warn). */
+  refusals: RefusalLog;
   log: Logger;
   /** True when the device has another live connection than `client` (its will is stale). */
   takenOver(deviceId: string, client: Client): boolean;
@@ -47,11 +55,10 @@ export interface AuthorizeDeps {
  * counted per reason and logged, never thrown.
  */
 export function createAuthorizers(deps: AuthorizeDeps) {
-  const { metrics, log } = deps;
+  const { metrics, refusals, log } = deps;
 
   const drop = (packet: PublishPacket, clientId: string | undefined, reason: string, detail?: string): void => {
-    metrics.refused.inc({ reason });
-    log.info({ clientId, topic: packet.topic, reason, detail }, 'mqtt publish dropped');
+    refusals.refused(clientId ?? '', reason, 'mqtt publish dropped', { clientId, topic: packet.topic, detail });
     packet.topic = DROPPED_TOPIC;
     packet.retain = false;
     packet.payload = Buffer.alloc(0);
@@ -86,24 +93,39 @@ export function createAuthorizers(deps: AuthorizeDeps) {
       drop(packet, deviceId, 'invalid_json');
       return callback(null);
     }
+    // Strings PostgreSQL cannot store (NUL, lone surrogates; JSON.parse makes real ones of `\u0000` escapes), keys too (DESIGN §3).
+    const unstorable = findUnstorable(payload);
+    if (unstorable) {
+      drop(packet, deviceId, unstorable.reason, unstorable.path);
+      return callback(null);
+    }
     const validate = VALIDATORS[topic.channel]!;
     if (!validate(payload)) {
       drop(packet, deviceId, 'invalid_payload', validate.lastError());
       return callback(null);
     }
     metrics.messagesIn.inc({ channel: topic.channel });
+    let stored: void | Promise<void> = undefined;
     try {
-      deps.onMessage(deviceId, topic.channel, payload);
+      stored = deps.onMessage(deviceId, topic.channel, payload, client);
     } catch (err) {
       log.error({ err, deviceId, channel: topic.channel }, 'device message listener failed');
     }
-    callback(null);
+    if (!stored) return callback(null);
+    stored.then(
+      () => {
+        if (!client.closed) callback(null);
+      },
+      (err: Error) => {
+        log.error({ err, deviceId, channel: topic.channel }, 'device message not stored; closing the connection');
+        callback(err);
+      },
+    );
   }
 
   function authorizeSubscribe(client: Client, sub: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void): void {
     if (sub.topic !== cmdTopic(client.id)) {
-      metrics.refused.inc({ reason: 'acl_subscribe' });
-      log.info({ clientId: client.id, topic: sub.topic }, 'mqtt subscription refused');
+      refusals.refused(client.id, 'acl_subscribe', 'mqtt subscription refused', { clientId: client.id, topic: sub.topic });
       return callback(null, null); // SUBACK 0x80 for this one [MQTT-3.9.3-2]
     }
     callback(null, { ...sub, qos: Math.min(sub.qos, 1) as Subscription['qos'] });

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import {
   cmdTopic,
+  MAX_DEVICE_PAYLOAD_BYTES,
   validateCommand,
   type Command,
   type DeviceChannel,
@@ -13,16 +14,27 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { createAuthenticate } from './authenticate.js';
 import { createAuthorizers } from './authorize.js';
+import { ConnectionEdge, CONNECT_TIMEOUT_MS, MAX_UNAUTHENTICATED_PER_ADDRESS, PRE_AUTH_BYTES, type EdgeLimits } from './connection-edge.js';
 import { CredentialCache } from './credential-cache.js';
 import type { DeviceDirectory } from './device-directory.js';
 import { closeServer, createListeners, listen, type BoundListener } from './listeners.js';
 import { createBrokerMetrics, type BrokerMetrics } from './metrics.js';
+import { RefusalLog } from './refusal-log.js';
 import { Sessions } from './sessions.js';
 
 export type { BoundListener } from './listeners.js';
 export type { BrokerMetrics } from './metrics.js';
 export { MemoryDeviceDirectory, type DeviceDirectory, type DeviceRecord } from './device-directory.js';
 export { DROPPED_TOPIC } from './authorize.js';
+export { CONNECT_TIMEOUT_MS, MAX_UNAUTHENTICATED_PER_ADDRESS, PRE_AUTH_BYTES } from './connection-edge.js';
+
+/**
+ * Largest remaining length of a packet from an authenticated device: the
+ * largest payload plus room for the topic, message id and framing. A larger
+ * PUBLISH is cut before it is buffered and refused as too large; any other
+ * larger packet closes the connection (DESIGN §3).
+ */
+export const MAX_DEVICE_PACKET_BYTES = MAX_DEVICE_PAYLOAD_BYTES + 1024;
 
 /** Options of {@link createBroker}. The broker reads no environment: the server passes everything. */
 export interface BrokerOptions {
@@ -35,6 +47,18 @@ export interface BrokerOptions {
    * authentication, no ACL, no validation): only for broker-level benchmarks.
    */
   directory?: DeviceDirectory;
+  /** Connections from one address open at once before their CONNACK; default {@link MAX_UNAUTHENTICATED_PER_ADDRESS}. */
+  maxUnauthenticatedPerAddress?: number;
+  /** Time from accept to CONNACK before the connection is closed; default {@link CONNECT_TIMEOUT_MS}. */
+  connectTimeoutMs?: number;
+  /**
+   * Stores an execution event (DESIGN §3): its PUBACK is sent only once the
+   * returned promise resolves, so an acknowledged event is in the database. A
+   * promise that stays pending (database away) withholds the PUBACK; the
+   * device keeps the event and sends it again. Without it, events are
+   * acknowledged at once (broker-level benchmarks).
+   */
+  storeEvent?: (deviceId: string, event: ExecutionEvent, connection: { readonly closed: boolean }) => Promise<unknown>;
 }
 
 /** Where the broker should listen. Port 0 picks any free port; an absent port means no such listener. */
@@ -60,7 +84,7 @@ export interface ListenOptions {
  * - `device:subscribed (deviceId)`: the device's `kx/{id}/cmd` subscription is in place: a new
  *   SUBSCRIBE, or one restored with a persistent session (then just before `device:connect`).
  *   Commands published before it on a clean session are lost, so send pending ones on this event.
- * - `device:event (deviceId, event)`: a valid message on `kx/{id}/events`.
+ * - `device:event (deviceId, event)`: a valid message on `kx/{id}/events`, before it is stored (its PUBACK waits for `storeEvent`).
  * - `device:telemetry (deviceId, telemetry)`: a valid message on `kx/{id}/telemetry`.
  * - `device:status (deviceId, message)`: a valid message on `kx/{id}/status` (also the will).
  */
@@ -116,6 +140,7 @@ class Broker implements KernexBroker {
     readonly aedes: Aedes,
     readonly metrics: BrokerMetrics,
     private readonly log: Logger,
+    private readonly edge: ConnectionEdge,
     readonly sessions = new Sessions(),
     readonly cache = new CredentialCache(),
   ) {}
@@ -146,7 +171,7 @@ class Broker implements KernexBroker {
 
   async listen(options: ListenOptions): Promise<void> {
     const { host } = options;
-    for (const { kind, server, port: wanted } of createListeners(this.aedes, options)) {
+    for (const { kind, server, port: wanted } of createListeners((conn, address, req) => this.edge.handle(conn, address, req), { ...options, wsMaxPayload: PRE_AUTH_BYTES })) {
       const port = await listen(server, wanted, host).catch((err: Error) => {
         throw Object.assign(err, { listener: kind }); // so the server can name the variable
       });
@@ -193,12 +218,24 @@ export async function createBroker(options: BrokerOptions): Promise<KernexBroker
   const log = options.log.child({ mod: 'broker' });
   const metrics = createBrokerMetrics(options.registry);
   const { directory } = options;
+  const refusals = new RefusalLog(metrics, log);
+  const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+  const limits: EdgeLimits = {
+    preAuthBytes: PRE_AUTH_BYTES,
+    // Without a directory there are no payload limits either (broker benchmarks).
+    maxPacketBytes: directory ? MAX_DEVICE_PACKET_BYTES : Number.MAX_SAFE_INTEGER,
+    maxPayloadBytes: MAX_DEVICE_PAYLOAD_BYTES,
+    maxUnauthenticatedPerAddress: options.maxUnauthenticatedPerAddress ?? MAX_UNAUTHENTICATED_PER_ADDRESS,
+    connectTimeoutMs,
+  };
+  // The edge closes (and counts) a connection without CONNACK in time; Aedes' own CONNECT timer is only a backstop.
+  const connectTimeout = connectTimeoutMs + 1000;
   let broker!: Broker;
 
   if (!directory) {
     log.info('broker runs without authentication (no device directory)');
-    const aedes = await Aedes.createBroker({});
-    broker = new Broker(aedes, metrics, log);
+    const aedes = await Aedes.createBroker({ connectTimeout });
+    broker = new Broker(aedes, metrics, log, new ConnectionEdge(aedes, limits, metrics, refusals));
     aedes.on('client', () => metrics.devicesConnected.inc());
     aedes.on('clientDisconnect', () => metrics.devicesConnected.dec());
     return broker;
@@ -217,23 +254,29 @@ export async function createBroker(options: BrokerOptions): Promise<KernexBroker
   const authenticate = createAuthenticate({
     directory,
     cache,
-    metrics,
+    refusals,
     log,
     onAuthenticated: (deviceId, client) => sessions.add(deviceId, client, () => gone(deviceId, client)),
   });
   const authorizers = createAuthorizers({
     metrics,
+    refusals,
     log,
     takenOver: (deviceId, client) => sessions.hasOther(deviceId, client),
-    onMessage: (deviceId: string, channel: DeviceChannel, payload: unknown) => {
-      if (channel === 'events') broker.safeEmit('device:event', deviceId, payload as ExecutionEvent);
-      else if (channel === 'telemetry') broker.safeEmit('device:telemetry', deviceId, payload as Telemetry);
+    onMessage: (deviceId: string, channel: DeviceChannel, payload: unknown, client: Client) => {
+      if (channel === 'events') {
+        broker.safeEmit('device:event', deviceId, payload as ExecutionEvent);
+        // The PUBACK waits for the commit.
+        return options.storeEvent?.(deviceId, payload as ExecutionEvent, client).then(() => {});
+      }
+      if (channel === 'telemetry') broker.safeEmit('device:telemetry', deviceId, payload as Telemetry);
       else if (channel === 'status') broker.safeEmit('device:status', deviceId, payload as DeviceStatusMessage);
+      return undefined;
     },
   });
 
-  const aedes = await Aedes.createBroker({ authenticate, ...authorizers });
-  broker = new Broker(aedes, metrics, log, sessions, cache);
+  const aedes = await Aedes.createBroker({ authenticate, ...authorizers, connectTimeout });
+  broker = new Broker(aedes, metrics, log, new ConnectionEdge(aedes, limits, metrics, refusals), sessions, cache);
 
   aedes.on('clientReady', (client) => {
     if (!sessions.ready(client.id, client)) return;

@@ -2,7 +2,8 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import type { Aedes } from 'aedes';
+import type { Duplex } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 
 /** A bound listener: the server and the port it actually got (useful with port 0). */
@@ -40,17 +41,21 @@ export function closeServer(server: net.Server): Promise<void> {
   });
 }
 
+/** Takes a new connection: its stream and the peer's address (the connection edge). */
+export type HandleConnection = (conn: Duplex, address: string | undefined, req?: IncomingMessage) => void;
+
 /** The listeners asked for, not yet listening: TCP always, TLS and WebSocket when their port is given. */
 export function createListeners(
-  aedes: Aedes,
-  options: { mqttPort: number; mqttsPort?: number; wsPort?: number; tls?: { cert: string; key: string } },
+  handle: HandleConnection,
+  options: { mqttPort: number; mqttsPort?: number; wsPort?: number; tls?: { cert: string; key: string }; wsMaxPayload: number },
 ): Array<{ kind: BoundListener['kind']; server: net.Server; port: number }> {
+  const onSocket = (socket: net.Socket): void => handle(socket, socket.remoteAddress);
   const out: Array<{ kind: BoundListener['kind']; server: net.Server; port: number }> = [
-    { kind: 'mqtt', server: net.createServer(aedes.handle), port: options.mqttPort },
+    { kind: 'mqtt', server: net.createServer(onSocket), port: options.mqttPort },
   ];
   if (options.mqttsPort !== undefined) {
     if (!options.tls) throw new Error('mqttsPort needs tls { cert, key }');
-    const server = tls.createServer({ cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' }, aedes.handle);
+    const server = tls.createServer({ cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' }, onSocket);
     // A failed handshake (wrong CA on the client, plain MQTT on the TLS port) is the client's problem, not ours.
     server.on('tlsClientError', () => {});
     out.push({ kind: 'mqtts', server, port: options.mqttsPort });
@@ -59,11 +64,12 @@ export function createListeners(
     const server = http.createServer((_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client\n');
     });
-    const wss = new WebSocketServer({ server });
+    // ws collects a whole message before handing it on: bound it like a packet before CONNECT.
+    const wss = new WebSocketServer({ server, maxPayload: options.wsMaxPayload });
     wss.on('connection', (socket, req) => {
       const stream = createWebSocketStream(socket);
       stream.on('error', () => socket.terminate());
-      aedes.handle(stream, req);
+      handle(stream, req.socket.remoteAddress, req);
     });
     server.on('close', () => wss.close());
     out.push({ kind: 'ws', server, port: options.wsPort });

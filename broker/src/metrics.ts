@@ -6,6 +6,7 @@ export interface BrokerMetrics {
   messagesIn: Counter<'channel'>;
   messagesOut: Counter;
   refused: Counter<'reason'>;
+  unauthenticated: Gauge;
 }
 
 export function createBrokerMetrics(registry: Registry): BrokerMetrics {
@@ -30,6 +31,11 @@ export function createBrokerMetrics(registry: Registry): BrokerMetrics {
       name: 'kernex_mqtt_refused_total',
       help: 'MQTT packets or connections refused by the broker, by reason',
       labelNames: ['reason'],
+      registers: [registry],
+    }),
+    unauthenticated: new Gauge({
+      name: 'kernex_mqtt_unauthenticated_connections',
+      help: 'MQTT connections open without a CONNACK yet (bounded per address)',
       registers: [registry],
     }),
   };

@@ -5,8 +5,16 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { Logger } from 'pino';
 import { authPlugin, type DeviceTokenVerifier } from './auth/auth.plugin.js';
 import type { ApiKeysService } from './auth/api-keys.service.js';
+import type { SessionsService } from './auth/sessions.service.js';
+import type { LiveEventBus } from './events/event-bus.js';
+import { consoleRoutes } from './routes/console.routes.js';
+import { eventsRoutes } from './routes/events.routes.js';
+import { fleetRoutes } from './routes/fleet.routes.js';
+import { sessionRoutes } from './routes/session.routes.js';
+import type { FleetService } from './services/fleet.service.js';
 import { Errors } from './errors.js';
 import { auditPlugin } from './http/audit.plugin.js';
+import { expectedTypes, inputGuardPlugin } from './http/input-guard.plugin.js';
 import { registerDocsUi, registerOpenApi } from './http/openapi.js';
 import { rateLimitPlugin } from './http/rate-limit.plugin.js';
 import { routeTablePlugin } from './http/route-table.plugin.js';
@@ -45,6 +53,8 @@ export interface AppDeps {
   registration: RegistrationService;
   enrollmentTokens: EnrollmentTokensService;
   telemetry: TelemetryService;
+  /** The web console (DESIGN §9): sessions, the live event bus, the fleet aggregates. */
+  console?: { sessions: SessionsService; bus: LiveEventBus; fleet: FleetService };
   /** Serve HTTPS with this certificate and key (KERNEX_HTTPS). */
   https?: { cert: string; key: string };
 }
@@ -55,9 +65,20 @@ export interface HttpOptions {
   registerRateLimitPerMin: number;
   bodyLimitBytes: number;
   corsOrigins: string[];
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  idleTimeoutMs: number;
 }
 
-const HTTP_DEFAULTS: HttpOptions = { rateLimitPerMin: 600, registerRateLimitPerMin: 10, bodyLimitBytes: 1024 * 1024, corsOrigins: [] };
+const HTTP_DEFAULTS: HttpOptions = {
+  rateLimitPerMin: 600,
+  registerRateLimitPerMin: 10,
+  bodyLimitBytes: 1024 * 1024,
+  corsOrigins: [],
+  headersTimeoutMs: 10_000,
+  bodyTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+};
 
 /** The contract's error body (DESIGN §6). */
 export interface ErrorBody {
@@ -117,6 +138,14 @@ function fastifyCode(code: string | undefined, status: number): string {
 /** Builds the Fastify app without listening (tests use `inject` or `listen` themselves). */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const http: HttpOptions = { ...HTTP_DEFAULTS, ...deps.http };
+  // Slow clients are cut off (DESIGN §6): headers within headersTimeoutMs (Node checks
+  // every connectionsCheckingInterval, so check often enough for the bound to mean something),
+  // and a socket silent for idleTimeoutMs. No total request cap: an honest slow bundle upload
+  // keeps sending; JSON bodies get their own deadline in http/input-guard.plugin.ts.
+  const serverTimeouts = {
+    headersTimeout: http.headersTimeoutMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(5000, Math.floor(http.headersTimeoutMs / 4))),
+  };
   const app = Fastify({
     loggerInstance: deps.log.child({ mod: 'http' }) as FastifyBaseLogger,
     bodyLimit: http.bodyLimitBytes,
@@ -124,8 +153,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Every log line of a request carries reqId (pino child per request); the id is echoed below.
     genReqId: requestId,
     requestIdLogLabel: 'reqId',
-    ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key } } : {}),
+    connectionTimeout: http.idleTimeoutMs,
+    keepAliveTimeout: Math.min(5000, http.idleTimeoutMs),
+    requestTimeout: 0,
+    // Unknown fields are refused, not silently dropped (DESIGN §6): ajv must not strip them.
+    ajv: { customOptions: { removeAdditional: false } },
+    ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key, ...serverTimeouts } } : { http: serverTimeouts }),
   }) as unknown as FastifyInstance;
+  // Only JSON bodies (and the routes' own upload types): a text/plain body is a 415, not a string that reaches a schema.
+  app.removeContentTypeParser('text/plain');
 
   app.addHook('onRequest', async (req, reply) => {
     void reply.header(REQUEST_ID_HEADER, req.id);
@@ -137,7 +173,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       .observe(reply.elapsedTime / 1000);
   });
 
-  app.setErrorHandler((err: FastifyError, req, reply) => {
+  app.setErrorHandler((thrown: FastifyError, req, reply) => {
+    const err =
+      thrown.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+        ? (new Errors.UNSUPPORTED_MEDIA_TYPE(req.headers['content-type'] ?? '(none)', expectedTypes(req), { cause: thrown }) as FastifyError)
+        : thrown;
     const body = toErrorBody(err);
     if (body.statusCode >= 500) req.log.error({ err }, 'request failed');
     else req.log.info({ code: body.code, msg: body.message }, 'request refused');
@@ -172,7 +212,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     registerPerMin: http.registerRateLimitPerMin,
     refused: deps.metrics.httpRateLimited,
   });
-  await app.register(authPlugin, { apiKeys: deps.apiKeys, verifyDeviceToken: deps.verifyDeviceToken });
+  await app.register(inputGuardPlugin, { bodyTimeoutMs: http.bodyTimeoutMs, slowClients: deps.metrics.httpSlowClients });
+  await app.register(authPlugin, { apiKeys: deps.apiKeys, verifyDeviceToken: deps.verifyDeviceToken, sessions: deps.console?.sessions });
   await app.register(auditPlugin, { audit: deps.audit });
   await registerDocsUi(app);
 
@@ -192,6 +233,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(bundlesRoutes, { bundles: deps.bundles.service, maxBundleBytes: deps.bundles.maxBundleBytes });
   }
   if (deps.deployments) await app.register(deploymentsRoutes, { deployments: deps.deployments });
+  if (deps.console) {
+    const { sessions, bus, fleet } = deps.console;
+    await app.register(sessionRoutes, { sessions, secure: Boolean(deps.https) });
+    // A heartbeat well inside the idle timeout, so the stream is never cut as a silent socket.
+    await app.register(eventsRoutes, { bus, apiKeys: deps.apiKeys, sessions, heartbeatMs: Math.max(100, Math.min(15_000, Math.floor(http.idleTimeoutMs / 2))) });
+    await app.register(fleetRoutes, { fleet });
+    await app.register(consoleRoutes);
+  }
 
   return app;
 }

@@ -46,6 +46,12 @@ export interface ServerConfig {
   registerRateLimitPerMin: number;
   /** Largest JSON request body in bytes (routes that take uploads set their own). */
   bodyLimitBytes: number;
+  /** A request's headers must all arrive within this (KERNEX_HTTP_HEADERS_TIMEOUT_MS). */
+  headersTimeoutMs: number;
+  /** A JSON body must all arrive within this once its headers have (KERNEX_HTTP_BODY_TIMEOUT_MS); bundle uploads are exempt. */
+  bodyTimeoutMs: number;
+  /** A connection that sends and receives nothing for this long is closed (KERNEX_HTTP_IDLE_TIMEOUT_MS). */
+  idleTimeoutMs: number;
   /** Origins allowed to call the API from a browser; empty = CORS off, `['*']` = any. */
   corsOrigins: string[];
 }
@@ -186,6 +192,9 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     rateLimitPerMin: positive('KERNEX_RATE_LIMIT_PER_MIN', 600),
     registerRateLimitPerMin: positive('KERNEX_REGISTER_RATE_LIMIT_PER_MIN', 10),
     bodyLimitBytes: positive('KERNEX_BODY_LIMIT_BYTES', 1024 * 1024),
+    headersTimeoutMs: positive('KERNEX_HTTP_HEADERS_TIMEOUT_MS', 10_000),
+    bodyTimeoutMs: positive('KERNEX_HTTP_BODY_TIMEOUT_MS', 30_000),
+    idleTimeoutMs: positive('KERNEX_HTTP_IDLE_TIMEOUT_MS', 60_000),
     corsOrigins: origins('KERNEX_CORS_ORIGINS'),
   };
 

@@ -2,7 +2,7 @@ import { stopOnSignals } from '@kernex/shared';
 import { ConfigError, loadConfig } from './config.js';
 import { StartupError } from './errors.js';
 import { createLogger } from './logger.js';
-import { startServer } from './server.js';
+import { readyLines, startServer } from './server.js';
 
 /** Longest an orderly shutdown may take before the process gives up waiting (the contract says 10 s). */
 const SHUTDOWN_LIMIT_MS = 9000;
@@ -36,11 +36,16 @@ export async function runServer(): Promise<void> {
   });
 
   try {
-    await starting;
+    const server = await starting;
+    process.stderr.write(readyLines(server.apiUrl, server.firstAdminKey, config.adminKey !== undefined));
   } catch (err) {
-    const message = err instanceof StartupError ? err.message : `unexpected error: ${(err as Error).stack ?? String(err)}`;
-    log.fatal({ err }, 'start failed');
-    process.stderr.write(`kernex server: ${message}\n`);
+    // One line for the operator; the stack only at debug (LOG_LEVEL=debug), never a FATAL block first.
+    const message =
+      err instanceof StartupError
+        ? err.message
+        : `unexpected error: ${err instanceof Error ? err.message : String(err)} (LOG_LEVEL=debug shows where)`;
+    log.debug({ err }, 'start failed');
+    process.stderr.write(`kernex server: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
     process.exit(1);
   }
 }

@@ -6,6 +6,8 @@ export interface ServerMetrics {
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   /** Requests refused with 429, by which limit refused them. */
   httpRateLimited: Counter<'scope'>;
+  /** Connections closed because a client was too slow, by which limit (headers, body). */
+  httpSlowClients: Counter<'limit'>;
 }
 
 export function createMetrics(): ServerMetrics {
@@ -24,5 +26,11 @@ export function createMetrics(): ServerMetrics {
     labelNames: ['scope'],
     registers: [registry],
   });
-  return { registry, httpDuration, httpRateLimited };
+  const httpSlowClients = new Counter({
+    name: 'kernex_http_slow_clients_total',
+    help: 'HTTP connections closed because headers or a JSON body did not arrive in time, by limit (headers, body)',
+    labelNames: ['limit'],
+    registers: [registry],
+  });
+  return { registry, httpDuration, httpRateLimited, httpSlowClients };
 }

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import { ApiKeysService } from './auth/api-keys.service.js';
 import type { ServerConfig } from './config.js';
-import { checkTraversableByOthers, prepareDataDir } from './data-dir.js';
+import { checkTraversableByOthers, lockDataDir, prepareDataDir } from './data-dir.js';
 import { StartupError } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
@@ -16,13 +16,15 @@ import { LocalBundleStorage } from './storage/local-bundle-storage.js';
 import { BundlesStore } from './store/bundles.pg.js';
 import { DeploymentsStore } from './store/deployments.pg.js';
 import { DeploymentsService } from './services/deployments.service.js';
+import { EventWriter } from './orchestrator/event-writer.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
+import { createWriterMetrics } from './services/batch-writer.js';
 import { DeviceAuthService } from './services/device-auth.service.js';
 import { PgDeviceDirectory } from './services/device-directory.service.js';
 import { PresenceWriter } from './services/presence-writer.js';
 import { DevicesService } from './services/devices.service.js';
 import { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
-import { MqttEndpoints } from './services/mqtt-endpoints.js';
+import { PublicEndpoints } from './services/public-endpoints.js';
 import { RegistrationService } from './services/registration.service.js';
 import { createTelemetryMetrics, TelemetryIngest } from './services/telemetry-ingest.service.js';
 import { TelemetryService } from './services/telemetry.service.js';
@@ -36,9 +38,17 @@ import { SettingsStore } from './store/settings.pg.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrate.js';
 import { explainMigrationPrivilege } from './store/privileges.js';
-import { loadTlsMaterial } from './tls/tls-material.js';
 import { registerServerGauges } from './monitoring/server-gauges.js';
 import { FleetStatsStore } from './store/fleet-stats.pg.js';
+import { markLiveServer } from './store/live-server.pg.js';
+import { portInUse } from './net/free-port.js';
+import { loadTlsMaterial } from './tls/tls-material.js';
+import { SessionsService } from './auth/sessions.service.js';
+import { InProcessEventBus } from './events/event-bus.js';
+import { LiveSources } from './events/live-sources.js';
+import { FleetService } from './services/fleet.service.js';
+import { FleetStore } from './store/fleet.pg.js';
+import { SessionsStore } from './store/sessions.pg.js';
 
 /** A started server: its parts and the ports it bound. */
 export interface RunningServer {
@@ -69,11 +79,53 @@ export interface RunningServer {
     telemetry: TelemetryService;
     telemetryIngest: TelemetryIngest;
     presence: PresenceWriter;
+    events: EventWriter;
+    sessions: SessionsService;
+    bus: InProcessEventBus;
   };
+  /** The API URL a person on this machine uses (the public URL when set). */
+  apiUrl: string;
+  /** The admin key this start made (first start without KERNEX_ADMIN_KEY), already printed once. */
+  firstAdminKey: string | undefined;
   /** Startup timings in milliseconds, logged and reported by benchmarks. */
   timings: { database: number; ready: number };
   /** Orderly stop: listeners, MQTT clients, HTTP, pool, embedded PostgreSQL. Safe to call twice. */
   close(): Promise<void>;
+}
+
+/**
+ * Refuses ports another process holds before anything is touched; port 0 picks a free one later.
+ * Not KERNEX_PG_PORT: an embedded PostgreSQL left running by a killed server may hold it, and is
+ * stopped first (the data directory lock makes it ours); PostgreSQL names the port itself otherwise.
+ */
+async function checkPortsFree(config: Readonly<ServerConfig>): Promise<void> {
+  const ports: Array<[string, number | undefined, string]> = [
+    ['KERNEX_HTTP_PORT', config.httpPort, config.host],
+    ['KERNEX_MQTT_PORT', config.mqttPort, config.host],
+    ['KERNEX_MQTTS_PORT', config.mqttsPort, config.host],
+    ['KERNEX_WS_PORT', config.wsPort, config.host],
+  ];
+  for (const [variable, port, host] of ports) {
+    if (!port) continue;
+    const err = await portInUse(host, port);
+    if (err) throw listenError(err, variable, port);
+  }
+}
+
+/** The API URL a person on this machine uses: the public URL when set, else loopback. */
+function localApiUrl(config: Readonly<ServerConfig>, httpPort: number): string {
+  if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  return `${config.https ? 'https' : 'http'}://${host}:${httpPort}`;
+}
+
+/** What a person reads on the terminal once the server is ready: where it is and what to type next. */
+export function readyLines(apiUrl: string, firstAdminKey: string | undefined, keyFromEnv: boolean): string {
+  const key = firstAdminKey ?? (keyFromEnv ? '$KERNEX_ADMIN_KEY' : '<an admin API key>');
+  return (
+    `kernex server: ready; API at ${apiUrl}\n` +
+    `kernex server: next, in another terminal: export KERNEX_URL=${apiUrl} KERNEX_API_KEY=${key}; npx kernex devices ls\n`
+  );
 }
 
 /** Turns a listen error into the operator's one line. */
@@ -97,13 +149,18 @@ export interface StartOptions {
 
 export async function startServer(config: Readonly<ServerConfig>, log: Logger, options: StartOptions = {}): Promise<RunningServer> {
   const t0 = performance.now();
+  let started = false;
   const cleanups: Array<() => Promise<void>> = [];
   const undo = async (): Promise<void> => {
     for (const fn of cleanups.splice(0).reverse()) await fn().catch((err) => log.warn({ err }, 'cleanup failed'));
   };
 
   try {
+    // Before anything is touched (DESIGN §1): the data directory is ours, and the ports are free.
     await prepareDataDir(config.dataDir);
+    const dataDirLock = await lockDataDir(config.dataDir);
+    cleanups.push(() => dataDirLock.release()); // runs last
+    await checkPortsFree(config);
 
     let url = config.databaseUrl;
     let embedded: EmbeddedDatabase | undefined;
@@ -135,24 +192,37 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       limits: config.archiveLimits,
     });
     const devicesStore = new DevicesStore(sql);
-    // The broker's memory is gone: nobody is connected until the broker says so.
-    const wasOnline = await devicesStore.markAllOffline();
-    if (wasOnline > 0) log.info({ devices: wasOnline }, 'marked devices offline at start');
-    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }));
+    const live = await markLiveServer(url, log.child({ mod: 'live-server' }));
+    cleanups.push(() => live.release());
+    if (live.alone) {
+      // The broker's memory is gone: nobody is connected until the broker says so.
+      const wasOnline = await devicesStore.markAllOffline();
+      if (wasOnline > 0) log.info({ devices: wasOnline }, 'marked devices offline at start');
+    } else {
+      // Those devices may be connected to the other server: their presence is its to write.
+      log.warn('another kernex server is running on this database; presence left as it is');
+    }
+    await live.admitOthers();
+    const metrics = createMetrics();
+    const writerMetrics = createWriterMetrics(metrics.registry);
+    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }), {}, writerMetrics);
     cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
 
-    const metrics = createMetrics();
     // Before the broker: cleanups run in reverse, so the broker stops feeding the ingest before its last flush.
     const telemetryStore = new TelemetryStore(sql);
-    const telemetryMetrics = createTelemetryMetrics(metrics.registry);
-    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), telemetryMetrics);
+    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), createTelemetryMetrics(metrics.registry), {}, writerMetrics);
     telemetryIngest.start();
     cleanups.push(() => telemetryIngest.stop());
     const telemetry = new TelemetryService(telemetryStore, log.child({ mod: 'telemetry' }), config.telemetryRetentionDays);
     telemetry.startRetention();
     cleanups.push(async () => telemetry.stopRetention());
+    const deploymentsStore = new DeploymentsStore(sql);
+    // Before the broker, like the ingest: its last commit runs after the broker has closed.
+    const eventWriter = new EventWriter(deploymentsStore, log, metrics.registry, writerMetrics);
+    cleanups.push(() => eventWriter.close());
     const directory = new PgDeviceDirectory(devicesStore, presence);
-    const broker = await createBroker({ log, registry: metrics.registry, directory });
+    // An event's PUBACK follows its commit (DESIGN §3).
+    const broker = await createBroker({ log, registry: metrics.registry, directory, storeEvent: (deviceId, event, connection) => eventWriter.submit(deviceId, event, connection) });
     // The broker has validated each sample against the shared schema and its size limit.
     broker.on('device:telemetry', (deviceId, sample) => telemetryIngest.add(deviceId, sample));
     cleanups.push(() => broker.close());
@@ -170,36 +240,50 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const mqttsPort = portOf('mqtts');
     const wsPort = portOf('ws');
 
+    // The live event stream (DESIGN §6): one node's in-process bus; a cluster swaps in a Redis-backed LiveEventBus.
+    const bus = new InProcessEventBus((err) => log.warn({ err }, 'live event listener failed'));
+    cleanups.push(() => bus.close());
+    let liveEvents: LiveSources | undefined;
     const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
-    const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }));
+    const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }), (d) => liveEvents?.deviceChanged(d));
     const enrollmentTokens = new EnrollmentTokensService(new EnrollmentTokensStore(sql));
-    const endpoints = new MqttEndpoints(config.publicUrl, { mqtt: mqttPort, mqtts: mqttsPort, ws: wsPort });
-    const registration = new RegistrationService(devicesStore, endpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
+    // Every URL told to devices comes from here (DESIGN §7); built once HTTP listens, before any device is served.
+    let endpoints: PublicEndpoints | undefined;
+    const publicEndpoints = (): PublicEndpoints => {
+      if (!endpoints) throw new Error('public endpoints asked before the HTTP listener is up');
+      return endpoints;
+    };
+    const registration = new RegistrationService(devicesStore, publicEndpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
 
-    const deploymentsStore = new DeploymentsStore(sql);
     bundles.deviceAccess = (deviceId, bundleId) => deploymentsStore.deviceMayFetch(sql, deviceId, bundleId);
-    const publicBase = (config.publicUrl ?? `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:{port}`).replace(/\/+$/, '');
-    let httpPortBound = 0;
     const orchestrator = new Orchestrator({
       store: deploymentsStore,
       link: broker,
       log,
       registry: metrics.registry,
-      bundleUrl: (id) => `${publicBase.replace('{port}', String(httpPortBound))}/api/v1/bundles/${id}/blob`,
+      bundleUrl: (id) => publicEndpoints().bundleBlobUrl(id),
       tickMs: config.orchestratorTickMs,
+      events: eventWriter,
+      onChange: (c) => liveEvents?.orchestratorChanged(c),
     });
     const deployments = new DeploymentsService(deploymentsStore, bundlesStore, orchestrator, log.child({ mod: 'deployments' }));
+    liveEvents = new LiveSources({ bus, presence: broker, deployment: (id) => deployments.get(id), device: (id) => devices.get(id), log });
+    liveEvents.start();
+    cleanups.push(() => liveEvents!.stop());
+    const sessions = new SessionsService(new SessionsStore(sql), apiKeys, log.child({ mod: 'sessions' }));
+    sessions.startPruning();
+    cleanups.push(async () => sessions.stopPruning());
+    const fleet = new FleetService(
+      new FleetStore(sql),
+      async (id) => (await devicesStore.get(id)) !== undefined,
+      async (id) => (await deploymentsStore.get(sql, id)) !== undefined,
+    );
 
-    const checks = { database: () => pingDatabase(sql), broker: () => broker.isListening() };
-    let presenceWritten = 0;
-    presence.on('flushed', (n) => (presenceWritten += n));
+    const checks = { started: () => started, database: () => pingDatabase(sql), broker: () => broker.isListening(), writers: () => writerMetrics.healthy() };
     registerServerGauges(metrics.registry, {
-      ready: async () => (await checks.database()) && checks.broker(),
+      // What /readyz answers (routes/health.routes.ts).
+      ready: async () => checks.started() && (await checks.database()) && checks.broker() && Object.values(checks.writers()).every(Boolean),
       fleet: new FleetStatsStore(sql),
-      writers: [
-        { name: 'telemetry', backlog: () => telemetryIngest.backlog, written: async () => (await telemetryMetrics.persisted.get()).values[0]?.value ?? 0 },
-        { name: 'presence', backlog: () => presence.backlog, written: () => presenceWritten },
-      ],
       tlsCertPem: tls?.cert,
     });
     const app = await buildApp({
@@ -214,6 +298,9 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
         rateLimitPerMin: config.rateLimitPerMin,
         registerRateLimitPerMin: config.registerRateLimitPerMin,
         bodyLimitBytes: config.bodyLimitBytes,
+        headersTimeoutMs: config.headersTimeoutMs,
+        bodyTimeoutMs: config.bodyTimeoutMs,
+        idleTimeoutMs: config.idleTimeoutMs,
         corsOrigins: config.corsOrigins,
       },
       verifyDeviceToken: deviceAuth.verify,
@@ -222,28 +309,32 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       enrollmentTokens,
       telemetry,
       https: config.https ? tls : undefined,
+      console: { sessions, bus, fleet },
     });
     cleanups.push(() => app.close());
+    // Before the HTTP listener opens, so no request is ever answered without the key in place
+    // (DESIGN §6). Printed as soon as it is stored: a start that fails later cannot swallow it.
+    const firstAdminKey = await apiKeys.bootstrap(config.adminKey);
+    if (firstAdminKey) {
+      // DESIGN §6: printed once, on stderr, never logged.
+      process.stderr.write(`kernex server: created the first admin API key (shown once, keep it): ${firstAdminKey}\n`);
+    }
     try {
       await app.listen({ port: config.httpPort, host: config.host });
     } catch (err) {
       throw listenError(err, 'KERNEX_HTTP_PORT', config.httpPort);
     }
     const httpPort = (app.server.address() as AddressInfo).port;
-    httpPortBound = httpPort;
+    endpoints = new PublicEndpoints({ publicUrl: config.publicUrl, https: config.https, host: config.host, ports: { http: httpPort, mqtt: mqttPort, mqtts: mqttsPort, ws: wsPort } });
     // Before the broker closes (cleanups run in reverse), so no tick publishes into a closed broker.
     orchestrator.start();
     cleanups.push(() => orchestrator.stop());
 
-    // After the listeners are up, so a start that fails cannot swallow the only copy of the key.
-    const firstAdminKey = await apiKeys.bootstrap(config.adminKey);
-    if (firstAdminKey) {
-      // DESIGN §6: printed once, on stderr, never logged.
-      process.stderr.write(`kernex server: created the first admin API key (shown once, keep it): ${firstAdminKey}\n`);
-    }
     const readyMs = performance.now() - t0;
+    const apiUrl = localApiUrl(config, httpPort);
+    started = true; // from here /readyz answers 200
     log.info(
-      { httpPort, mqttPort, mqttsPort, wsPort, https: config.https, caFile: tls?.caFile, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
+      { url: apiUrl, httpPort, mqttPort, mqttsPort, wsPort, https: config.https, caFile: tls?.caFile, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
       'kernex server ready',
     );
 
@@ -256,10 +347,12 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       wsPort,
       caFile: tls?.caFile,
       httpUrl: `${config.https ? 'https' : 'http'}://127.0.0.1:${httpPort}`,
+      apiUrl,
+      firstAdminKey,
       sql,
       broker,
       app,
-      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest },
+      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, events: eventWriter, sessions, bus },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();

@@ -29,4 +29,9 @@ describe('deviceKeyAlg', () => {
     expect(() => deviceKeyAlg(generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey)).toThrow(/P-256/);
     expect(() => deviceKeyAlg(generateKeyPairSync('ed25519').publicKey)).toThrow(/unsupported/);
   });
+
+  it('refuses RSA keys whose public exponent is not 65537', () => {
+    expect(() => deviceKeyAlg(generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 3 }).publicKey)).toThrow(KeyError);
+    expect(() => deviceKeyAlg(generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 3 }).publicKey)).toThrow(/65537, got 3/);
+  });
 });

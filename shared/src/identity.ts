@@ -27,15 +27,20 @@ export function toPublicKey(key: string | KeyObject): KeyObject {
   }
 }
 
+/** The only RSA public exponent accepted (F4). */
+export const RSA_EXPONENT = 65537n;
+
 /**
  * The JWT algorithm for a device key, or a {@link KeyError}: RSA of
- * 2048-4096 bits (RS256) and ECDSA P-256 (ES256) only (DESIGN §2).
+ * 2048-4096 bits (RS256, exponent 65537) and ECDSA P-256 (ES256) only (DESIGN §2).
  */
 export function deviceKeyAlg(key: KeyObject): DeviceAlg {
   const details = key.asymmetricKeyDetails ?? {};
   if (key.asymmetricKeyType === 'rsa') {
     const bits = details.modulusLength ?? 0;
     if (bits < 2048 || bits > 4096) throw new KeyError(`RSA keys must have 2048 to 4096 bits, got ${bits}`);
+    // A small exponent (3) invites signature forgeries on sloppy verifiers; every sane generator uses F4.
+    if (details.publicExponent !== RSA_EXPONENT) throw new KeyError(`RSA keys must use the public exponent 65537, got ${details.publicExponent}`);
     return 'RS256';
   }
   if (key.asymmetricKeyType === 'ec') {

@@ -1,12 +1,13 @@
 import fs from 'node:fs/promises';
-import http from 'node:http';
-import https from 'node:https';
 import type { Logger } from 'pino';
+import type { HttpClient } from '../http-client.js';
 import { Backoff } from '../session/backoff.js';
 
 /** What to fetch and where to keep it. */
 export interface DownloadRequest {
   url: string;
+  /** The device's HTTP client (trusts KERNEX_CA_FILE). */
+  http: HttpClient;
   /** The partial file; kept between attempts (and agent restarts) so a download resumes. */
   file: string;
   size: number;
@@ -92,7 +93,7 @@ async function attemptOnce(req: DownloadRequest): Promise<void> {
     headers.range = `bytes=${have}-`;
     headers['if-range'] = `"${req.sha256}"`;
   }
-  const res = await get(req.url, headers, req.signal, req.idleMs ?? 30_000);
+  const res = await req.http.stream(req.url, { headers, signal: req.signal, timeoutMs: req.idleMs ?? 30_000 });
   const status = res.statusCode ?? 0;
   if (status === 416) {
     // What we hold does not fit this blob: start over.
@@ -132,15 +133,4 @@ async function attemptOnce(req: DownloadRequest): Promise<void> {
     await handle.close();
   }
   if (written !== req.size) throw new DownloadError(`download ended at ${written} of ${req.size} bytes`, true);
-}
-
-/** One GET with a socket idle limit; node:http rather than fetch, so no buffered bytes are lost when the link breaks. */
-function get(url: string, headers: Record<string, string>, signal: AbortSignal | undefined, idleMs: number): Promise<http.IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const client = u.protocol === 'https:' ? https : http;
-    const req = client.get(u, { headers, signal }, resolve);
-    req.setTimeout(idleMs, () => req.destroy(new Error(`no data for ${idleMs} ms`)));
-    req.once('error', reject);
-  });
 }

@@ -10,6 +10,7 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeArchive, makeBundle } from '../../../shared/src/test-support/make-bundle.js';
 import type { DeviceContext } from '../device.js';
+import { HttpClient } from '../http-client.js';
 import { BundleInstaller } from './installer.js';
 
 const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -77,6 +78,7 @@ function context(server: string, events: ExecutionEvent[], stateDir: string): De
     stateDir,
     serverPublicKey,
     server,
+    http: new HttpClient(),
     log,
     report: async (e) => {
       events.push(e);

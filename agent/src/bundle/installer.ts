@@ -92,6 +92,7 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
       } else {
         const current = rec.name ? this.state.installed[rec.name]?.current : undefined;
         if (current !== undefined && current === rec.version) await this.finish(device, id, rec, 'succeeded');
+        else if (rec.handled.includes('cancel')) await this.finish(device, id, rec, 'cancelled');
         else await this.finish(device, id, rec, current !== undefined ? 'rolled_back' : 'failed', 'the agent restarted during the install');
       }
     }
@@ -144,16 +145,18 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
       return;
     }
     await this.state.setExecution(id, { ...rec, handled: [...rec.handled, 'cancel'] });
-    // DESIGN §3: cancel stops an execution that has not finished installing.
-    if (rec.state === 'received' || rec.state === 'downloading' || rec.state === 'installing') {
-      const running = this.aborts.get(id);
-      // The deploy step sees the abort and reports cancelled. With no step running
-      // (a restart before resume), nothing was installed yet: report here.
-      if (running) running.abort();
-      else if (rec.state !== 'installing') await this.finish(device, id, this.state.execution(id)!, 'cancelled');
-      else device.log.info({ executionId: id }, 'cancel arrived after the install finished; the execution goes on');
+    // DESIGN §3: cancel stops an execution that has not switched yet: the download is
+    // abandoned, or the install or health-check process group killed, and `current`
+    // stays on the previous version. One that already switched reports succeeded.
+    const running = this.aborts.get(id);
+    if (running && IN_FLIGHT.has(rec.state)) {
+      // The deploy step sees the abort, cleans up and reports cancelled.
+      running.abort();
+    } else if (rec.state === 'received' || rec.state === 'downloading') {
+      // No step running (a restart before resume): nothing was installed yet.
+      await this.finish(device, id, this.state.execution(id)!, 'cancelled');
     } else {
-      device.log.info({ executionId: id, state: rec.state }, 'cancel arrived too late; the execution goes on');
+      device.log.info({ executionId: id, state: rec.state }, 'cancel arrived after the switch; the execution goes on');
     }
   }
 
@@ -198,6 +201,7 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
       await fs.mkdir(path.dirname(part), { recursive: true });
       await download({
         url: new URL(bundle.url, device.server).toString(),
+        http: device.http,
         file: part,
         size: bundle.size,
         sha256: bundle.sha256,
@@ -229,22 +233,27 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
       if (signal.aborted) throw new StepError('cancelled');
       const installed = await runScript({ script: manifest.install, cwd: dir, timeoutS: Math.min(cmd.timeoutS, MAX_INSTALL_S), env, label: 'install', signal });
       if (!installed.ok) throw new StepError(installed.error);
-      // Installed: from here on a cancel is too late (DESIGN §3).
-      this.aborts.delete(id);
       if (signal.aborted) throw new StepError('cancelled');
       await this.step(device, id, 'verifying');
       if (manifest.healthCheck) {
         const timeoutS = manifest.healthCheck.timeoutS ?? DEFAULT_HEALTH_CHECK_TIMEOUT_S;
-        const checked = await runScript({ script: manifest.healthCheck.script, cwd: dir, timeoutS, env, label: 'health check' });
+        const checked = await runScript({ script: manifest.healthCheck.script, cwd: dir, timeoutS, env, label: 'health check', signal });
         if (!checked.ok) throw new StepError(checked.error);
       }
+      if (signal.aborted) throw new StepError('cancelled');
     } catch (err) {
-      log.warn({ err: (err as Error).message, keeping: before ?? null }, 'install failed; the current version stays');
+      // `current` never moved: the previous version is still the one running.
       if (before !== bundle.version) await fs.rm(dir, { recursive: true, force: true });
-      if (signal.aborted && this.state.execution(id)?.state === 'installing') return this.finish(device, id, rec(), 'cancelled');
+      if (signal.aborted) {
+        log.info({ keeping: before ?? null }, 'install cancelled; the current version stays');
+        return this.finish(device, id, rec(), 'cancelled');
+      }
+      log.warn({ err: (err as Error).message, keeping: before ?? null }, 'install failed; the current version stays');
       return fail(failedInstall, err);
     }
 
+    // Switching: from here on a cancel is too late (DESIGN §3); no await since the last check.
+    this.aborts.delete(id);
     await this.switchCurrent(bundle.name, bundle.version);
     await this.state.setInstalled(bundle.name, { current: bundle.version, ...(before ? { previous: before } : {}) });
     await this.state.setExecution(id, { ...rec(), previous: before ?? null });

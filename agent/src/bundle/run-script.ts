@@ -63,7 +63,9 @@ export async function runScript(opts: {
       timedOut = true;
       stop();
     }, opts.timeoutS * 1000);
-    opts.signal?.addEventListener('abort', stop, { once: true });
+    // An abort during the chmod above fires no event: stop at once.
+    if (opts.signal?.aborted) stop();
+    else opts.signal?.addEventListener('abort', stop, { once: true });
     const last = (): string => {
       const t = tail.trim().split('\n').slice(-3).join(' | ');
       return t ? `: ${t}` : '';

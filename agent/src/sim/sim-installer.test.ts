@@ -2,6 +2,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Command, ExecutionEvent } from '@kernex/shared';
 import type { DeviceContext } from '../device.js';
+import { HttpClient } from '../http-client.js';
 import { SimulatedInstaller } from './sim-installer.js';
 
 /** A hand-written DeviceContext that records reports and resolves a promise on each. */
@@ -14,6 +15,7 @@ function fakeDevice(): DeviceContext & { events: ExecutionEvent[]; next(state: s
     stateDir: '',
     serverPublicKey: '',
     server: 'http://127.0.0.1:1',
+    http: new HttpClient(),
     log: pino({ level: 'silent' }),
     events,
     async report(e) {

@@ -128,14 +128,17 @@ export class SimulatedInstaller implements CommandHandler, BundleInventory {
     let offset = 0;
     while (offset < cmd.bundle.size) {
       const end = Math.min(cmd.bundle.size, offset + CHUNK_BYTES) - 1;
-      const res = await fetch(url, { headers: { authorization: `Bearer ${await device.httpToken()}`, range: `bytes=${offset}-${end}` } });
-      if (res.status !== 206 && !(res.status === 200 && offset === 0)) throw new Error(`blob answered ${res.status}`);
-      const body = Buffer.from(await res.arrayBuffer());
+      const res = await device.http.stream(url, { headers: { authorization: `Bearer ${await device.httpToken()}`, range: `bytes=${offset}-${end}` } });
+      const status = res.statusCode ?? 0;
+      const chunks: Buffer[] = [];
+      for await (const c of res as AsyncIterable<Buffer>) chunks.push(c);
+      if (status !== 206 && !(status === 200 && offset === 0)) throw new Error(`blob answered ${status}`);
+      const body = Buffer.concat(chunks);
       hash.update(body);
       offset += body.length;
       this.opts.onBytes?.(body.length);
       if (body.length === 0) throw new Error('blob ended early');
-      if (res.status === 200) break;
+      if (status === 200) break;
     }
     if (offset !== cmd.bundle.size) throw new Error(`size ${offset}, expected ${cmd.bundle.size}`);
     if (hash.digest('hex') !== cmd.bundle.sha256) throw new Error('sha256 mismatch');

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
-import { decodeCursor, toPage, type Page } from '../http/paging.js';
+import { decodeCursor, isStorableTime, isUuid, toPage, type Page } from '../http/paging.js';
 import type { ApiKeyRow, ApiKeysStore } from '../store/api-keys.pg.js';
 import type { Role } from './roles.js';
 
@@ -29,9 +29,7 @@ export function toApiKeyView(r: ApiKeyRow): ApiKeyView {
 }
 
 const isCursor = (v: unknown): v is { createdAt: string; id: string } =>
-  typeof v === 'object' && v !== null && typeof (v as { createdAt?: unknown }).createdAt === 'string' &&
-  !Number.isNaN(Date.parse((v as { createdAt: string }).createdAt)) &&
-  /^[0-9a-f-]{36}$/.test(String((v as { id?: unknown }).id));
+  typeof v === 'object' && v !== null && isStorableTime((v as { createdAt?: unknown }).createdAt) && isUuid((v as { id?: unknown }).id);
 
 /** A newly made key: the secret is returned here once and never stored. */
 export interface CreatedApiKey {

@@ -2,8 +2,10 @@
 export const EXIT = {
   /** The request failed: the server refused it, or could not be reached. */
   failed: 1,
-  /** A deployment waited on with --wait ended aborted or cancelled. */
-  deploymentNotCompleted: 3,
+  /** A deployment waited on with --wait was aborted (DESIGN §5). */
+  deploymentAborted: 3,
+  /** A deployment waited on with --wait ended with an execution not succeeded or skipped: failed, rolled back, timed out, cancelled. */
+  deploymentFailed: 4,
 } as const;
 
 /** An error the CLI reports as one line (`kernex: <message>`), never with a stack. */

@@ -53,6 +53,18 @@ export function deploymentRequest(bundleId: string, o: DeployOptions): Record<st
   return { bundleId, target, ...(Object.keys(rollout).length ? { rollout } : {}) };
 }
 
+/**
+ * The exit code of `deploy --wait` for an ended deployment (DESIGN §5): 0 when
+ * every execution ended succeeded or skipped, 3 when it was aborted, 4 for any
+ * other outcome (failed, rolled back, timed out, cancelled).
+ */
+export function waitExitCode(d: Pick<Deployment, 'status' | 'counts'>): number {
+  if (d.status === 'aborted') return EXIT.deploymentAborted;
+  const all = total(d.counts);
+  const good = (d.counts?.succeeded ?? 0) + (d.counts?.skipped ?? 0);
+  return d.status === 'completed' && good === all ? 0 : EXIT.deploymentFailed;
+}
+
 /** Polls the deployment until it is no longer running, drawing its progress. */
 async function waitFor(api: CommandContext['api'], first: Deployment, intervalS: number): Promise<Deployment> {
   let d = first;
@@ -83,7 +95,7 @@ export function deployCommand(): Command {
     .option('--max-failure <pct>', 'abort when more than this percentage of a phase fails', percent)
     .option('--max-concurrent <n>', 'at most this many devices installing at once', positiveInt)
     .option('--no-rollback-on-abort', 'on abort, leave devices that succeeded on the new version')
-    .option('--wait', 'wait until the deployment ends, with progress; exit 3 if it is aborted or cancelled')
+    .option('--wait', 'wait until the deployment ends, with progress; exit 0 if every device succeeded or was skipped, 3 if aborted, 4 otherwise')
     .option('--interval <seconds>', 'how often --wait asks the server', seconds, 2)
     .action(
       action(async ({ api, out }: CommandContext, ref: string, opts: DeployOptions) => {
@@ -95,9 +107,8 @@ export function deployCommand(): Command {
         }
         d = await waitFor(api, d, opts.interval);
         out.result(d, () => showDeployment(out, d));
-        if (d.status !== 'completed') {
-          throw new CliError(`deployment ${d.id} ${d.status}: ${countsLine(d.counts)}`, EXIT.deploymentNotCompleted);
-        }
+        const exit = waitExitCode(d);
+        if (exit !== 0) throw new CliError(`deployment ${d.id} ${d.status}: ${countsLine(d.counts)}`, exit);
       }),
     );
 }

@@ -42,4 +42,33 @@ describe('kernex tokens and devices, as a subprocess against a real server', () 
     const shown = JSON.parse((await runCli(['devices', 'show', d.id, '--json'], env)).stdout) as { status: string };
     expect(shown.status).toBe('decommissioned');
   });
+
+  it('shows a device telemetry newest first, and only since --since', async () => {
+    const d = await makeDevice();
+    await register(server.httpUrl, d);
+    const now = Date.now();
+    const ingest = server.services.telemetryIngest;
+    ingest.add(d.id, { cpu: 1, mem: [100, 1000], up: 10, v: '0.1.0' }, new Date(now - 3 * 3_600_000));
+    ingest.add(d.id, { cpu: 2, mem: [200, 1000], up: 20, v: '0.1.0' }, new Date(now - 30 * 60_000));
+    ingest.add(d.id, { cpu: 3, mem: [300, 1000], up: 30, v: '0.1.0' }, new Date(now - 60_000));
+    await ingest.flush();
+
+    const all = await runCli(['devices', 'telemetry', d.id, '--json'], env);
+    expect(all).toMatchObject({ code: 0, stderr: '' });
+    expect((JSON.parse(all.stdout) as Array<{ telemetry: { cpu: number } }>).map((s) => s.telemetry.cpu)).toEqual([3, 2, 1]);
+
+    const recent = await runCli(['devices', 'telemetry', d.id, '--since', '1h'], env);
+    expect(recent.code).toBe(0);
+    const lines = recent.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^AT\s+CPU%\s+MEM\s+DISK\s+LOAD\s+UP\(S\)\s+AGENT$/);
+    expect(lines.slice(1).map((l) => l.split(/\s{2,}/)[1])).toEqual(['3', '2']);
+    expect(lines[1]).toContain('300/1000');
+
+    const newest = await runCli(['devices', 'telemetry', d.id, '--limit', '1', '--json'], env);
+    expect((JSON.parse(newest.stdout) as Array<{ telemetry: { cpu: number } }>).map((s) => s.telemetry.cpu)).toEqual([3]);
+
+    const bad = await runCli(['devices', 'telemetry', d.id, '--since', 'yesterday'], env);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--since');
+  });
 });

@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { action, collect, positiveInt, type CommandContext } from './context.js';
 import { CliError } from './cli-error.js';
 import { installedBundles } from './bundles.command.js';
@@ -16,6 +16,26 @@ export interface Device {
   createdAt: string;
 }
 
+/** One telemetry sample as `GET /api/v1/devices/{id}/telemetry` answers it (DESIGN §2, §3). */
+export interface TelemetrySample {
+  at: string;
+  telemetry: { cpu?: number; mem?: [number, number]; disk?: [number, number]; load?: number[]; up?: number; v?: string; [k: string]: unknown };
+}
+
+const UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `--since`: a duration back from now (`30s`, `15m`, `2h`, `7d`) or an ISO 8601 date-time. */
+export function parseSince(raw: string, now = Date.now()): string {
+  const m = /^(\d+)([smhd])$/.exec(raw.trim());
+  const ms = m ? now - Number(m[1]) * UNITS_MS[m[2]!]! : Date.parse(raw);
+  if (!Number.isFinite(ms) || ms < Date.parse('0001-01-01T00:00:00Z')) {
+    throw new InvalidArgumentError('must be a duration such as 30m, 2h or 7d, or an ISO 8601 date-time such as 2026-01-31T12:00:00Z.');
+  }
+  return new Date(ms).toISOString();
+}
+
+const pair = (p: [number, number] | undefined): string | undefined => (p ? `${p[0]}/${p[1]}` : undefined);
+
 const path = (id: string): string => `/api/v1/devices/${encodeURIComponent(id)}`;
 
 function showDevice(out: CommandContext['out'], d: Device): void {
@@ -32,7 +52,7 @@ function showDevice(out: CommandContext['out'], d: Device): void {
   ]);
 }
 
-/** `kernex devices ls|show|accept|reject|rm|tag` (DESIGN §2). */
+/** `kernex devices ls|show|accept|reject|rm|tag|telemetry` (DESIGN §2). */
 export function devicesCommand(): Command {
   const devices = new Command('devices').description('devices: list, inspect, accept, reject, decommission, tag');
 
@@ -109,6 +129,26 @@ export function devicesCommand(): Command {
         }
         const d = await api.patch<Device>(path(id), { tags: next });
         out.result(d, () => out.line(`Device ${id} tags: ${(d?.tags ?? next).join(', ') || '(none)'}.`));
+      }),
+    );
+
+  devices
+    .command('telemetry <id>')
+    .description("a device's telemetry, newest first")
+    .option('--since <when>', 'only samples since then: a duration back (30m, 2h, 7d) or an ISO 8601 date-time', (raw: string) => parseSince(raw))
+    .option('--limit <n>', 'at most this many samples (default 20)', positiveInt)
+    .action(
+      action(async ({ api, out }: CommandContext, id: string, opts: { since?: string; limit?: number }) => {
+        const rows = await api.list<TelemetrySample>(`${path(id)}/telemetry`, { order: 'desc', from: opts.since }, opts.limit ?? 20);
+        out.list(rows, [
+          { header: 'AT', value: (r) => r.at },
+          { header: 'CPU%', value: (r) => r.telemetry.cpu },
+          { header: 'MEM', value: (r) => pair(r.telemetry.mem) },
+          { header: 'DISK', value: (r) => pair(r.telemetry.disk) },
+          { header: 'LOAD', value: (r) => r.telemetry.load },
+          { header: 'UP(S)', value: (r) => r.telemetry.up },
+          { header: 'AGENT', value: (r) => r.telemetry.v },
+        ], 'No telemetry.');
       }),
     );
 

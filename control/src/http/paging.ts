@@ -1,5 +1,7 @@
 import { Errors } from '../errors.js';
 
+export { isStorableTime, isUuid } from '../store/paging.js';
+
 /**
  * Paging for every list endpoint (DESIGN §6): `?limit=&cursor=` in, `{items, nextCursor}` out.
  * A cursor is opaque to clients: base64url of a small JSON value the store chose

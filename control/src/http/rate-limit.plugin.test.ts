@@ -20,7 +20,10 @@ async function appWith(perMin: number, registerPerMin: number) {
   });
   const refused = new Counter({ name: 'refused', help: 'h', labelNames: ['scope'], registers: [new Registry()] });
   await app.register(rateLimitPlugin, { perMin, registerPerMin, refused });
-  app.post(REGISTER_ROUTE, async () => ({ ok: true }));
+  // Stands in for the real route: a token other than 'good' is refused, as an unknown token is.
+  app.post<{ Body: { enrollmentToken?: string } }>(REGISTER_ROUTE, async (req, reply) =>
+    req.body?.enrollmentToken === undefined || req.body.enrollmentToken === 'good' ? { ok: true } : reply.code(401).send({}),
+  );
   app.get('/thing', async () => ({ ok: true }));
   app.get('/probe', { config: { rateLimit: false } }, async () => ({ ok: true }));
   app.get('/secret', async (req, reply) => (req.headers.authorization === 'Bearer good' ? { ok: true } : reply.code(401).send({})));
@@ -40,6 +43,17 @@ describe('rateLimitPlugin', () => {
     expect(res.json()).toMatchObject({ statusCode: 429, code: 'KX_RATE_LIMITED', message: expect.stringMatching(/^too many requests, retry in \d+ seconds$/) });
     expect((await app.inject({ url: '/thing' })).statusCode).toBe(200);
     expect((await refused.get()).values).toEqual([expect.objectContaining({ labels: { scope: 'register' }, value: 1 })]);
+  });
+
+  it('does not count registrations bearing a valid enrollment token, but counts failed ones', async () => {
+    await appWith(100, 2);
+    const register = (payload: object) => app.inject({ method: 'POST', url: REGISTER_ROUTE, payload });
+    for (let i = 0; i < 10; i++) expect((await register({ enrollmentToken: 'good' })).statusCode).toBe(200);
+    expect((await register({})).statusCode).toBe(200);
+    expect((await register({ enrollmentToken: 'guess-1' })).statusCode).toBe(401);
+    expect((await register({ enrollmentToken: 'guess-2' })).statusCode).toBe(401);
+    // Out of failures: refused whatever it sends next, a good token included.
+    expect((await register({ enrollmentToken: 'good' })).statusCode).toBe(429);
   });
 
   it('counts each credential on its own', async () => {

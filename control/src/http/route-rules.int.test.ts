@@ -4,9 +4,9 @@ import { ROLES, roleAllows, type Role } from '../auth/roles.js';
 import { startTestServer, type TestServer } from '../test-support/test-server.js';
 import type { RouteEntry } from './route-table.plugin.js';
 
-/** Routes of the API itself: not the docs UI's assets, not the HEAD twins fastify adds, not CORS preflight. */
+/** Routes of the API itself: not the docs UI's or the console's files, not the HEAD twins fastify adds, not CORS preflight. */
 const apiRoutes = (server: TestServer): RouteEntry[] =>
-  server.app.routeTable.filter((r) => !r.url.startsWith('/docs') && r.method !== 'HEAD' && r.method !== 'OPTIONS');
+  server.app.routeTable.filter((r) => !r.url.startsWith('/docs') && !r.url.startsWith('/console') && r.url !== '/' && r.method !== 'HEAD' && r.method !== 'OPTIONS');
 
 const concretePath = (url: string): string => url.replace(/:id\b/g, randomUUID()).replace(/:[A-Za-z]+/g, 'x');
 
@@ -39,6 +39,23 @@ describe('every route has an access rule, schemas and a role check (real HTTP)',
     expect(lacking.map((r) => `${r.method} ${r.url}`)).toEqual([]);
   });
 
+  it('refuses unknown fields at every level of every body and query schema (DESIGN §6)', () => {
+    const open: string[] = [];
+    const walk = (node: unknown, where: string): void => {
+      if (node === null || typeof node !== 'object') return;
+      const n = node as Record<string, unknown>;
+      // An object schema that lists its properties must refuse others; a free-form object
+      // (registration's `hardware`) lists none and is bounded by its size and depth instead.
+      if (n.properties !== undefined && n.additionalProperties !== false) open.push(where);
+      for (const [k, v] of Object.entries(n)) walk(v, k === 'properties' ? where : `${where}.${k}`);
+    };
+    for (const r of apiRoutes(server)) {
+      if (r.schema?.body) walk(r.schema.body, `${r.method} ${r.url} body`);
+      if (r.schema?.querystring) walk(r.schema.querystring, `${r.method} ${r.url} query`);
+    }
+    expect(open).toEqual([]);
+  });
+
   it('documents every route in the OpenAPI document at /docs/json, with its security', async () => {
     const res = await fetch(`${server.httpUrl}/docs/json`);
     expect(res.status).toBe(200);
@@ -66,7 +83,9 @@ describe('every route has an access rule, schemas and a role check (real HTTP)',
         const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
         if (hasBody) headers['content-type'] = 'application/json';
         const res = await fetch(`${server.httpUrl}${path}`, { method: r.method, headers, body: hasBody ? '{}' : undefined });
-        await res.arrayBuffer();
+        // The live event stream never ends by itself (DESIGN §6): its status is enough.
+        if (res.headers.get('content-type')?.startsWith('text/event-stream')) await res.body?.cancel();
+        else await res.arrayBuffer();
         return res.status;
       };
       const anonymous = await call();

@@ -1,37 +1,28 @@
 import { X509Certificate } from 'node:crypto';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import type { FleetStatsStore } from '../store/fleet-stats.pg.js';
 
 /** States named by the contract (DESIGN §2, §5): each is exposed, at 0 when none, so rules never see a missing series. */
 const DEVICE_STATUSES = ['pending', 'accepted', 'rejected', 'decommissioned'];
 const DEPLOYMENT_STATUSES = ['running', 'completed', 'aborted', 'cancelled'];
 
-/** A batched writer (telemetry, presence, events) as the alerting rules see it. */
-export interface WriterProbe {
-  name: string;
-  /** Items accepted but not yet written. */
-  backlog(): number;
-  /** Items written since start (monotonic). */
-  written(): Promise<number> | number;
-}
-
 export interface ServerGaugeDeps {
   ready(): Promise<boolean>;
   fleet: FleetStatsStore;
-  writers: WriterProbe[];
   /** PEM of the certificate the server serves (MQTTS/HTTPS), when TLS is on. */
   tlsCertPem?: string;
 }
 
 /**
- * The gauges the alerting rules and the dashboard need (control/monitoring/), all
+ * The gauges the alerting rules and the dashboard need (control/monitoring/) beyond the
+ * writers' own (services/batch-writer.ts), all
  * registered at start so their names are in /metrics from the first scrape. Values
  * that live in the database are read at scrape time.
  */
 export function registerServerGauges(registry: Registry, deps: ServerGaugeDeps): void {
   new Gauge({
     name: 'kernex_ready',
-    help: '1 when /readyz would answer ready (database answers, broker listens), else 0',
+    help: '1 when /readyz answers ready (started, database answers, broker listens, writers keep up), else 0',
     registers: [registry],
     async collect() {
       this.set((await deps.ready().catch(() => false)) ? 1 : 0);
@@ -57,25 +48,6 @@ export function registerServerGauges(registry: Registry, deps: ServerGaugeDeps):
       const counts = await deps.fleet.deploymentsByStatus().catch(() => undefined);
       if (!counts) return;
       for (const s of new Set([...DEPLOYMENT_STATUSES, ...Object.keys(counts)])) this.labels(s).set(counts[s] ?? 0);
-    },
-  });
-  new Gauge({
-    name: 'kernex_writer_backlog',
-    help: 'Items a batched writer has accepted and not yet written, by writer',
-    labelNames: ['writer'],
-    registers: [registry],
-    collect() {
-      for (const w of deps.writers) this.labels(w.name).set(w.backlog());
-    },
-  });
-  new Counter({
-    name: 'kernex_writer_written_total',
-    help: 'Items a batched writer has written to the database, by writer',
-    labelNames: ['writer'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const w of deps.writers) this.labels(w.name).inc(await w.written());
     },
   });
   const expiry = new Gauge({

@@ -12,3 +12,19 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+/**
+ * Whether `port` on `host` is taken, by binding it for a moment. The server
+ * checks its fixed ports this way before it touches the database, so a second
+ * server on the same ports refuses without disturbing the first (DESIGN §1).
+ */
+export async function portInUse(host: string, port: number): Promise<NodeJS.ErrnoException | undefined> {
+  const server = net.createServer();
+  try {
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen({ port, host, exclusive: true }, resolve));
+  } catch (err) {
+    return err as NodeJS.ErrnoException;
+  }
+  await new Promise((resolve) => server.close(resolve));
+  return undefined;
+}

@@ -71,11 +71,15 @@ describe('the server image entrypoint from a production-only install', () => {
     server = spawnServer(
       { DATABASE_URL: database.url, KERNEX_DATA_DIR: path.join(app, 'data'), KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0', KERNEX_ADMIN_KEY: 'kx_prod_install_key', NODE_ENV: 'production' },
       ['server'],
-      path.join(app, entrypoint!),
+      { bin: path.join(app, entrypoint!) },
     );
     const { httpPort } = await server.ready;
     const ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
     expect(ready.status).toBe(200);
     expect(((await ready.json()) as { status: string }).status).toBe('ready');
+    // The web console's built files are part of the runtime layout too.
+    const console = await fetch(`http://127.0.0.1:${httpPort}/console/`);
+    expect(console.status).toBe(200);
+    expect(console.headers.get('content-type')).toContain('text/html');
   });
 });

@@ -13,13 +13,19 @@ describe('judgeTransition', () => {
     ['received', 'sent', 'refuse'],
     ['downloading', 'failed', 'apply'],
     ['verifying', 'rolled_back', 'apply'],
-    ['succeeded', 'rolled_back', 'apply'],
+    ['succeeded', 'rolled_back', 'refuse'],
     ['succeeded', 'failed', 'refuse'],
     ['failed', 'succeeded', 'refuse'],
     ['cancelled', 'received', 'refuse'],
     ['timed_out', 'succeeded', 'refuse'],
   ] as const)('%s → %s: %s', (from, to, verdict) => {
     expect(judgeTransition(from, to)).toBe(verdict);
+  });
+
+  it('leaves succeeded for rolled_back only when the server asked the rollback', () => {
+    expect(judgeTransition('succeeded', 'rolled_back', true)).toBe('apply');
+    expect(judgeTransition('succeeded', 'rolled_back', false)).toBe('refuse');
+    expect(judgeTransition('failed', 'rolled_back', true)).toBe('refuse');
   });
 });
 

@@ -9,7 +9,7 @@ import { EXECUTION_STATES, TERMINAL_STATES, type ExecutionState } from '@kernex/
 /** States an execution passes through on its way, in order. */
 const ORDER: Record<string, number> = Object.fromEntries(EXECUTION_STATES.slice(0, 6).map((s, i) => [s, i]));
 
-/** States between `sent` and `verifying`: what `maxConcurrent` bounds. */
+/** States between `sent` and `verifying`: what `maxConcurrent` bounds, and what `cancel` is sent to (DESIGN §3). */
 export const IN_FLIGHT_STATES: readonly ExecutionState[] = ['sent', 'received', 'downloading', 'installing', 'verifying'];
 
 /** Ended states that count against `maxFailurePercent`. */
@@ -20,12 +20,13 @@ export type TransitionVerdict = 'apply' | 'same' | 'refuse';
 
 /**
  * Executions move forward only (DESIGN §5); an ended execution stays ended,
- * but for `succeeded → rolled_back` (DESIGN §3). The same state again is a
- * progress report, not a transition.
+ * but for `succeeded → rolled_back`, and only when the server asked that
+ * rollback (DESIGN §3: `rollbackAsked`). The same state again is a progress
+ * report, not a transition.
  */
-export function judgeTransition(from: ExecutionState, to: ExecutionState): TransitionVerdict {
+export function judgeTransition(from: ExecutionState, to: ExecutionState, rollbackAsked = false): TransitionVerdict {
   if (from === to) return 'same';
-  if (TERMINAL_STATES.has(from)) return from === 'succeeded' && to === 'rolled_back' ? 'apply' : 'refuse';
+  if (TERMINAL_STATES.has(from)) return from === 'succeeded' && to === 'rolled_back' && rollbackAsked ? 'apply' : 'refuse';
   if (TERMINAL_STATES.has(to)) return 'apply';
   // `queued` is the server's own state: a device never reports it.
   if (to === 'queued' || to === 'sent') return 'refuse';

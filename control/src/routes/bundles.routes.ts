@@ -65,11 +65,16 @@ export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOpt
       },
       // Before any body parser runs (Fastify's own would read a text/plain or
       // JSON body whole): a body of another type is refused unread, whatever
-      // its size, and the connection is closed rather than drained.
+      // its size, and the connection is closed rather than drained. A small
+      // body (announced at most 64 KiB) is read and dropped first: closing on
+      // unread bytes makes the kernel reset the connection, and a reset can
+      // destroy the 415 before the client has read it.
       onRequest: async (req, reply) => {
         const type = mediaType(req.headers['content-type']);
         if (!ARCHIVE_TYPES.includes(type)) {
-          void reply.header('connection', 'close');
+          const declared = Number(req.headers['content-length']);
+          if (Number.isFinite(declared) && declared <= SMALL_REFUSED_BODY) await drain(req.raw, SMALL_REFUSED_BODY);
+          else void reply.header('connection', 'close');
           throw new Errors.UNSUPPORTED_MEDIA_TYPE(type || '(none)', 'application/gzip');
         }
       },
@@ -198,6 +203,9 @@ export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOpt
     },
   );
 }
+
+/** Largest refused body read and dropped so the client surely gets its answer. */
+const SMALL_REFUSED_BODY = 64 * 1024;
 
 /**
  * Reads and discards what is left of a refused upload, up to `limit` bytes,

@@ -125,12 +125,14 @@ describe('presence at start-up', () => {
       const d = await makeDevice();
       await register(first.httpUrl, d);
       await first.sql`update devices set online = true where id = ${d.id}`;
+      // As a server killed with its devices online leaves it; then the next start, alone on its database.
+      await first.close();
       const second = await startServer(
         loadConfig({ DATABASE_URL: first.database.url, KERNEX_DATA_DIR: first.config.dataDir, KERNEX_HOST: '127.0.0.1', KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0' }),
         pino({ level: 'silent' }),
       );
+      const [row] = await second.sql`select online from devices where id = ${d.id}`;
       await second.close();
-      const [row] = await first.sql`select online from devices where id = ${d.id}`;
       expect(row!.online).toBe(false);
     } finally {
       await first.stop();

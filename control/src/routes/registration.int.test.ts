@@ -202,3 +202,41 @@ describe('POST /api/v1/devices/register', () => {
     }
   });
 });
+
+describe('registration limits with default settings (DESIGN §2)', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    // '' means unset: the defaults of config.ts, not the test server's raised limits.
+    server = await startTestServer({ KERNEX_RATE_LIMIT_PER_MIN: '', KERNEX_REGISTER_RATE_LIMIT_PER_MIN: '' });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('lets 1,000 devices with a valid token register from one address, while token-less and failed attempts stay limited', async () => {
+    const res = await api('POST', `${server.httpUrl}/api/v1/enrollment-tokens`, server.adminHeaders, { uses: 1000, expiresInS: 3600 });
+    expect(res.status).toBe(201);
+    const token = (res.body as { token: string }).token;
+
+    const statuses: number[] = [];
+    const queue = Array.from({ length: 1000 }, (_, i) => i);
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (queue.shift() !== undefined) statuses.push((await register(server.httpUrl, await makeDevice(), { enrollmentToken: token })).status);
+      }),
+    );
+    expect(statuses.filter((s) => s === 201)).toHaveLength(1000);
+    const accepted = await server.sql`select count(*)::int as n from devices where status = 'accepted'`;
+    expect(accepted[0]!.n).toBe(1000);
+
+    // Token-less: 10 a minute per address (the default), then 429.
+    for (let i = 0; i < 10; i++) expect((await register(server.httpUrl, await makeDevice())).status).toBe(201);
+    const eleventh = await register(server.httpUrl, await makeDevice());
+    expect(eleventh).toMatchObject({ status: 429, body: { code: 'KX_RATE_LIMITED' } });
+
+    // The token is used up: each further attempt fails (401) and costs the address, until it is refused (429).
+    const failed: number[] = [];
+    for (let i = 0; i < 11; i++) failed.push((await register(server.httpUrl, await makeDevice(), { enrollmentToken: token })).status);
+    expect(failed).toEqual([...Array(10).fill(401), 429]);
+  });
+});

@@ -15,12 +15,12 @@ const telemetryItem = {
 
 /** `GET /api/v1/devices/{id}/telemetry` (viewer): a device's metrics, paged by time (DESIGN §2). */
 export async function telemetryRoutes(app: FastifyInstance, opts: { telemetry: TelemetryService }): Promise<void> {
-  app.get<{ Params: { id: string }; Querystring: { from?: string; to?: string; limit: number; cursor?: string } }>(
+  app.get<{ Params: { id: string }; Querystring: { from?: string; to?: string; limit: number; cursor?: string; order?: 'asc' | 'desc' } }>(
     '/api/v1/devices/:id/telemetry',
     {
       config: { access: 'viewer' },
       schema: {
-        summary: "A device's telemetry history, oldest first, `from <= at < to`",
+        summary: "A device's telemetry history, `from <= at < to`, oldest first or newest first (`order=desc`)",
         params: deviceIdParams,
         querystring: {
           type: 'object',
@@ -28,6 +28,7 @@ export async function telemetryRoutes(app: FastifyInstance, opts: { telemetry: T
           properties: {
             from: { ...dateTime, description: 'first instant included (ISO 8601)' },
             to: { ...dateTime, description: 'first instant excluded (ISO 8601)' },
+            order: { type: 'string', enum: ['asc', 'desc'], default: 'asc', description: 'asc: oldest first; desc: newest first' },
             ...pageQueryProperties,
           },
         },

@@ -19,7 +19,7 @@ export interface AuditEntry {
 }
 
 const isCursor = (v: unknown): v is { id: string } =>
-  typeof v === 'object' && v !== null && typeof (v as { id?: unknown }).id === 'string' && /^\d+$/.test((v as { id: string }).id);
+  typeof v === 'object' && v !== null && typeof (v as { id?: unknown }).id === 'string' && /^\d{1,18}$/.test((v as { id: string }).id);
 
 function toEntry(r: AuditRow): AuditEntry {
   return {

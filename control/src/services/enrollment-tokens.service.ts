@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Errors } from '../errors.js';
-import { decodeCursor, toPage, type Page } from '../http/paging.js';
+import { decodeCursor, isUuid, toPage, type Page } from '../http/paging.js';
 import type { EnrollmentTokenRow, EnrollmentTokensStore } from '../store/enrollment-tokens.pg.js';
 
 /** Tokens look like `kxe_<43 base64url chars>`: 256 random bits; only their SHA-256 is stored. */
@@ -29,7 +29,6 @@ const view = (r: EnrollmentTokenRow): EnrollmentTokenView => ({
   revokedAt: r.revokedAt?.toISOString() ?? null,
 });
 
-const isUuid = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v);
 
 /** Enrollment tokens (DESIGN §2): made and revoked by admins, used up by registration. */
 export class EnrollmentTokensService {

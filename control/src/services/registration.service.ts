@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
 import type { DevicesStore } from '../store/devices.pg.js';
 import { hashEnrollmentToken } from './enrollment-tokens.service.js';
-import type { MqttEndpoints } from './mqtt-endpoints.js';
+import type { PublicEndpoints } from './public-endpoints.js';
 
 /** The answer and whether the device is new (201) or known (200). */
 export interface Registration {
@@ -30,7 +30,8 @@ export interface Registration {
 export class RegistrationService {
   constructor(
     private readonly devices: DevicesStore,
-    private readonly endpoints: MqttEndpoints,
+    /** Built once the listeners are up; registrations are served only after that. */
+    private readonly endpoints: () => PublicEndpoints,
     private readonly serverPublicKey: string,
     private readonly log: Logger,
   ) {}
@@ -91,7 +92,7 @@ export class RegistrationService {
     return {
       deviceId,
       status,
-      mqtt: this.endpoints.urls(hostHeader),
+      mqtt: this.endpoints().mqttUrls(hostHeader),
       serverPublicKey: this.serverPublicKey,
       serverTime: new Date().toISOString(),
     };

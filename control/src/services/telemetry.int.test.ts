@@ -53,6 +53,26 @@ describe('telemetry history and latest values', () => {
     expect(pages).toBe(3);
   });
 
+  it('pages newest first with order=desc, without skipping or repeating, within from and to', async () => {
+    const seen: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const res: { status: number; body: { items: Array<{ at: string; telemetry: { cpu: number } }>; nextCursor: string | null } } = await api(
+        'GET',
+        `${url}/api/v1/devices/${device.id}/telemetry?order=desc&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+        viewer,
+      );
+      expect(res.status).toBe(200);
+      seen.push(...res.body.items.map((i) => i.telemetry.cpu));
+      cursor = res.body.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual([4, 3, 2, 1, 0]);
+    const from = new Date(t0 + 60_000).toISOString();
+    const ranged = await api('GET', `${url}/api/v1/devices/${device.id}/telemetry?order=desc&from=${from}&limit=1`, viewer);
+    expect(ranged.body.items.map((i: { telemetry: { cpu: number } }) => i.telemetry.cpu)).toEqual([4]);
+    expect((await api('GET', `${url}/api/v1/devices/${device.id}/telemetry?order=newest`, viewer)).status).toBe(400);
+  });
+
   it('filters by from (included) and to (excluded)', async () => {
     const from = new Date(t0 + 60_000).toISOString();
     const to = new Date(t0 + 3 * 60_000).toISOString();

@@ -1,7 +1,7 @@
 import type { Telemetry } from '@kernex/shared';
 import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
-import { decodeCursor, encodeCursor, type Page } from '../http/paging.js';
+import { decodeCursor, encodeCursor, isStorableTime, type Page } from '../http/paging.js';
 import type { TelemetryPosition, TelemetryStore } from '../store/telemetry.pg.js';
 
 /** One item of `GET /api/v1/devices/{id}/telemetry`. */
@@ -16,23 +16,30 @@ export interface TelemetryQuery {
   to?: string;
   limit: number;
   cursor?: string;
+  /** `asc` (default) oldest first; `desc` newest first (DESIGN §2). */
+  order?: 'asc' | 'desc';
 }
 
 
-/** A page ends at (receive time, row id) of its last sample: `[iso, id]`. */
+
+/** A page ends at (receive time, row id) of its last sample: `[iso, id]`, id a bigint. */
 const isPosition = (v: unknown): v is [string, string] =>
-  Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && !Number.isNaN(Date.parse(v[0])) && typeof v[1] === 'string' && /^\d{1,19}$/.test(v[1]);
+  Array.isArray(v) &&
+  v.length === 2 &&
+  typeof v[0] === 'string' &&
+  isStorableTime(v[0]) &&
+  typeof v[1] === 'string' &&
+  /^\d{1,18}$/.test(v[1]);
 
 function parseTime(name: string, value: string | undefined): Date | undefined {
   if (value === undefined) return undefined;
-  const d = new Date(value);
-  if (Number.isNaN(d.getTime())) throw new Errors.VALIDATION(`querystring.${name} must be an ISO 8601 date-time`);
-  return d;
+  if (!isStorableTime(value)) throw new Errors.VALIDATION(`query.${name} must be an ISO 8601 date-time between the years 0001 and 9999`);
+  return new Date(value);
 }
 
 /**
- * Reads a device's telemetry history, paged by time: ascending by receive
- * time within `from <= at < to`, `limit` per page, `nextCursor` to go on.
+ * Reads a device's telemetry history, paged by time: by receive time within
+ * `from <= at < to`, oldest first or (`order=desc`) newest first, `limit` per page, `nextCursor` to go on.
  * Background retention deletes samples older than the configured days.
  */
 export class TelemetryService {
@@ -51,7 +58,7 @@ export class TelemetryService {
     const position = q.cursor ? decodeCursor(q.cursor, isPosition) : undefined;
     const after: TelemetryPosition | undefined = position && { at: new Date(position[0]), id: position[1] };
     if (!(await this.store.deviceExists(deviceId))) throw new Errors.NOT_FOUND('device');
-    const rows = await this.store.page(deviceId, { from, to, after, limit: q.limit + 1 });
+    const rows = await this.store.page(deviceId, { from, to, after, limit: q.limit + 1, order: q.order });
     const more = rows.length > q.limit;
     const page = more ? rows.slice(0, q.limit) : rows;
     const last = page.at(-1);

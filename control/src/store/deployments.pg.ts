@@ -46,6 +46,8 @@ export interface ExecutionRow {
   phase: number;
   state: ExecutionState;
   error: string | null;
+  /** The server sent (or is to send) a `rollback` for it: the one way out of `succeeded`. */
+  rollbackRequested: boolean;
   updatedAt: Date;
 }
 
@@ -75,6 +77,7 @@ const toExecution = (r: Record<string, any>): ExecutionRow => ({
   phase: r.phase,
   state: r.state,
   error: r.error,
+  rollbackRequested: r.rollback_requested === true,
   updatedAt: r.updated_at,
 });
 
@@ -139,9 +142,10 @@ export class DeploymentsStore {
   }
 
   /** Executions of a deployment by device id, paged by device id. */
-  async executions(db: Db, deploymentId: string, limit: number, afterDevice?: string): Promise<ExecutionRow[]> {
+  async executions(db: Db, deploymentId: string, limit: number, afterDevice?: string, state?: ExecutionState): Promise<ExecutionRow[]> {
     const rows = await db`
       select * from executions where deployment_id = ${deploymentId}
+      ${state ? db`and state = ${state}` : db``}
       ${afterDevice ? db`and device_id > ${afterDevice}` : db``}
       order by device_id limit ${limit + 1}`;
     return rows.map(toExecution);
@@ -228,11 +232,11 @@ export class DeploymentsStore {
     return rows.map(toExecution);
   }
 
-  /** Executions that may still be cancelled: marks a cancel asked and returns them. */
+  /** Executions that may still be cancelled (DESIGN §3: between `sent` and `verifying`): marks a cancel asked and returns them. */
   async requestCancels(db: Db, deploymentId: string): Promise<ExecutionRow[]> {
     const rows = await db`
       update executions set cancel_sent_at = now()
-      where deployment_id = ${deploymentId} and state in ('sent', 'received', 'downloading')
+      where deployment_id = ${deploymentId} and state = any(${IN_FLIGHT}::text[])
       returning *`;
     return rows.map(toExecution);
   }
@@ -247,7 +251,7 @@ export class DeploymentsStore {
     const rollbacks = await db`
       select * from executions where device_id = ${deviceId} and rollback_requested and state = 'succeeded'`;
     const cancels = await db`
-      select * from executions where device_id = ${deviceId} and cancel_sent_at is not null and state in ('sent', 'received', 'downloading')`;
+      select * from executions where device_id = ${deviceId} and cancel_sent_at is not null and state = any(${IN_FLIGHT}::text[])`;
     return { deploys: deploys.map(toExecution), rollbacks: rollbacks.map(toExecution), cancels: cancels.map(toExecution) };
   }
 
@@ -259,27 +263,69 @@ export class DeploymentsStore {
     return r ? { id: r.id, name: r.name, version: r.version, sha256: r.sha256, size: Number(r.size), signature: r.signature } : undefined;
   }
 
-  /** Locks an execution of a device, to apply an event to it. */
-  async lockExecution(db: Db, executionId: string, deviceId: string): Promise<ExecutionRow | undefined> {
-    const [r] = await db`select * from executions where id = ${executionId} and device_id = ${deviceId} for update`;
-    return r ? toExecution(r) : undefined;
+  /**
+   * A device's `bundles` follows its executions (DESIGN §5), for a batch of
+   * applied events. `succeeded`: it names the new version, and each execution
+   * keeps the version it replaced (`previous_version`). `rolledBack` (executions
+   * that went succeeded → rolled_back): that version is put back, or the name
+   * removed when there was none. A rollback before the switch changed nothing
+   * on the device, so it is not listed. Grouped by device: UPDATE ... FROM
+   * applies one source row per target row.
+   */
+  async recordBundleOutcomes(db: Db, o: { succeeded: readonly string[]; rolledBack: readonly string[] }): Promise<void> {
+    if (o.succeeded.length) {
+      // One statement: the CTE and the UPDATE both read the devices' bundles as they were before.
+      await db`
+        with kept as (
+          update executions e set previous_version = v.bundles ->> d.bundle_name
+          from deployments d, devices v
+          where e.id = any(${[...o.succeeded]}::uuid[]) and d.id = e.deployment_id and v.id = e.device_id
+        )
+        update devices v set bundles = v.bundles || x.b, bundles_at = now(), updated_at = now()
+        from (
+          select e.device_id, jsonb_object_agg(d.bundle_name, d.bundle_version) as b
+          from executions e join deployments d on d.id = e.deployment_id
+          where e.id = any(${[...o.succeeded]}::uuid[])
+          group by e.device_id) x
+        where v.id = x.device_id`;
+    }
+    if (o.rolledBack.length) {
+      await db`
+        update devices v set bundles = (v.bundles - x.removed) || x.restored, bundles_at = now(), updated_at = now()
+        from (
+          select e.device_id,
+            coalesce(jsonb_object_agg(d.bundle_name, e.previous_version) filter (where e.previous_version is not null), '{}'::jsonb) as restored,
+            coalesce(array_agg(d.bundle_name) filter (where e.previous_version is null), '{}'::text[]) as removed
+          from executions e join deployments d on d.id = e.deployment_id
+          where e.id = any(${[...o.rolledBack]}::uuid[])
+          group by e.device_id) x
+        where v.id = x.device_id`;
+    }
   }
 
-  async setExecutionState(db: Db, id: string, state: ExecutionState, error: string | null): Promise<void> {
-    await db`update executions set state = ${state}, error = coalesce(${error}, error), updated_at = now() where id = ${id}`;
+  /** Locks executions by id (in id order, so concurrent batches cannot deadlock), to apply a batch of events. */
+  async lockExecutions(db: Db, ids: readonly string[]): Promise<ExecutionRow[]> {
+    if (ids.length === 0) return [];
+    const rows = await db`select * from executions where id = any(${[...ids]}::uuid[]) order by id for update`;
+    return rows.map(toExecution);
   }
 
-  /** After a succeeded execution: the device's installed bundles (DESIGN §2 `bundles`) name the new version. */
-  async recordInstalled(db: Db, executionId: string): Promise<void> {
-    await db`
-      update devices v set bundles = v.bundles || jsonb_build_object(d.bundle_name, d.bundle_version), updated_at = now()
-      from executions e join deployments d on d.id = e.deployment_id
-      where e.id = ${executionId} and v.id = e.device_id`;
-  }
-
-  /** Progress without a new state still counts as progress (resets the no-progress timer). */
-  async touchExecution(db: Db, id: string): Promise<void> {
-    await db`update executions set updated_at = now() where id = ${id}`;
+  /**
+   * Writes a batch of event outcomes: new states (one UPDATE over unnest'ed
+   * arrays) and the progress reports that keep an in-flight execution alive
+   * (`updated_at`). The devices' bundles follow in {@link recordBundleOutcomes}.
+   */
+  async applyEventOutcomes(
+    db: Db,
+    o: { states: ReadonlyArray<{ id: string; state: ExecutionState; error: string | null }>; touched: readonly string[] },
+  ): Promise<void> {
+    if (o.states.length) {
+      await db`
+        update executions e set state = v.state, error = coalesce(v.error, e.error), updated_at = now()
+        from unnest(${o.states.map((c) => c.id)}::uuid[], ${o.states.map((c) => c.state)}::text[], ${o.states.map((c) => c.error) as string[]}::text[]) as v(id, state, error)
+        where e.id = v.id`;
+    }
+    if (o.touched.length) await db`update executions set updated_at = now() where id = any(${[...o.touched]}::uuid[])`;
   }
 
   /** True while a running deployment uses the bundle. */

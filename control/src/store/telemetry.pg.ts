@@ -31,6 +31,8 @@ export class TelemetryStore {
    * (one INSERT over unnest'ed arrays, so the statement is the same for every
    * batch size and stays prepared; ids follow arrival order) and each device's newest sample into
    * `devices.telemetry`. Samples of devices that no longer exist are skipped.
+   * A sample's `b` corrects the device's `bundles` (DESIGN §5), unless an
+   * execution event set `bundles` after the sample arrived.
    */
   async insertBatch(samples: readonly TelemetrySample[]): Promise<number> {
     if (samples.length === 0) return 0;
@@ -53,17 +55,32 @@ export class TelemetryStore {
         where exists (select 1 from devices d where d.id = t.device_id)
         order by t.n`;
       await tx`
-        update devices d set telemetry = t.data::jsonb, telemetry_at = t.at
+        update devices d set telemetry = t.data::jsonb, telemetry_at = t.at,
+          bundles = case when t.data::jsonb ? 'b' and (d.bundles_at is null or d.bundles_at <= t.at) then t.data::jsonb -> 'b' else d.bundles end
         from unnest(${lIds}::text[], ${lAts}::timestamptz[], ${lDatas}::text[]) as t(device_id, at, data)
         where d.id = t.device_id and (d.telemetry_at is null or d.telemetry_at <= t.at)`;
       return inserted.count;
     });
   }
 
-  /** One page of a device's samples in time order, `from <= at < to`, after `after`. */
-  async page(deviceId: string, q: { from?: Date; to?: Date; after?: TelemetryPosition; limit: number }): Promise<TelemetryRow[]> {
+  /**
+   * One page of a device's samples, `from <= at < to`, in time order (`asc`) or newest first
+   * (`desc`), after `after` in that order.
+   */
+  async page(
+    deviceId: string,
+    q: { from?: Date; to?: Date; after?: TelemetryPosition; limit: number; order?: 'asc' | 'desc' },
+  ): Promise<TelemetryRow[]> {
     const from = q.from ?? new Date(0);
     const to = q.to ?? new Date('9999-12-31T00:00:00Z');
+    if (q.order === 'desc') {
+      const before = q.after ? this.sql`and (at, id) < (${q.after.at}::timestamptz, ${q.after.id}::bigint)` : this.sql``;
+      return this.sql<TelemetryRow[]>`
+        select id::text as id, at, data from device_telemetry
+        where device_id = ${deviceId} and at >= ${from} and at < ${to} ${before}
+        order by at desc, id desc
+        limit ${q.limit}`;
+    }
     const afterAt = q.after?.at ?? new Date(0);
     const afterId = q.after?.id ?? '0';
     return this.sql<TelemetryRow[]>`

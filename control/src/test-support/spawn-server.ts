@@ -18,13 +18,19 @@ export interface ServerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Runs `kernex server` as a user would, with the given environment on top of ours (`bin`: another install's kernex.js). */
-export function spawnServer(env: Record<string, string>, args: string[] = ['server'], bin = KERNEX_BIN): ServerProcess {
+/**
+ * Runs `kernex server` as a user would, with the given environment on top of ours.
+ * `detached`: the server leads its own process group, as a shell's foreground job does
+ * (so a test can signal the whole group, as Ctrl-C on a terminal does). `bin`: another
+ * install's kernex.js (the production-install test).
+ */
+export function spawnServer(env: Record<string, string>, args: string[] = ['server'], opts: { detached?: boolean; bin?: string } = {}): ServerProcess {
   // DATABASE_URL only when the test passes one: CI sets it for the external-database test.
   const { DATABASE_URL: _ignored, ...inherited } = process.env;
-  const proc = spawn(process.execPath, [bin, ...args], {
+  const proc = spawn(process.execPath, [opts.bin ?? KERNEX_BIN, ...args], {
     env: { ...inherited, LOG_LEVEL: 'info', KERNEX_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.detached ?? false,
   });
   const logs: Array<Record<string, unknown>> = [];
   const result: ServerProcess = {
