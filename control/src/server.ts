@@ -1,5 +1,4 @@
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { createBroker, type KernexBroker } from '@kernex/broker';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -12,7 +11,9 @@ import { createMetrics } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
 import { ServerKeyService } from './services/server-key.service.js';
 import { BundlesService } from './services/bundles.service.js';
-import { LocalBundleStorage } from './storage/local-bundle-storage.js';
+import { openBundleStorage } from './storage/open-bundle-storage.js';
+import { createRetentionMetrics, RetentionService } from './services/retention.service.js';
+import { HistoryStore } from './store/history.pg.js';
 import { BundlesStore } from './store/bundles.pg.js';
 import { DeploymentsStore } from './store/deployments.pg.js';
 import { DeploymentsService } from './services/deployments.service.js';
@@ -79,6 +80,7 @@ export interface RunningServer {
     telemetry: TelemetryService;
     telemetryIngest: TelemetryIngest;
     presence: PresenceWriter;
+    retention: RetentionService;
     events: EventWriter;
     sessions: SessionsService;
     bus: InProcessEventBus;
@@ -123,8 +125,9 @@ function localApiUrl(config: Readonly<ServerConfig>, httpPort: number): string {
 export function readyLines(apiUrl: string, firstAdminKey: string | undefined, keyFromEnv: boolean): string {
   const key = firstAdminKey ?? (keyFromEnv ? '$KERNEX_ADMIN_KEY' : '<an admin API key>');
   return (
-    `kernex server: ready; API at ${apiUrl}\n` +
-    `kernex server: next, in another terminal: export KERNEX_URL=${apiUrl} KERNEX_API_KEY=${key}; npx kernex devices ls\n`
+    `kernex server: ready; API at ${apiUrl}, console at ${apiUrl}/console/\n` +
+    `kernex server: next, in another terminal: export KERNEX_URL=${apiUrl} KERNEX_API_KEY=${key}; npx kernex devices ls\n` +
+    `kernex server: or save them once: npx kernex login --url ${apiUrl} --api-key ${key}\n`
   );
 }
 
@@ -161,6 +164,11 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const dataDirLock = await lockDataDir(config.dataDir);
     cleanups.push(() => dataDirLock.release()); // runs last
     await checkPortsFree(config);
+    // Before the database: a bucket that is missing or unreachable ends the start at once, in one line.
+    const storage = await openBundleStorage(config);
+    cleanups.push(async () => storage.close?.());
+    const metrics = createMetrics();
+    const retentionMetrics = createRetentionMetrics(metrics.registry);
 
     let url = config.databaseUrl;
     let embedded: EmbeddedDatabase | undefined;
@@ -185,12 +193,25 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
     const audit = new AuditService(new AuditStore(sql), log.child({ mod: 'audit' }));
 
-    const storage = await LocalBundleStorage.open(path.join(config.dataDir, 'bundles'));
     const bundlesStore = new BundlesStore(sql);
     const bundles = new BundlesService(bundlesStore, storage, serverKey, log.child({ mod: 'bundles' }), {
       maxBytes: config.maxBundleBytes,
       limits: config.archiveLimits,
+      onStorageError: (op) => retentionMetrics.storageErrors.inc({ op }),
     });
+    const retention = new RetentionService({
+      bundles: bundlesStore,
+      history: new HistoryStore(sql),
+      storage,
+      log: log.child({ mod: 'retention' }),
+      metrics: retentionMetrics,
+      keep: config.bundleKeep,
+      executionRetentionDays: config.executionRetentionDays,
+      auditRetentionDays: config.auditRetentionDays,
+    });
+    bundles.afterStore = () => retention.requestPrune();
+    retention.start();
+    cleanups.push(() => retention.stop());
     const devicesStore = new DevicesStore(sql);
     const live = await markLiveServer(url, log.child({ mod: 'live-server' }));
     cleanups.push(() => live.release());
@@ -203,7 +224,6 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       log.warn('another kernex server is running on this database; presence left as it is');
     }
     await live.admitOthers();
-    const metrics = createMetrics();
     const writerMetrics = createWriterMetrics(metrics.registry);
     const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }), {}, writerMetrics);
     cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
@@ -352,7 +372,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, events: eventWriter, sessions, bus },
+      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, retention, events: eventWriter, sessions, bus },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();

@@ -31,8 +31,14 @@ export interface BackupManifest {
   /** The server signing key is also in `settings`; kept here as PEM so it is visibly part of the backup. */
   signingKey: string;
   bundles: {
-    store: 'file';
-    /** Every bundle row of the snapshot: its blob is `bundles/<id>.tar.gz`. */
+    /**
+     * `file`: every blob is in the archive as `bundles/<key>.tar.gz`. `s3`: the blobs stay in the
+     * bucket (the user's own to back up); `blobs` records each row's key and size as found there.
+     */
+    store: 'file' | 's3';
+    /** The bucket, for `s3`. */
+    bucket?: string;
+    /** Every bundle row of the snapshot whose blob was found (key = bundle id). */
     blobs: Array<{ key: string; name: string; version: string; size: number }>;
     /** Rows whose blob was gone when the backup read it (deleted after the snapshot, or lost). */
     missing: string[];

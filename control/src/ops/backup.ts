@@ -4,9 +4,10 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config.js';
-import { LocalBundleStorage } from '../storage/local-bundle-storage.js';
+import { S3BundleStorage } from '../storage/s3-bundle-storage.js';
 import { SnapshotStore } from '../store/snapshot.pg.js';
 import { BACKUP_FORMAT, BACKUP_VERSION, MANIFEST, packArchive, SIGNING_KEY_FILE, type BackupManifest, type PackEntry } from './backup-archive.js';
+import { CliError } from '../cli/cli-error.js';
 import { openOpsDatabase } from './ops-database.js';
 
 /** How a backup or restore tells the operator where it is (the CLI draws a bar). */
@@ -31,8 +32,8 @@ export const SIGNING_KEY_SETTING = 'server_signing_key';
 /**
  * `kernex backup --out FILE` (DESIGN §10): one archive with a consistent copy of the
  * database (every table read in one REPEATABLE READ snapshot while the server goes on),
- * the signing key, the blobs of exactly the bundle rows in that snapshot, and the data
- * directory's TLS CA. Written to `FILE.part` and renamed, mode 0600: it holds secrets.
+ * the signing key, the blobs of exactly the bundle rows in that snapshot (file store; with
+ * S3 their keys and sizes, the bucket being the user's to back up), and the data directory's TLS CA. Written to `FILE.part` and renamed, mode 0600: it holds secrets.
  */
 export async function runBackup(config: Readonly<ServerConfig>, out: string, log: Logger, progress: OpsProgress = NO_PROGRESS): Promise<BackupResult> {
   const file = path.resolve(out);
@@ -65,7 +66,12 @@ export async function runBackup(config: Readonly<ServerConfig>, out: string, log
             sequences: await snap.sequences(),
           },
           signingKey: key ? SIGNING_KEY_FILE : '',
-          bundles: { store: 'file', blobs: (await snap.bundles()).map((b) => ({ key: b.id, name: b.name, version: b.version, size: 0 })), missing: [] },
+          bundles: {
+            store: config.bundleStore.kind,
+            ...(config.bundleStore.kind === 's3' ? { bucket: config.bundleStore.bucket } : {}),
+            blobs: (await snap.bundles()).map((b) => ({ key: b.id, name: b.name, version: b.version, size: 0 })),
+            missing: [],
+          },
           dataFiles: [],
         } satisfies BackupManifest;
       });
@@ -75,19 +81,28 @@ export async function runBackup(config: Readonly<ServerConfig>, out: string, log
 
     // Blobs of exactly the rows in the snapshot: a bundle uploaded later is not in the dump either.
     const entries: PackEntry[] = [];
-    const bundleDir = path.join(config.dataDir, 'bundles');
-    const storage = await LocalBundleStorage.open(bundleDir);
+    const store = config.bundleStore;
+    // Read-only: opening LocalBundleStorage would clear a running server's in-flight uploads.
+    const s3 =
+      store.kind === 's3'
+        ? await S3BundleStorage.open({ ...store, stagingDir: path.join(work, 's3-staging') }).catch((err: unknown) => {
+            throw new CliError(`cannot list the bundle blobs in bucket ${store.bucket}: ${(err as Error).message}`);
+          })
+        : undefined;
+    const blobSize = async (key: string): Promise<number | undefined> =>
+      store.kind === 'file' ? (await fs.stat(path.join(store.dir, `${key}.tar.gz`)).catch(() => undefined))?.size : (await s3!.stat(key))?.size;
     const kept: BackupManifest['bundles']['blobs'] = [];
     for (const b of manifest.bundles.blobs) {
-      const stat = await storage.stat(b.key);
-      if (!stat) {
+      const size = await blobSize(b.key);
+      if (size === undefined) {
         manifest.bundles.missing.push(b.key);
         log.warn({ bundleId: b.key }, 'bundle blob missing; the row is kept without it');
         continue;
       }
-      kept.push({ ...b, size: stat.size });
-      entries.push({ name: `bundles/${b.key}.tar.gz`, file: path.join(bundleDir, `${b.key}.tar.gz`) });
+      kept.push({ ...b, size });
+      if (store.kind === 'file') entries.push({ name: `bundles/${b.key}.tar.gz`, file: path.join(store.dir, `${b.key}.tar.gz`) });
     }
+    s3?.close();
     manifest.bundles.blobs = kept;
 
     const tlsDir = path.join(config.dataDir, 'tls');

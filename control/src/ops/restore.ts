@@ -59,6 +59,16 @@ export async function runRestore(config: Readonly<ServerConfig>, archive: string
       throw new CliError(err instanceof CliError ? err.message : `cannot unpack ${file}: ${(err as Error).message}`);
     }
     const manifest = await readManifest(work);
+    const store = config.bundleStore;
+    if ((manifest.bundles.store ?? 'file') !== store.kind) {
+      throw new CliError(
+        `the backup's bundles are in the ${manifest.bundles.store} store but KERNEX_BUNDLE_STORE is ${store.kind}: restore with KERNEX_BUNDLE_STORE=${manifest.bundles.store}` +
+          (manifest.bundles.store === 's3' ? ` and the bucket ${manifest.bundles.bucket ?? ''} restored` : ''),
+      );
+    }
+    if (store.kind === 'file' && !store.dir.startsWith(config.dataDir + path.sep) && (await entries(store.dir)).length > 0) {
+      throw new CliError(`KERNEX_BUNDLE_DIR ${store.dir} is not empty: restore needs an empty bundle directory`);
+    }
     const known = await listMigrations();
     for (const m of manifest.database.migrations) {
       const here = known.find((k) => k.id === m.id);
@@ -104,12 +114,13 @@ export async function runRestore(config: Readonly<ServerConfig>, archive: string
       await db.close();
     }
 
-    progress.phase('files', manifest.bundles.blobs.reduce((n, b) => n + b.size, 0));
-    const bundleDir = path.join(config.dataDir, 'bundles');
-    await fs.mkdir(bundleDir, { recursive: true, mode: 0o700 });
-    for (const b of manifest.bundles.blobs) {
-      await fs.copyFile(path.join(work, 'bundles', `${b.key}.tar.gz`), path.join(bundleDir, `${b.key}.tar.gz`));
-      progress.advance(b.size);
+    if (store.kind === 'file') {
+      progress.phase('files', manifest.bundles.blobs.reduce((n, b) => n + b.size, 0));
+      await fs.mkdir(store.dir, { recursive: true, mode: 0o700 });
+      for (const b of manifest.bundles.blobs) {
+        await fs.copyFile(path.join(work, 'bundles', `${b.key}.tar.gz`), path.join(store.dir, `${b.key}.tar.gz`));
+        progress.advance(b.size);
+      }
     }
     for (const f of manifest.dataFiles) {
       const target = path.join(config.dataDir, f);
