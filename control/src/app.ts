@@ -150,9 +150,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.log.child({ mod: 'http' }) as FastifyBaseLogger,
     bodyLimit: http.bodyLimitBytes,
     trustProxy: false,
-    // Every log line of a request carries reqId (pino child per request); the id is echoed below.
+    // Every log line of a request carries it as reqId (Fastify's per-request pino child); echoed below.
     genReqId: requestId,
-    requestIdLogLabel: 'reqId',
     connectionTimeout: http.idleTimeoutMs,
     keepAliveTimeout: Math.min(5000, http.idleTimeoutMs),
     requestTimeout: 0,
