@@ -109,7 +109,7 @@ describe('deployments end to end', () => {
     const check = '#!/bin/sh\ntest ! -f ../../../unhealthy\n';
     const bundleId = await upload(await makeBundle({ version: '5.0.0', healthCheck: check }));
     const id = await deploy(bundleId, [first.deviceId, second.deviceId], {
-      phases: [{ percent: 1, waitS: 0 }, { percent: 99, waitS: 0 }],
+      phases: [{ percent: 1, waitS: 0 }, { percent: 100, waitS: 0 }],
       maxFailurePercent: 10,
     });
     await expect.poll(async () => (await show(id)).status, { timeout: 30_000 }).toBe('aborted');

@@ -56,7 +56,7 @@ describe('orchestrator survives its own death', () => {
     const created = await api('POST', `${url}/api/v1/deployments`, headers, {
       bundleId,
       target: { deviceIds: agents.map((a) => a.deviceId) },
-      rollout: { phases: [{ percent: 1, waitS: 2 }, { percent: 99, waitS: 0 }] },
+      rollout: { phases: [{ percent: 1, waitS: 2 }, { percent: 100, waitS: 0 }] },
     });
     expect(created.status).toBe(201);
     const id = created.body.id as string;

@@ -50,14 +50,14 @@ describe('pastThreshold', () => {
 
 describe('normalisePhases', () => {
   const p = (...percents: number[]) => percents.map((percent) => ({ percent, waitS: 5 }));
-  it('keeps shares that add up to at most 100', () => {
-    expect(normalisePhases(p(10, 40, 50))).toEqual(p(10, 40, 50));
-    expect(normalisePhases(p(10, 90))).toEqual(p(10, 90));
-  });
   it('turns cumulative percentages ending at 100 into shares', () => {
     expect(normalisePhases(p(10, 50, 100))).toEqual(p(10, 40, 50));
+    expect(normalisePhases(p(100))).toEqual(p(100));
   });
-  it('refuses lists that are neither', () => {
+  it('refuses lists that do not rise strictly to 100 (DESIGN §5)', () => {
+    expect(normalisePhases(p(10, 40, 50))).toBeUndefined();
+    expect(normalisePhases(p(10, 90))).toBeUndefined();
+    expect(normalisePhases(p(50))).toBeUndefined();
     expect(normalisePhases(p(60, 60))).toBeUndefined();
     expect(normalisePhases(p(50, 100, 100))).toBeUndefined();
   });

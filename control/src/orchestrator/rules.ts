@@ -40,15 +40,12 @@ export interface Phase {
 }
 
 /**
- * Reads the operator's phases as shares (DESIGN §5: "a phase releases its
- * share"; the Mender way). A list that only makes sense as cumulative
- * percentages — strictly increasing, ending at 100, adding up to more than 100,
- * as `kernex deploy --phases 10,50,100` sends — is turned into shares.
- * Returns undefined when neither reading fits (shares over 100).
+ * Reads the operator's phases as cumulative percentages (DESIGN §5: a phase's
+ * `percent` is the share of the target released by the end of that phase;
+ * they rise strictly and the last is 100) and turns them into the shares
+ * {@link assignPhases} takes. Returns undefined for any other list: a 400.
  */
 export function normalisePhases(phases: readonly Phase[]): Phase[] | undefined {
-  const sum = phases.reduce((a, p) => a + p.percent, 0);
-  if (sum <= 100) return phases.map((p) => ({ ...p }));
   const increasing = phases.every((p, i) => i === 0 || p.percent > phases[i - 1]!.percent);
   if (!increasing || phases.at(-1)?.percent !== 100) return undefined;
   return phases.map((p, i) => ({ ...p, percent: p.percent - (i === 0 ? 0 : phases[i - 1]!.percent) }));

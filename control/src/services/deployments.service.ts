@@ -56,7 +56,7 @@ export class DeploymentsService {
     const given = input.rollout?.phases?.length ? input.rollout.phases.map((p) => ({ percent: p.percent, waitS: p.waitS ?? 0 })) : [{ percent: 100, waitS: 0 }];
     const phases = normalisePhases(given);
     if (!phases) {
-      throw new Errors.VALIDATION('body.rollout.phases must be shares adding up to at most 100, or cumulative percentages rising to 100');
+      throw new Errors.VALIDATION('body.rollout.phases must be cumulative percentages that rise strictly and end at 100, such as 1, 10, 100');
     }
     const rollout: Rollout = {
       phases,
