@@ -88,14 +88,18 @@ export class FleetStore {
    * load. Values that are not numbers count as absent.
    */
   async series(deviceId: string, since: Date, bucketS: number): Promise<SeriesPoint[]> {
-    const num = (expr: string): string => `case when jsonb_typeof(${expr}) = 'number' then (${expr})::text::float8 end`;
+    // numeric, not float8: a device may send any non-negative number (1e308, 1e-300), and
+    // float8 arithmetic on those fails the whole query (overflow, underflow). The mean is
+    // rounded and clamped back into float8's range.
+    const num = (expr: string): string => `case when jsonb_typeof(${expr}) = 'number' then (${expr})::text::numeric end`;
+    const mean = (expr: string): string => `least(greatest(round(avg(${expr}), 6), -1e300), 1e300)::float8`;
     const sql = this.sql;
     return sql<SeriesPoint[]>`
       select date_bin(make_interval(secs => ${bucketS}), at, timestamptz 'epoch') as at,
-             avg(${sql.unsafe(num("data->'cpu'"))}) as cpu,
-             avg(100 * ${sql.unsafe(num("data->'mem'->0"))} / nullif(${sql.unsafe(num("data->'mem'->1"))}, 0)) as mem,
-             avg(100 - 100 * ${sql.unsafe(num("data->'disk'->0"))} / nullif(${sql.unsafe(num("data->'disk'->1"))}, 0)) as disk,
-             avg(${sql.unsafe(num("data->'load'->0"))}) as load,
+             ${sql.unsafe(mean(num("data->'cpu'")))} as cpu,
+             ${sql.unsafe(mean(`100 * ${num("data->'mem'->0")} / nullif(${num("data->'mem'->1")}, 0)`))} as mem,
+             ${sql.unsafe(mean(`100 - 100 * ${num("data->'disk'->0")} / nullif(${num("data->'disk'->1")}, 0)`))} as disk,
+             ${sql.unsafe(mean(num("data->'load'->0")))} as load,
              count(*)::int as samples
       from device_telemetry
       where device_id = ${deviceId} and at >= ${since}
