@@ -1,7 +1,7 @@
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import { schemaErrorText } from '@kernex/shared';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { authPlugin, type DeviceTokenVerifier } from './auth/auth.plugin.js';
 import type { ApiKeysService } from './auth/api-keys.service.js';
@@ -157,6 +157,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestTimeout: 0,
     // Unknown fields are refused, not silently dropped (DESIGN §6): ajv must not strip them.
     ajv: { customOptions: { removeAdditional: false } },
+    // The router's own refusals (a path that does not decode) get the contract's body and codes too.
+    frameworkErrors: (err, _req, reply) => {
+      void (reply as FastifyReply).code(400).send(toErrorBody(err as FastifyError));
+    },
     ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key, ...serverTimeouts } } : { http: serverTimeouts }),
   }) as unknown as FastifyInstance;
   // Only JSON bodies (and the routes' own upload types): a text/plain body is a 415, not a string that reaches a schema.
