@@ -8,5 +8,6 @@ export * from './errors.js';
 export * from './schemas/index.js';
 export * from './archive.js';
 export * from './storable.js';
+export * from './refusal-summary.js';
 export * from './shutdown.js';
 export * from './broken-pipe.js';

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { WriteInterrupted, writeIsolating, type WriterMetrics, type WriterState } from '../services/batch-writer.js';
 import type { DeploymentsStore, ExecutionRow } from '../store/deployments.pg.js';
-import { IN_FLIGHT_STATES, type ExecutionEvent, type ExecutionState } from '@kernex/shared';
+import { IN_FLIGHT_STATES, RefusalSummary, type ExecutionEvent, type ExecutionState } from '@kernex/shared';
 import { judgeTransition } from './rules.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -44,9 +44,6 @@ interface Pending {
 
 type Verdict = { kind: 'apply'; applied: AppliedEvent } | { kind: 'same' } | { kind: 'refused'; reason: 'unknown_execution' | 'transition'; from?: ExecutionState };
 
-/** At most one warn line per device and refusal reason in this window. */
-const REFUSAL_WARN_WINDOW_MS = 60_000;
-
 /**
  * Stores execution events before the broker acknowledges them (DESIGN §3):
  * the broker hands each valid event to {@link submit} and sends its PUBACK
@@ -77,7 +74,7 @@ export class EventWriter extends EventEmitter<{ applied: [changes: AppliedEvent[
   private readonly maxBatch: number;
   private readonly retryMs: number;
   private readonly log: Logger;
-  private readonly refusalWindows = new Map<string, { since: number; count: number }>();
+  private readonly refusals: RefusalSummary;
 
   constructor(
     private readonly store: DeploymentsStore,
@@ -88,6 +85,7 @@ export class EventWriter extends EventEmitter<{ applied: [changes: AppliedEvent[
   ) {
     super();
     this.log = log.child({ mod: 'events' });
+    this.refusals = new RefusalSummary(this.log);
     this.flushMs = options.flushMs ?? 2;
     this.maxBatch = options.maxBatch ?? 500;
     this.retryMs = options.retryMs ?? 1000;
@@ -230,31 +228,12 @@ export class EventWriter extends EventEmitter<{ applied: [changes: AppliedEvent[
     }) as Promise<Verdict[]>;
   }
 
-  /**
-   * Each refusal at debug; a warn at most once a minute per device and reason, with how many
-   * were refused since (issue 10: one bad device must not flood the log, as the broker's own refusals).
-   */
-  private logRefusal(fields: { deviceId: string; reason: string; [k: string]: unknown }): void {
-    this.log.debug(fields, 'execution event refused');
-    const key = `${fields.reason} ${fields.deviceId}`;
-    const now = Date.now();
-    const window = this.refusalWindows.get(key);
-    if (window && now - window.since < REFUSAL_WARN_WINDOW_MS) {
-      window.count++;
-      return;
-    }
-    if (!window && this.refusalWindows.size >= 10_000) {
-      for (const [k, w] of this.refusalWindows) if (now - w.since >= REFUSAL_WARN_WINDOW_MS) this.refusalWindows.delete(k);
-    }
-    this.refusalWindows.set(key, { since: now, count: 0 });
-    this.log.warn({ ...fields, refused: (window?.count ?? 0) + 1, windowS: REFUSAL_WARN_WINDOW_MS / 1000 }, 'execution event refused');
-  }
-
   private settle(p: Pending, v: Verdict): void {
     const { deviceId, event } = p;
     if (v.kind === 'refused') {
       this.refused.labels(v.reason).inc();
-      this.logRefusal({ deviceId, executionId: event.executionId, state: event.state, from: v.from, reason: v.reason });
+      // Each at debug, a warn summary per device and reason: one bad device must not flood the log.
+      this.refusals.refused(deviceId, v.reason, 'execution event refused', { deviceId, executionId: event.executionId, state: event.state, from: v.from });
       p.resolve('refused');
       return;
     }
