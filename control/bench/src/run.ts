@@ -71,7 +71,7 @@ if (selected('broker')) {
       `## Broker level, authentication off on both sides (${devices} devices)`,
       '',
       'Each broker runs in its own process on loopback; the clients are MQTT.js in',
-      `${workers} worker threads of one process (\`control/src/bench/broker-level.bench.ts\`).`,
+      `${workers} worker threads of one process (\`control/bench/src/broker-level.bench.ts\`).`,
       '',
       renderTable([
         row('connect storm', 'connects/s', (r) => r.connectsPerS, 'the broker process (one core, JS CONNECT handling); clients use the other core'),
@@ -98,7 +98,7 @@ if (selected('telemetry')) {
       'A `kernex server` process (embedded PostgreSQL) and 100 authenticated MQTT.js devices in the',
       'bench process; each device publishes 500 typical agent samples (QoS 0, ~130-byte JSON) as fast',
       'as it can (50,000 in all); the figure is `kernex_telemetry_persisted_total` over the time from',
-      'the first publish to the last write (`control/src/bench/telemetry.bench.ts`). Batches of up to',
+      'the first publish to the last write (`control/bench/src/telemetry.bench.ts`). Batches of up to',
       '2,000 rows: one INSERT over unnest()ed arrays plus one UPDATE of the latest values per flush.',
       '',
       renderTable([
@@ -152,7 +152,7 @@ if (selected('fanout')) {
       'A `kernex server` process; P-256 devices registered beforehand hold JWT-authenticated sessions',
       `(MQTT.js in ${workers} worker threads) subscribed to their \`kx/{id}/cmd\`. One \`POST /api/v1/deployments\``,
       '(`target: {all: true}`) starts the clock; per device, the time until its `deploy` command arrives',
-      '(`control/src/bench/fanout.bench.ts`). The clients do not report back, so this is dispatch alone.',
+      '(`control/bench/src/fanout.bench.ts`). The clients do not report back, so this is dispatch alone.',
       '10,000 devices: `npm run bench -- --only fanout --fanout-devices 10000`.',
       '',
       renderTable(rows),
@@ -177,7 +177,7 @@ if (selected('serving')) {
       '',
       `${downloads} HTTP clients in the bench process GET \`/api/v1/bundles/{id}/blob\` of a \`kernex server\` process at`,
       `once; the reference reads the stored blob file with ${downloads} concurrent streams in the bench process, which is`,
-      'what the disk (here: the page cache) can give (`control/src/bench/bundle-serving.bench.ts`).',
+      'what the disk (here: the page cache) can give (`control/bench/src/bundle-serving.bench.ts`).',
       '',
       renderTable([
         {
@@ -209,7 +209,7 @@ if (selected('idle')) {
       `## Bytes on the wire per idle device-hour (agent defaults: telemetry ${DEFAULT_TELEMETRY_S} s, keepalive ${DEFAULT_KEEPALIVE_S} s)`,
       '',
       'A real `kernex-agent` (P-256 key) talks to a real server through a byte-counting loopback',
-      'proxy (`control/src/bench/idle-bytes.bench.ts`); each packet kind is measured over a shortened',
+      'proxy (`control/bench/src/idle-bytes.bench.ts`); each packet kind is measured over a shortened',
       'window and scaled to an hour: telemetry samples, PINGREQ/PINGRESP pairs (MQTT.js pings only',
       'after a keepalive period with nothing sent), and the session set-up of the token-renewal',
       'reconnect twice a day. An RSA-4096 key adds ~600 bytes to each CONNECT (the JWT signature).',
@@ -241,7 +241,7 @@ if (selected('server-auth')) {
       'A `kernex server` process (embedded PostgreSQL, the real DeviceDirectory) with',
       `${n} P-256 devices registered beforehand; MQTT.js clients in ${workers} worker threads each`,
       'connect with their own ES256 JWT and subscribe to their `kx/{id}/cmd` as fast as they can',
-      '(`control/src/bench/fleet.bench.ts`). Cold: every JWT is verified (ES256 + a directory look-up).',
+      '(`control/bench/src/fleet.bench.ts`). Cold: every JWT is verified (ES256 + a directory look-up).',
       'Warm: the same devices reconnect with the same tokens, which the credential cache knows.',
       '',
       renderTable([
@@ -281,7 +281,7 @@ if (selected('auth')) {
       'the figure is the broker\'s: no PostgreSQL round trip. MQTT.js clients in worker threads of',
       'another process connect every device as fast as they can (rate = N / first CONNECT to last',
       'CONNACK): first **cold**, each ES256 JWT verified, then **warm**, the same JWTs again, answered',
-      'from the broker\'s credential cache (`control/src/bench/connect-storm.bench.ts`).',
+      'from the broker\'s credential cache (`control/bench/src/connect-storm.bench.ts`).',
       '',
       renderTable([
         row('cold connects (verify)', (x) => x.coldPerS, 'the broker core: ES256 verify (node:crypto) + Aedes CONNECT handling'),
@@ -311,7 +311,7 @@ if (selected('sim')) {
       `The real simulator (${workers} worker threads, connect rate ${rate}/s, keys from its cache) against a`,
       '`kernex server` process on the same machine: each device registers over HTTP, then opens its',
       'JWT-authenticated MQTT session with the agent\'s default telemetry and keepalive',
-      '(`control/src/bench/sim-fleet.bench.ts`). Time runs from starting the simulator to the server\'s',
+      '(`control/bench/src/sim-fleet.bench.ts`). Time runs from starting the simulator to the server\'s',
       '`kernex_devices_connected` reading N.',
       `CPU while the fleet came up (last run): server ${cpu.serverCpuS.toFixed(1)} s, simulator ${cpu.simCpuS.toFixed(1)} s.`,
       '',
@@ -339,7 +339,7 @@ if (selected('polling')) {
     [
       '## Push versus the 60-second HTTP polling loop',
       '',
-      `The reference is measured for real on loopback (\`control/src/bench/polling.bench.ts\`): ${pollers} pollers at random`,
+      `The reference is measured for real on loopback (\`control/bench/src/polling.bench.ts\`): ${pollers} pollers at random`,
       'phases with keep-alive and a device-JWT-sized bearer token; a command is queued at a random moment and each',
       "poller's latency is the time until its next poll fetches it. Kernex figures come from the fan-out and idle-bytes",
       'runs above (n/a when those were not selected in this run).',
