@@ -44,9 +44,12 @@ export function generateApiKey(): string {
   return `kx_${randomBytes(32).toString('base64url')}`;
 }
 
+/** What this needs of the API keys store (store/api-keys.pg.ts implements it). */
+export type ApiKeysRepository = Pick<ApiKeysStore, 'insert' | 'list' | 'revoke' | 'countActive' | 'findActiveByHash' | 'touch'>;
+
 export class ApiKeysService {
   constructor(
-    private readonly store: ApiKeysStore,
+    private readonly store: ApiKeysRepository,
     private readonly log: Logger,
   ) {}
 

@@ -23,7 +23,7 @@ declare module 'fastify' {
 export type DeviceTokenVerifier = (token: string) => Promise<{ deviceId: string } | undefined>;
 
 export interface AuthOptions {
-  apiKeys: ApiKeysService;
+  apiKeys: Pick<ApiKeysService, 'verify'>;
   verifyDeviceToken?: DeviceTokenVerifier;
 }
 

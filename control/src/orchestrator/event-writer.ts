@@ -8,6 +8,9 @@ import { IN_FLIGHT_STATES, judgeTransition } from './rules.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** What the event writer needs of the deployments store (store/deployments.pg.ts). */
+export type EventRepository = Pick<DeploymentsStore, 'transaction' | 'lockExecutions' | 'applyEventOutcomes' | 'recordBundleOutcomes'>;
+
 /** What became of an event once it is stored (or refused): the broker may acknowledge it. */
 export type EventOutcome = 'applied' | 'same' | 'refused';
 
@@ -67,7 +70,7 @@ export class EventWriter extends EventEmitter<{ applied: [] }> {
   private readonly log: Logger;
 
   constructor(
-    private readonly store: DeploymentsStore,
+    private readonly store: EventRepository,
     log: Logger,
     registry: Registry,
     private readonly writerMetrics?: WriterMetrics,
@@ -182,7 +185,7 @@ export class EventWriter extends EventEmitter<{ applied: [] }> {
 
   /** One transaction for a batch: lock its executions, judge each event in order, write the outcomes. */
   private commit(part: readonly Pending[]): Promise<Verdict[]> {
-    return this.store.sql.begin(async (tx) => {
+    return this.store.transaction(async (tx) => {
       const ids = [...new Set(part.map((p) => p.event.executionId).filter((id) => UUID.test(id)))].map((id) => id.toLowerCase());
       const rows = new Map<string, ExecutionRow>((await this.store.lockExecutions(tx, ids)).map((r) => [r.id, { ...r }]));
       const states = new Map<string, { id: string; state: ExecutionState; error: string | null }>();
@@ -211,7 +214,7 @@ export class EventWriter extends EventEmitter<{ applied: [] }> {
       await this.store.applyEventOutcomes(tx, { states: [...states.values()], touched: [...touched] });
       await this.store.recordBundleOutcomes(tx, { succeeded: [...succeeded], rolledBack: [...rolledBack] });
       return verdicts;
-    }) as Promise<Verdict[]>;
+    });
   }
 
   private settle(p: Pending, v: Verdict): void {

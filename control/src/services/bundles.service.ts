@@ -30,10 +30,13 @@ export const toBundleView = (b: BundleRow): BundleView => ({
 /** Decides whether a device may fetch a bundle: only one sent to it in a live execution (DESIGN §4). */
 export type DeviceBundleAccess = (deviceId: string, bundleId: string) => Promise<boolean>;
 
+/** What this needs of the bundles store (store/bundles.pg.ts implements it). */
+export type BundlesRepository = Pick<BundlesStore, 'insert' | 'get' | 'list' | 'exists' | 'delete'>;
+
 /** Upload, list, fetch and delete bundles; the rules of DESIGN §4. */
 export class BundlesService {
   constructor(
-    private readonly store: BundlesStore,
+    private readonly store: BundlesRepository,
     private readonly storage: BundleStorage,
     private readonly serverKey: ServerKeyService,
     private readonly log: Logger,

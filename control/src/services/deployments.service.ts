@@ -41,13 +41,16 @@ export interface ExecutionView {
   updatedAt: string;
 }
 
+/** What the deployments service needs of the deployments store (store/deployments.pg.ts). */
+export type DeploymentsRepository = Pick<DeploymentsStore, 'pool' | 'transaction' | 'resolveTarget' | 'insertDeployment' | 'get' | 'list' | 'executions' | 'counts'>;
+
 export const DEFAULT_EXECUTION_TIMEOUT_S = 3600;
 
 /** Creates, shows, lists and cancels deployments; the orchestrator does the rest. */
 export class DeploymentsService {
   constructor(
-    private readonly store: DeploymentsStore,
-    private readonly bundles: BundlesStore,
+    private readonly store: DeploymentsRepository,
+    private readonly bundles: Pick<BundlesStore, 'get'>,
     private readonly orchestrator: Orchestrator,
     private readonly log: Logger,
   ) {}
@@ -67,7 +70,7 @@ export class DeploymentsService {
     const t = input.target;
     if (!t.all && !t.deviceIds?.length && !t.tags?.length) throw new Errors.VALIDATION('body.target needs deviceIds, tags or all');
 
-    const row = await this.store.sql.begin(async (tx) => {
+    const row = await this.store.transaction(async (tx) => {
       const bundle = await this.bundles.get(input.bundleId);
       if (!bundle) throw new Errors.NOT_FOUND('bundle');
       const { deviceIds, missing } = await this.store.resolveTarget(tx, t);
@@ -92,7 +95,7 @@ export class DeploymentsService {
   }
 
   async get(id: string): Promise<DeploymentView> {
-    const row = await this.store.get(this.store.sql, id);
+    const row = await this.store.get(this.store.pool, id);
     if (!row) throw new Errors.NOT_FOUND('deployment');
     return this.view(row);
   }
@@ -100,15 +103,15 @@ export class DeploymentsService {
   async list(limit: number, cursor?: string, status?: DeploymentRow['status']): Promise<Page<DeploymentView>> {
     const after = cursor ? decodeCursor(cursor) : undefined;
     if (cursor && !after) throw new Errors.VALIDATION('query.cursor is not a cursor of this list');
-    const page = await this.store.list(this.store.sql, limit, after, status);
+    const page = await this.store.list(this.store.pool, limit, after, status);
     return { items: await Promise.all(page.items.map((r) => this.view(r))), nextCursor: page.nextCursor };
   }
 
   async executions(id: string, limit: number, cursor?: string): Promise<Page<ExecutionView>> {
     const after = cursor ? Buffer.from(cursor, 'base64url').toString('utf8') : undefined;
     if (after !== undefined && !/^[0-9a-f]{24}$/.test(after)) throw new Errors.VALIDATION('query.cursor is not a cursor of this list');
-    if (!(await this.store.get(this.store.sql, id))) throw new Errors.NOT_FOUND('deployment');
-    const rows = await this.store.executions(this.store.sql, id, limit, after);
+    if (!(await this.store.get(this.store.pool, id))) throw new Errors.NOT_FOUND('deployment');
+    const rows = await this.store.executions(this.store.pool, id, limit, after);
     const more = rows.length > limit;
     const kept = rows.slice(0, limit);
     return {
@@ -125,7 +128,7 @@ export class DeploymentsService {
   }
 
   private async view(d: DeploymentRow): Promise<DeploymentView> {
-    const found = await this.store.counts(this.store.sql, d.id);
+    const found = await this.store.counts(this.store.pool, d.id);
     const counts = Object.fromEntries(EXECUTION_STATES.map((s) => [s, found[s] ?? 0]));
     return {
       id: d.id,

@@ -54,10 +54,13 @@ const TRANSITIONS = {
   decommission: { from: ['pending', 'accepted', 'rejected'], to: 'decommissioned' },
 } as const satisfies Record<string, { from: readonly DeviceStatus[]; to: DeviceStatus }>;
 
+/** What this needs of the devices store (store/devices.pg.ts implements it). */
+export type DevicesRepository = Pick<DevicesStore, 'get' | 'list' | 'update' | 'transition'>;
+
 /** The device resource: read, list, rename and tag, accept, reject, decommission. */
 export class DevicesService {
   constructor(
-    private readonly store: DevicesStore,
+    private readonly store: DevicesRepository,
     private readonly sessions: DeviceSessions,
     private readonly caches: readonly CredentialCache[],
     private readonly log: Logger,

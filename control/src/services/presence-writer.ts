@@ -10,6 +10,9 @@ export interface PresenceWriterOptions {
   maxBatch?: number;
 }
 
+/** What this needs of the devices store (store/devices.pg.ts implements it). */
+export type PresenceRepository = Pick<DevicesStore, 'writePresence'>;
+
 /**
  * Writes `online`/`last_seen_at` from the broker's connect and disconnect
  * events in batches: one multi-row UPDATE per second (or per `maxBatch`
@@ -30,7 +33,7 @@ export class PresenceWriter extends EventEmitter<{ flushed: [count: number] }> {
   private failing = false;
 
   constructor(
-    private readonly store: DevicesStore,
+    private readonly store: PresenceRepository,
     private readonly log: Logger,
     options: PresenceWriterOptions = {},
     private readonly writerMetrics?: WriterMetrics,

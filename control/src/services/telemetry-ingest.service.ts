@@ -39,6 +39,9 @@ export function createTelemetryMetrics(registry: Registry): TelemetryMetrics {
   };
 }
 
+/** What this needs of the telemetry store (store/telemetry.pg.ts implements it). */
+export type TelemetrySampleRepository = Pick<TelemetryStore, 'insertBatch'>;
+
 /**
  * Batches telemetry from the broker into PostgreSQL: samples wait in memory
  * and are written together every `flushMs` or as soon as `maxBatch` wait
@@ -62,7 +65,7 @@ export class TelemetryIngest {
   private readonly maxBuffered: number;
 
   constructor(
-    private readonly store: TelemetryStore,
+    private readonly store: TelemetrySampleRepository,
     private readonly log: Logger,
     private readonly metrics: TelemetryMetrics,
     options: TelemetryIngestOptions = {},
