@@ -1,8 +1,16 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { isStalled, STALL_AFTER_MS, type WriterName, type WriterState } from './services/batch-writer.js';
 
-/** The server's Prometheus registry with process metrics; parts register their own metrics on it. */
+/**
+ * Every Prometheus metric of the server is defined here, once; each part is handed its own
+ * group (constructor injection). Parts never create metrics themselves.
+ */
 export interface ServerMetrics {
   registry: Registry;
+  telemetry: TelemetryMetrics;
+  writers: WriterMetrics;
+  events: EventMetrics;
+  orchestrator: OrchestratorMetrics;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   /** Requests refused with 429, by which limit refused them. */
   httpRateLimited: Counter<'scope'>;
@@ -10,7 +18,13 @@ export interface ServerMetrics {
   httpSlowClients: Counter<'limit'>;
 }
 
-export function createMetrics(): ServerMetrics {
+/** Where the server's scrape-time gauges read their values. */
+export interface MetricSources {
+  /** Executions across all deployments by state; undefined while the database is away (keep the last values). */
+  executionTotals(): Promise<Record<string, number> | undefined>;
+}
+
+export function createMetrics(sources: MetricSources): ServerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const httpDuration = new Histogram({
@@ -32,5 +46,146 @@ export function createMetrics(): ServerMetrics {
     labelNames: ['limit'],
     registers: [registry],
   });
-  return { registry, httpDuration, httpRateLimited, httpSlowClients };
+  return {
+    registry,
+    httpDuration,
+    httpRateLimited,
+    httpSlowClients,
+    telemetry: createTelemetryMetrics(registry),
+    writers: createWriterMetrics(registry),
+    events: createEventMetrics(registry),
+    orchestrator: createOrchestratorMetrics(registry, sources.executionTotals),
+  };
+}
+
+/** Prometheus metrics of the telemetry ingest. */
+export interface TelemetryMetrics {
+  persisted: Counter;
+  dropped: Counter<'reason'>;
+  flushSeconds: Histogram;
+}
+
+export function createTelemetryMetrics(registry: Registry): TelemetryMetrics {
+  return {
+    persisted: new Counter({ name: 'kernex_telemetry_persisted_total', help: 'Telemetry samples written to the database', registers: [registry] }),
+    dropped: new Counter({
+      name: 'kernex_telemetry_dropped_total',
+      help: 'Telemetry samples dropped by the server, by reason (backlog: the database was away too long; unknown_device; refused: PostgreSQL refused the sample)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    flushSeconds: new Histogram({
+      name: 'kernex_telemetry_flush_seconds',
+      help: 'Time to write one batch of telemetry',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers: [registry],
+    }),
+  };
+}
+
+/** The writers' shared metrics: backlog, stalled, refused rows. */
+export interface WriterMetrics {
+  refused: Counter<'writer'>;
+  /** Registers a writer; its gauges are read at each scrape. */
+  watch(name: WriterName, state: () => WriterState): void;
+  /** Per writer: true while it keeps up, false while it is stalled (`/readyz`). */
+  healthy(): Record<WriterName, boolean>;
+}
+
+export function createWriterMetrics(registry: Registry, stallAfterMs = STALL_AFTER_MS): WriterMetrics {
+  const writers = new Map<WriterName, () => WriterState>();
+  const refused = new Counter({
+    name: 'kernex_writer_rows_refused_total',
+    help: 'Rows PostgreSQL refused (e.g. NUL or a lone surrogate in a string), set apart from their batch and dropped, by writer',
+    labelNames: ['writer'],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'kernex_writer_backlog',
+    help: 'Items waiting to be written to the database, by writer',
+    labelNames: ['writer'],
+    registers: [registry],
+    collect() {
+      for (const [name, state] of writers) this.labels(name).set(state().backlog);
+    },
+  });
+  new Gauge({
+    name: 'kernex_writer_oldest_pending_seconds',
+    help: 'Age of the oldest item waiting to be written, by writer (0 when none waits)',
+    labelNames: ['writer'],
+    registers: [registry],
+    collect() {
+      const now = Date.now();
+      for (const [name, state] of writers) {
+        const at = state().oldestAt;
+        this.labels(name).set(at === undefined ? 0 : (now - at) / 1000);
+      }
+    },
+  });
+  new Gauge({
+    name: 'kernex_writer_stalled',
+    help: '1 while a writer has work and cannot make progress (database away, or its oldest item too old), by writer',
+    labelNames: ['writer'],
+    registers: [registry],
+    collect() {
+      for (const [name, state] of writers) this.labels(name).set(isStalled(state(), stallAfterMs) ? 1 : 0);
+    },
+  });
+  return {
+    refused,
+    watch: (name, state) => {
+      writers.set(name, state);
+      refused.labels(name).inc(0);
+    },
+    healthy: () => {
+      const out = {} as Record<WriterName, boolean>;
+      for (const [name, state] of writers) out[name] = !isStalled(state(), stallAfterMs);
+      return out;
+    },
+  };
+}
+
+/** Metrics of the execution event writer. */
+export interface EventMetrics {
+  refused: Counter<'reason'>;
+  commitSeconds: Histogram;
+}
+
+export function createEventMetrics(registry: Registry): EventMetrics {
+  return {
+    refused: new Counter({
+      name: 'kernex_execution_events_refused_total',
+      help: 'Execution events refused (and acknowledged), by reason: unknown_execution, transition, unstorable',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    commitSeconds: new Histogram({
+      name: 'kernex_execution_events_commit_seconds',
+      help: 'Time to commit one batch of execution events',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+  };
+}
+
+/** Metrics of the orchestrator. */
+export interface OrchestratorMetrics {
+  published: Counter<'type'>;
+}
+
+export function createOrchestratorMetrics(registry: Registry, executionTotals: MetricSources['executionTotals']): OrchestratorMetrics {
+  new Gauge({
+    name: 'kernex_executions',
+    help: 'Executions by state',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      // With the database away, /metrics still answers (writers' stalled gauges): keep the last values.
+      const totals = await executionTotals();
+      if (!totals) return;
+      this.reset();
+      for (const [state, n] of Object.entries(totals)) this.labels(state).set(n);
+    },
+  });
+  return { published: new Counter({ name: 'kernex_commands_published_total', help: 'Commands published to devices, by type', labelNames: ['type'], registers: [registry] }) };
 }

@@ -18,7 +18,6 @@ import { DeploymentsStore } from './store/deployments.pg.js';
 import { DeploymentsService } from './services/deployments.service.js';
 import { EventWriter } from './orchestrator/event-writer.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
-import { createWriterMetrics } from './services/batch-writer.js';
 import { DeviceAuthService } from './services/device-auth.service.js';
 import { PgDeviceDirectory } from './services/device-directory.service.js';
 import { PresenceWriter } from './services/presence-writer.js';
@@ -26,7 +25,7 @@ import { DevicesService } from './services/devices.service.js';
 import { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
 import { PublicEndpoints } from './services/public-endpoints.js';
 import { RegistrationService } from './services/registration.service.js';
-import { createTelemetryMetrics, TelemetryIngest } from './services/telemetry-ingest.service.js';
+import { TelemetryIngest } from './services/telemetry-ingest.service.js';
 import { TelemetryService } from './services/telemetry.service.js';
 import { ApiKeysStore } from './store/api-keys.pg.js';
 import { TelemetryStore } from './store/telemetry.pg.js';
@@ -170,10 +169,15 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
 
     const storage = await LocalBundleStorage.open(path.join(config.dataDir, 'bundles'));
     const bundlesStore = new BundlesStore(sql);
-    const bundles = new BundlesService(bundlesStore, storage, serverKey, log.child({ mod: 'bundles' }), {
-      maxBytes: config.maxBundleBytes,
-      limits: config.archiveLimits,
-    });
+    const deploymentsStore = new DeploymentsStore(sql);
+    const bundles = new BundlesService(
+      bundlesStore,
+      storage,
+      serverKey,
+      log.child({ mod: 'bundles' }),
+      { maxBytes: config.maxBundleBytes, limits: config.archiveLimits },
+      (deviceId, bundleId) => deploymentsStore.deviceMayFetch(deploymentsStore.pool, deviceId, bundleId),
+    );
     const devicesStore = new DevicesStore(sql);
     const live = await markLiveServer(url, log.child({ mod: 'live-server' }));
     cleanups.push(() => live.release());
@@ -186,22 +190,21 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       log.warn('another kernex server is running on this database; presence left as it is');
     }
     await live.admitOthers();
-    const metrics = createMetrics();
-    const writerMetrics = createWriterMetrics(metrics.registry);
+    const metrics = createMetrics({ executionTotals: () => deploymentsStore.stateTotals(deploymentsStore.pool).catch(() => undefined) });
+    const writerMetrics = metrics.writers;
     const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }), {}, writerMetrics);
     cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
 
     // Before the broker: cleanups run in reverse, so the broker stops feeding the ingest before its last flush.
     const telemetryStore = new TelemetryStore(sql);
-    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), createTelemetryMetrics(metrics.registry), {}, writerMetrics);
+    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), metrics.telemetry, {}, writerMetrics);
     telemetryIngest.start();
     cleanups.push(() => telemetryIngest.stop());
     const telemetry = new TelemetryService(telemetryStore, log.child({ mod: 'telemetry' }), config.telemetryRetentionDays);
     telemetry.startRetention();
     cleanups.push(async () => telemetry.stopRetention());
-    const deploymentsStore = new DeploymentsStore(sql);
     // Before the broker, like the ingest: its last commit runs after the broker has closed.
-    const eventWriter = new EventWriter(deploymentsStore, log, metrics.registry, writerMetrics);
+    const eventWriter = new EventWriter(deploymentsStore, log, metrics.events, writerMetrics);
     cleanups.push(() => eventWriter.close());
     const directory = new PgDeviceDirectory(devicesStore, presence);
     // An event's PUBACK follows its commit (DESIGN §3).
@@ -234,12 +237,11 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     };
     const registration = new RegistrationService(devicesStore, publicEndpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
 
-    bundles.deviceAccess = (deviceId, bundleId) => deploymentsStore.deviceMayFetch(sql, deviceId, bundleId);
     const orchestrator = new Orchestrator({
       store: deploymentsStore,
       link: broker,
       log,
-      registry: metrics.registry,
+      metrics: metrics.orchestrator,
       bundleUrl: (id) => publicEndpoints().bundleBlobUrl(id),
       tickMs: config.orchestratorTickMs,
       events: eventWriter,

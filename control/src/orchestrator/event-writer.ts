@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { ExecutionEvent, ExecutionState } from '@kernex/shared';
 import type { Logger } from 'pino';
-import { Counter, Histogram, type Registry } from 'prom-client';
-import { WriteInterrupted, writeIsolating, type WriterMetrics, type WriterState } from '../services/batch-writer.js';
+import type { Counter, Histogram } from 'prom-client';
+import type { EventMetrics, WriterMetrics } from '../metrics.js';
+import { WriteInterrupted, writeIsolating, type WriterState } from '../services/batch-writer.js';
 import type { DeploymentsStore, ExecutionRow } from '../store/deployments.pg.js';
 import { IN_FLIGHT_STATES, judgeTransition } from './rules.js';
 
@@ -72,7 +73,7 @@ export class EventWriter extends EventEmitter<{ applied: [] }> {
   constructor(
     private readonly store: EventRepository,
     log: Logger,
-    registry: Registry,
+    metrics: EventMetrics,
     private readonly writerMetrics?: WriterMetrics,
     options: EventWriterOptions = {},
   ) {
@@ -81,18 +82,8 @@ export class EventWriter extends EventEmitter<{ applied: [] }> {
     this.flushMs = options.flushMs ?? 2;
     this.maxBatch = options.maxBatch ?? 500;
     this.retryMs = options.retryMs ?? 1000;
-    this.refused = new Counter({
-      name: 'kernex_execution_events_refused_total',
-      help: 'Execution events refused (and acknowledged), by reason: unknown_execution, transition, unstorable',
-      labelNames: ['reason'],
-      registers: [registry],
-    });
-    this.commitSeconds = new Histogram({
-      name: 'kernex_execution_events_commit_seconds',
-      help: 'Time to commit one batch of execution events',
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-      registers: [registry],
-    });
+    this.refused = metrics.refused;
+    this.commitSeconds = metrics.commitSeconds;
     writerMetrics?.watch('events', () => this.state());
   }
 

@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOrchestratorMetrics } from '../metrics.js';
 import { DeploymentsStore } from '../store/deployments.pg.js';
 import type { DeviceLink } from './device-link.js';
 import { Orchestrator } from './orchestrator.js';
@@ -166,7 +167,7 @@ describe('orchestrator rules against real PostgreSQL and MQTT', () => {
     const published: Command[] = [];
     const link = (): DeviceLink => new RecordingLink(published);
     const make = (): Orchestrator =>
-      new Orchestrator({ store: new DeploymentsStore(server.sql), link: link(), log: pino({ level: 'silent' }), registry: new Registry(), bundleUrl: (id) => `/b/${id}` });
+      new Orchestrator({ store: new DeploymentsStore(server.sql), link: link(), log: pino({ level: 'silent' }), metrics: createOrchestratorMetrics(new Registry(), async () => undefined), bundleUrl: (id) => `/b/${id}` });
     const [one, two] = [make(), make()];
     const id = await deploy({ bundleId: await bundle('5.0.0'), target: { deviceIds: devices.map((d) => d.id) } });
     await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? one : two).tick()));
@@ -184,7 +185,7 @@ describe('orchestrator rules against real PostgreSQL and MQTT', () => {
     const link = new RecordingLink(published);
     const id = await deploy({ bundleId: await bundle('6.0.0'), target: { deviceIds: devices.map((d) => d.id) } });
     // Batches of 2 and no timer tick within the test: only the kick's own repeats can reach all 5.
-    const orchestrator = new Orchestrator({ store: new DeploymentsStore(server.sql), link, log: pino({ level: 'silent' }), registry: new Registry(), bundleUrl: (b) => `/b/${b}`, tickMs: 3_600_000, dispatchBatch: 2 });
+    const orchestrator = new Orchestrator({ store: new DeploymentsStore(server.sql), link, log: pino({ level: 'silent' }), metrics: createOrchestratorMetrics(new Registry(), async () => undefined), bundleUrl: (b) => `/b/${b}`, tickMs: 3_600_000, dispatchBatch: 2 });
     orchestrator.start();
     await orchestrator.settled();
     await orchestrator.stop();

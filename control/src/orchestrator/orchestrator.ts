@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from '@kernex/shared';
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Counter } from 'prom-client';
+import type { OrchestratorMetrics } from '../metrics.js';
 import type { Db } from '../store/database.js';
 import type { BundleForCommand, DeploymentRow, DeploymentsStore, ExecutionRow } from '../store/deployments.pg.js';
 import type { DeviceLink } from './device-link.js';
@@ -19,15 +20,15 @@ const DISPATCH_BATCH = 1000;
 /** What the orchestrator needs of the deployments store (store/deployments.pg.ts). */
 export type OrchestratorRepository = Pick<
   DeploymentsStore,
-  | 'pool' | 'transaction' | 'tryOrchestratorLock' | 'active' | 'get' | 'timeOut' | 'tally' | 'cancelQueued' | 'setDeployment'
-  | 'requestRollbacks' | 'takeRollbacks' | 'bundleOf' | 'dispatch' | 'requestCancels' | 'owedTo' | 'stateTotals'
+  | 'transaction' | 'tryOrchestratorLock' | 'active' | 'get' | 'timeOut' | 'tally' | 'cancelQueued' | 'setDeployment'
+  | 'requestRollbacks' | 'takeRollbacks' | 'bundleOf' | 'dispatch' | 'requestCancels' | 'owedTo'
 >;
 
 export interface OrchestratorOptions {
   store: OrchestratorRepository;
   link: DeviceLink;
   log: Logger;
-  registry: Registry;
+  metrics: OrchestratorMetrics;
   /** The blob URL devices are told for a bundle (PublicEndpoints.bundleBlobUrl). */
   bundleUrl(bundleId: string): string;
   /** Period of the tick loop, ms (timeouts, phase waits; events and new deployments tick at once). */
@@ -65,21 +66,7 @@ export class Orchestrator {
 
   constructor(private readonly opts: OrchestratorOptions) {
     this.log = opts.log.child({ mod: 'orchestrator' });
-    const store = opts.store;
-    new Gauge({
-      name: 'kernex_executions',
-      help: 'Executions by state',
-      labelNames: ['state'],
-      registers: [opts.registry],
-      async collect() {
-        // With the database away, /metrics still answers (writers' stalled gauges): keep the last values.
-        const totals = await store.stateTotals(store.pool).catch(() => undefined);
-        if (!totals) return;
-        this.reset();
-        for (const [state, n] of Object.entries(totals)) this.labels(state).set(n);
-      },
-    });
-    this.published = new Counter({ name: 'kernex_commands_published_total', help: 'Commands published to devices, by type', labelNames: ['type'], registers: [opts.registry] });
+    this.published = opts.metrics.published;
   }
 
   start(): void {

@@ -41,8 +41,8 @@ export class BundlesService {
     private readonly serverKey: ServerKeyService,
     private readonly log: Logger,
     private readonly opts: { maxBytes: number; limits?: ArchiveLimits },
-    /** Set by the orchestrator; until then devices get no bundle. */
-    public deviceAccess: DeviceBundleAccess = async () => false,
+    /** Which bundles a device may fetch (the deployments store knows what it was sent). */
+    private readonly deviceAccess: DeviceBundleAccess,
   ) {}
 
   /** Streams an upload to storage, checking it on the way; answers the stored bundle. */

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { DevicesStore, PresenceChange } from '../store/devices.pg.js';
-import { WriteInterrupted, writeIsolating, type WriterMetrics, type WriterState } from './batch-writer.js';
+import type { WriterMetrics } from '../metrics.js';
+import { WriteInterrupted, writeIsolating, type WriterState } from './batch-writer.js';
 
 export interface PresenceWriterOptions {
   /** Longest a change waits before it is written (default 1 s). */

@@ -2,7 +2,8 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { TelemetrySample } from '../store/telemetry.pg.js';
-import { createTelemetryMetrics, TelemetryIngest, type TelemetrySampleRepository } from './telemetry-ingest.service.js';
+import { createTelemetryMetrics } from '../metrics.js';
+import { TelemetryIngest, type TelemetrySampleRepository } from './telemetry-ingest.service.js';
 
 /** A store that records batches and can be told to fail (the database went away). */
 class FakeStore implements TelemetrySampleRepository {
