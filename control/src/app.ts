@@ -4,7 +4,7 @@ import { schemaErrorText } from '@kernex/shared';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { authPlugin, type DeviceTokenVerifier } from './auth/auth.plugin.js';
-import type { ApiKeysService } from './auth/api-keys.service.js';
+import type { ApiKeysService } from './services/api-keys.service.js';
 import { Errors } from './errors.js';
 import { auditPlugin } from './http/audit.plugin.js';
 import { expectedTypes, inputGuardPlugin } from './http/input-guard.plugin.js';

@@ -1,6 +1,6 @@
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
-import type { ApiKeysService } from './api-keys.service.js';
+import type { ApiKeysService } from '../services/api-keys.service.js';
 import { authPlugin } from './auth.plugin.js';
 
 /** A hand-written fake: one admin key and one viewer key. */

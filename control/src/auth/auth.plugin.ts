@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Errors } from '../errors.js';
-import type { ApiKeysService } from './api-keys.service.js';
+import type { ApiKeysService } from '../services/api-keys.service.js';
 import { roleAllows, type Access, type Role } from './roles.js';
 
 /** Who made a request. */

@@ -7,7 +7,7 @@ import { Errors } from '../errors.js';
 import type { BundleStorage, ByteRange } from '../storage/bundle-storage.js';
 import type { BundleRow, BundlesStore } from '../store/bundles.pg.js';
 import { decodeCursor, type Page } from '../store/paging.js';
-import { inspectBundleStream } from './bundle-archive.js';
+import { inspectBundleStream } from '../bundles/bundle-archive.js';
 import type { ServerKeyService } from './server-key.service.js';
 
 /** What the API answers for a bundle (DESIGN §4). */

@@ -1,7 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { DeviceDirectory, DeviceRecord } from '@kernex/broker';
 import type { DevicesStore } from '../store/devices.pg.js';
-import type { PresenceWriter } from './presence-writer.js';
+import type { PresenceWriter } from '../presence/presence-writer.js';
 
 /** Parsed keys kept; a deviceId's key never changes (the id is its hash), so entries never go stale. */
 const MAX_KEYS = 100_000;

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
 import { decodeCursor, isStorableTime, isUuid, toPage, type Page } from '../http/paging.js';
 import type { ApiKeyRow, ApiKeysStore } from '../store/api-keys.pg.js';
-import type { Role } from './roles.js';
+import type { Role } from '../auth/roles.js';
 
 /** An API key as the API shows it: never its secret, only its first characters. */
 export interface ApiKeyView {

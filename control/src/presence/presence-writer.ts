@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { DevicesStore, PresenceChange } from '../store/devices.pg.js';
 import type { WriterMetrics } from '../metrics.js';
-import { WriteInterrupted, writeIsolating, type WriterState } from './batch-writer.js';
+import { WriteInterrupted, writeIsolating, type WriterState } from '../services/batch-writer.js';
 
 export interface PresenceWriterOptions {
   /** Longest a change waits before it is written (default 1 s). */
