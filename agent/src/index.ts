@@ -11,4 +11,4 @@ export { extractBundle, type ExtractOptions, type OpenWrite } from './bundle/ext
 export { verifyBundle, VerifyError } from './bundle/verify.js';
 export { Enrollment, type EnrollmentOptions } from './enrollment.js';
 export { IdentityStore, type DeviceKey, type StoredIdentity } from './identity-store.js';
-export { HttpClient, requestText, type HttpAnswer, type HttpClientOptions, type RequestOptions } from './http-client.js';
+export { HttpClient, requestText, type HttpAnswer, type HttpClientOptions, type RequestOptions } from './device-http-client.js';
