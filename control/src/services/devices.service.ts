@@ -42,8 +42,8 @@ export interface DeviceSessions {
   disconnectDevice(deviceId: string): Promise<void>;
 }
 
-/** Anything that caches a device's credentials and must forget them when its status changes. */
-export interface CredentialCache {
+/** Anything that holds a device's verified credentials (the broker's cache, the HTTP token check) and must forget them when its status changes. */
+export interface CredentialHolder {
   forget(deviceId: string): void;
 }
 
@@ -62,7 +62,7 @@ export class DevicesService {
   constructor(
     private readonly store: DevicesRepository,
     private readonly sessions: DeviceSessions,
-    private readonly caches: readonly CredentialCache[],
+    private readonly credentialHolders: readonly CredentialHolder[],
     private readonly log: Logger,
   ) {}
 
@@ -104,7 +104,7 @@ export class DevicesService {
     }
     this.log.info({ deviceId: id, status: to }, 'device status changed');
     if (to !== 'accepted') {
-      for (const c of this.caches) c.forget(id);
+      for (const c of this.credentialHolders) c.forget(id);
       await this.sessions.disconnectDevice(id);
     }
     return deviceView(row);
