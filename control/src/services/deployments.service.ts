@@ -51,7 +51,7 @@ export class DeploymentsService {
   constructor(
     private readonly store: DeploymentsRepository,
     private readonly bundles: Pick<BundlesStore, 'get'>,
-    private readonly orchestrator: Orchestrator,
+    private readonly orchestrator: Pick<Orchestrator, 'kick' | 'cancel'>,
     private readonly log: Logger,
   ) {}
 
