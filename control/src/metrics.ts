@@ -10,7 +10,7 @@ export interface ServerMetrics {
   telemetry: TelemetryMetrics;
   writers: WriterMetrics;
   events: EventMetrics;
-  orchestrator: OrchestratorMetrics;
+  retention: RetentionMetrics;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   /** Requests refused with 429, by which limit refused them. */
   httpRateLimited: Counter<'scope'>;
@@ -18,13 +18,11 @@ export interface ServerMetrics {
   httpSlowClients: Counter<'limit'>;
 }
 
-/** Where the server's scrape-time gauges read their values. */
-export interface MetricSources {
-  /** Executions across all deployments by state; undefined while the database is away (keep the last values). */
-  executionTotals(): Promise<Record<string, number> | undefined>;
-}
-
-export function createMetrics(sources: MetricSources): ServerMetrics {
+/**
+ * The server's metrics but the orchestrator's ({@link createOrchestratorMetrics}), whose gauge
+ * reads the database: made before the database is open, so storage errors at start count.
+ */
+export function createMetrics(): ServerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const httpDuration = new Histogram({
@@ -54,7 +52,7 @@ export function createMetrics(sources: MetricSources): ServerMetrics {
     telemetry: createTelemetryMetrics(registry),
     writers: createWriterMetrics(registry),
     events: createEventMetrics(registry),
-    orchestrator: createOrchestratorMetrics(registry, sources.executionTotals),
+    retention: createRetentionMetrics(registry),
   };
 }
 
@@ -173,7 +171,11 @@ export interface OrchestratorMetrics {
   published: Counter<'type'>;
 }
 
-export function createOrchestratorMetrics(registry: Registry, executionTotals: MetricSources['executionTotals']): OrchestratorMetrics {
+/**
+ * `executionTotals` answers executions across all deployments by state, or undefined while the
+ * database is away (the gauge keeps its last values).
+ */
+export function createOrchestratorMetrics(registry: Registry, executionTotals: () => Promise<Record<string, number> | undefined>): OrchestratorMetrics {
   new Gauge({
     name: 'kernex_executions',
     help: 'Executions by state',
@@ -188,4 +190,32 @@ export function createOrchestratorMetrics(registry: Registry, executionTotals: M
     },
   });
   return { published: new Counter({ name: 'kernex_commands_published_total', help: 'Commands published to devices, by type', labelNames: ['type'], registers: [registry] }) };
+}
+
+/** The metrics of retention and of the bundle storage. */
+export interface RetentionMetrics {
+  bundlesPruned: Counter;
+  orphansRemoved: Counter;
+  blobsMissing: Gauge;
+  historyPruned: Counter<'kind'>;
+  failures: Counter<'task'>;
+  /** Storage operations that failed (the API answered 503), by operation. */
+  storageErrors: Counter<'op'>;
+}
+
+export function createRetentionMetrics(registry: Registry): RetentionMetrics {
+  const registers = [registry];
+  return {
+    bundlesPruned: new Counter({ name: 'kernex_bundles_pruned_total', help: 'Bundle versions deleted by retention (KERNEX_BUNDLE_KEEP), row and blob', registers }),
+    orphansRemoved: new Counter({ name: 'kernex_orphan_blobs_removed_total', help: 'Stored blobs that no bundle row named, removed by the sweep', registers }),
+    blobsMissing: new Gauge({ name: 'kernex_bundle_blobs_missing', help: 'Bundle rows whose blob was missing from storage at the last sweep', registers }),
+    historyPruned: new Counter({
+      name: 'kernex_history_pruned_total',
+      help: 'History rows deleted by retention: ended deployments (with their executions) and audit entries',
+      labelNames: ['kind'],
+      registers,
+    }),
+    failures: new Counter({ name: 'kernex_retention_failures_total', help: 'Background retention runs that failed, by task (retried at the next run)', labelNames: ['task'], registers }),
+    storageErrors: new Counter({ name: 'kernex_bundle_storage_errors_total', help: 'Bundle storage operations that failed, by operation', labelNames: ['op'], registers }),
+  };
 }

@@ -1,5 +1,4 @@
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { createBroker, type KernexBroker } from '@kernex/broker';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -8,11 +7,13 @@ import { ApiKeysService } from './services/api-keys.service.js';
 import type { ServerConfig } from './config.js';
 import { checkTraversableByOthers, lockDataDir, prepareDataDir } from './data-dir.js';
 import { StartupError } from './errors.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, createOrchestratorMetrics } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
 import { ServerKeyService } from './services/server-key.service.js';
 import { BundlesService } from './services/bundles.service.js';
-import { LocalBundleStorage } from './storage/local-bundle-storage.js';
+import { openBundleStorage } from './storage/open-bundle-storage.js';
+import { RetentionService } from './services/retention.service.js';
+import { HistoryStore } from './store/history.pg.js';
 import { BundlesStore } from './store/bundles.pg.js';
 import { DeploymentsStore } from './store/deployments.pg.js';
 import { DeploymentsService } from './services/deployments.service.js';
@@ -39,6 +40,12 @@ import { migrate } from './store/migrate.js';
 import { markLiveServer } from './store/live-server.pg.js';
 import { portInUse } from './net/free-port.js';
 import { loadTlsMaterial } from './tls/tls-material.js';
+import { SessionsService } from './services/sessions.service.js';
+import { InProcessEventBus } from './events/event-bus.js';
+import { LiveSources } from './events/live-sources.js';
+import { FleetService } from './services/fleet.service.js';
+import { FleetStore } from './store/fleet.pg.js';
+import { SessionsStore } from './store/sessions.pg.js';
 
 /** A started server: its parts and the ports it bound. */
 export interface RunningServer {
@@ -69,7 +76,10 @@ export interface RunningServer {
     telemetry: TelemetryService;
     telemetryIngest: TelemetryIngest;
     presence: PresenceWriter;
+    retention: RetentionService;
     events: EventWriter;
+    sessions: SessionsService;
+    bus: InProcessEventBus;
   };
   /** The API URL a person on this machine uses (the public URL when set). */
   apiUrl: string;
@@ -111,8 +121,9 @@ function localApiUrl(config: Readonly<ServerConfig>, httpPort: number): string {
 export function readyLines(apiUrl: string, firstAdminKey: string | undefined, keyFromEnv: boolean): string {
   const key = firstAdminKey ?? (keyFromEnv ? '$KERNEX_ADMIN_KEY' : '<an admin API key>');
   return (
-    `kernex server: ready; API at ${apiUrl}\n` +
-    `kernex server: next, in another terminal: export KERNEX_URL=${apiUrl} KERNEX_API_KEY=${key}; npx kernex devices ls\n`
+    `kernex server: ready; API at ${apiUrl}, console at ${apiUrl}/console/\n` +
+    `kernex server: next, in another terminal: export KERNEX_URL=${apiUrl} KERNEX_API_KEY=${key}; npx kernex devices ls\n` +
+    `kernex server: or save them once: npx kernex login --url ${apiUrl} --api-key ${key}\n`
   );
 }
 
@@ -149,6 +160,10 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const dataDirLock = await lockDataDir(config.dataDir);
     cleanups.push(() => dataDirLock.release()); // runs last
     await checkPortsFree(config);
+    // Before the database: a bucket that is missing or unreachable ends the start at once, in one line.
+    const storage = await openBundleStorage(config);
+    cleanups.push(async () => storage.close?.());
+    const metrics = createMetrics();
 
     let url = config.databaseUrl;
     let embedded: EmbeddedDatabase | undefined;
@@ -167,17 +182,33 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
     const audit = new AuditService(new AuditStore(sql), log.child({ mod: 'audit' }));
 
-    const storage = await LocalBundleStorage.open(path.join(config.dataDir, 'bundles'));
     const bundlesStore = new BundlesStore(sql);
     const deploymentsStore = new DeploymentsStore(sql);
+    const retention = new RetentionService({
+      bundles: bundlesStore,
+      history: new HistoryStore(sql),
+      storage,
+      log: log.child({ mod: 'retention' }),
+      metrics: metrics.retention,
+      keep: config.bundleKeep,
+      executionRetentionDays: config.executionRetentionDays,
+      auditRetentionDays: config.auditRetentionDays,
+    });
     const bundles = new BundlesService(
       bundlesStore,
       storage,
       serverKey,
       log.child({ mod: 'bundles' }),
-      { maxBytes: config.maxBundleBytes, limits: config.archiveLimits },
+      {
+        maxBytes: config.maxBundleBytes,
+        limits: config.archiveLimits,
+        onStorageError: (op) => metrics.retention.storageErrors.inc({ op }),
+        afterStore: () => retention.requestPrune(),
+      },
       (deviceId, bundleId) => deploymentsStore.deviceMayFetch(deploymentsStore.pool, deviceId, bundleId),
     );
+    retention.start();
+    cleanups.push(() => retention.stop());
     const devicesStore = new DevicesStore(sql);
     const live = await markLiveServer(url, log.child({ mod: 'live-server' }));
     cleanups.push(() => live.release());
@@ -190,7 +221,6 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       log.warn('another kernex server is running on this database; presence left as it is');
     }
     await live.admitOthers();
-    const metrics = createMetrics({ executionTotals: () => deploymentsStore.stateTotals(deploymentsStore.pool).catch(() => undefined) });
     const writerMetrics = metrics.writers;
     const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }), {}, writerMetrics);
     cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
@@ -226,8 +256,12 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const mqttsPort = portOf('mqtts');
     const wsPort = portOf('ws');
 
+    // The live event stream (DESIGN §6): one node's in-process bus; a cluster swaps in a Redis-backed LiveEventBus.
+    const bus = new InProcessEventBus((err) => log.warn({ err }, 'live event listener failed'));
+    cleanups.push(() => bus.close());
+    let liveEvents: LiveSources | undefined;
     const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
-    const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }));
+    const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }), (d) => liveEvents?.deviceChanged(d));
     const enrollmentTokens = new EnrollmentTokensService(new EnrollmentTokensStore(sql));
     // Every URL told to devices comes from here (DESIGN §7); built once HTTP listens, before any device is served.
     let endpoints: PublicEndpoints | undefined;
@@ -241,12 +275,24 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       store: deploymentsStore,
       link: broker,
       log,
-      metrics: metrics.orchestrator,
+      metrics: createOrchestratorMetrics(metrics.registry, () => deploymentsStore.stateTotals(deploymentsStore.pool).catch(() => undefined)),
       bundleUrl: (id) => publicEndpoints().bundleBlobUrl(id),
       tickMs: config.orchestratorTickMs,
       events: eventWriter,
+      onChange: (c) => liveEvents?.orchestratorChanged(c),
     });
     const deployments = new DeploymentsService(deploymentsStore, bundlesStore, orchestrator, log.child({ mod: 'deployments' }));
+    liveEvents = new LiveSources({ bus, presence: broker, deployment: (id) => deployments.get(id), device: (id) => devices.get(id), log });
+    liveEvents.start();
+    cleanups.push(() => liveEvents!.stop());
+    const sessions = new SessionsService(new SessionsStore(sql), apiKeys, log.child({ mod: 'sessions' }));
+    sessions.startPruning();
+    cleanups.push(async () => sessions.stopPruning());
+    const fleet = new FleetService(
+      new FleetStore(sql),
+      async (id) => (await devicesStore.get(id)) !== undefined,
+      async (id) => (await deploymentsStore.get(sql, id)) !== undefined,
+    );
 
     const app = await buildApp({
       log,
@@ -271,6 +317,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       enrollmentTokens,
       telemetry,
       https: config.https ? tls : undefined,
+      console: { sessions, bus, fleet },
     });
     cleanups.push(() => app.close());
     // Before the HTTP listener opens, so no request is ever answered without the key in place
@@ -313,7 +360,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, events: eventWriter },
+      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, retention, events: eventWriter, sessions, bus },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();
