@@ -1,7 +1,7 @@
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import { schemaErrorText } from '@kernex/shared';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { authPlugin, type DeviceTokenVerifier } from './auth/auth.plugin.js';
 import type { ApiKeysService } from './services/api-keys.service.js';
@@ -18,6 +18,7 @@ import { expectedTypes, inputGuardPlugin } from './http/input-guard.plugin.js';
 import { registerDocsUi, registerOpenApi } from './http/openapi.js';
 import { rateLimitPlugin } from './http/rate-limit.plugin.js';
 import { routeTablePlugin } from './http/route-table.plugin.js';
+import { REQUEST_ID_HEADER, requestId } from './http/request-id.js';
 import type { ServerMetrics } from './metrics.js';
 import { bundlesRoutes } from './routes/bundles.routes.js';
 import { deploymentsRoutes } from './routes/deployments.routes.js';
@@ -149,15 +150,25 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.log.child({ mod: 'http' }) as FastifyBaseLogger,
     bodyLimit: http.bodyLimitBytes,
     trustProxy: false,
+    // Every log line of a request carries it as reqId (Fastify's per-request pino child); echoed below.
+    genReqId: requestId,
     connectionTimeout: http.idleTimeoutMs,
     keepAliveTimeout: Math.min(5000, http.idleTimeoutMs),
     requestTimeout: 0,
     // Unknown fields are refused, not silently dropped (DESIGN §6): ajv must not strip them.
     ajv: { customOptions: { removeAdditional: false } },
+    // The router's own refusals (a path that does not decode) get the contract's body and codes too.
+    frameworkErrors: (err, _req, reply) => {
+      void (reply as FastifyReply).code(400).send(toErrorBody(err as FastifyError));
+    },
     ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key, ...serverTimeouts } } : { http: serverTimeouts }),
   }) as unknown as FastifyInstance;
   // Only JSON bodies (and the routes' own upload types): a text/plain body is a 415, not a string that reaches a schema.
   app.removeContentTypeParser('text/plain');
+
+  app.addHook('onRequest', async (req, reply) => {
+    void reply.header(REQUEST_ID_HEADER, req.id);
+  });
 
   app.addHook('onResponse', async (req, reply) => {
     deps.metrics.httpDuration

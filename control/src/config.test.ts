@@ -132,4 +132,10 @@ describe('loadConfig: admin API limits', () => {
     expect(loadConfig({ KERNEX_LOG_FORMAT: 'json' }).logFormat).toBe('json');
     expect(() => loadConfig({ KERNEX_LOG_FORMAT: 'xml' })).toThrow("KERNEX_LOG_FORMAT must be auto or json, got 'xml'");
   });
+
+  it('reads the PostgreSQL pool size, 10 by default, and names a bad one', () => {
+    expect(loadConfig({}).pgPoolSize).toBe(10);
+    expect(loadConfig({ KERNEX_PG_POOL_SIZE: '3' }).pgPoolSize).toBe(3);
+    expect(() => loadConfig({ KERNEX_PG_POOL_SIZE: '0' })).toThrow(/KERNEX_PG_POOL_SIZE must be a whole number from 1 to 1000/);
+  });
 });

@@ -14,6 +14,8 @@ export interface ServerConfig {
   mqttPort: number;
   mqttsPort: number | undefined;
   wsPort: number | undefined;
+  /** Connections in the server's PostgreSQL pool (KERNEX_PG_POOL_SIZE). */
+  pgPoolSize: number;
   /** Port of the embedded PostgreSQL; 0 picks a free one at each start. */
   embeddedPgPort: number;
   publicUrl: string | undefined;
@@ -165,6 +167,7 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     mqttsPort,
     wsPort: read.port('KERNEX_WS_PORT', undefined),
     embeddedPgPort: read.port('KERNEX_PG_PORT', 0),
+    pgPoolSize: positiveInt('KERNEX_PG_POOL_SIZE', 10, 1000),
     publicUrl: read.url('KERNEX_PUBLIC_URL', ['http:', 'https:']),
     tls,
     https,

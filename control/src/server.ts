@@ -37,6 +37,9 @@ import { EnrollmentTokensStore } from './store/enrollment-tokens.pg.js';
 import { SettingsStore } from './store/settings.pg.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrate.js';
+import { explainMigrationPrivilege } from './store/privileges.js';
+import { registerServerGauges } from './monitoring/server-gauges.js';
+import { FleetStatsStore } from './store/fleet-stats.pg.js';
 import { markLiveServer } from './store/live-server.pg.js';
 import { portInUse } from './net/free-port.js';
 import { loadTlsMaterial } from './tls/tls-material.js';
@@ -173,10 +176,16 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       cleanups.push(() => embedded!.stop());
       url = embedded.url;
     }
-    const sql = await connectDatabase(url, log.child({ mod: 'db' }));
+    const sql = await connectDatabase(url, log.child({ mod: 'db' }), config.pgPoolSize);
     cleanups.push(() => sql.end({ timeout: 5 }));
     const databaseMs = performance.now() - t0;
-    await migrate(sql, log.child({ mod: 'migrate' }));
+    try {
+      await migrate(sql, log.child({ mod: 'migrate' }));
+    } catch (err) {
+      const line = await explainMigrationPrivilege(sql, err);
+      if (line) throw new StartupError(line, { cause: err });
+      throw err;
+    }
 
     const serverKey = await ServerKeyService.load(new SettingsStore(sql), log.child({ mod: 'server-key' }), options.signingKeyPem);
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
@@ -294,10 +303,17 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       async (id) => (await deploymentsStore.get(sql, id)) !== undefined,
     );
 
+    const checks = { started: () => started, database: () => pingDatabase(sql), broker: () => broker.isListening(), writers: () => writerMetrics.healthy() };
+    registerServerGauges(metrics.registry, {
+      // What /readyz answers (routes/health.routes.ts).
+      ready: async () => checks.started() && (await checks.database()) && checks.broker() && Object.values(checks.writers()).every(Boolean),
+      fleet: new FleetStatsStore(sql),
+      tlsCertPem: tls?.cert,
+    });
     const app = await buildApp({
       log,
       metrics,
-      checks: { started: () => started, database: () => pingDatabase(sql), broker: () => broker.isListening(), writers: () => writerMetrics.healthy() },
+      checks,
       apiKeys,
       bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes },
       deployments,

@@ -48,6 +48,9 @@ interface Pending {
 
 type Verdict = { kind: 'apply'; applied: AppliedEvent } | { kind: 'same' } | { kind: 'refused'; reason: 'unknown_execution' | 'transition'; from?: ExecutionState };
 
+/** At most one warn line per device and refusal reason in this window. */
+const REFUSAL_WARN_WINDOW_MS = 60_000;
+
 /**
  * Stores execution events before the broker acknowledges them (DESIGN §3):
  * the broker hands each valid event to {@link submit} and sends its PUBACK
@@ -78,6 +81,7 @@ export class EventWriter extends EventEmitter<{ applied: [changes: AppliedEvent[
   private readonly maxBatch: number;
   private readonly retryMs: number;
   private readonly log: Logger;
+  private readonly refusalWindows = new Map<string, { since: number; count: number }>();
 
   constructor(
     private readonly store: EventRepository,
@@ -220,11 +224,31 @@ export class EventWriter extends EventEmitter<{ applied: [changes: AppliedEvent[
     });
   }
 
+  /**
+   * Each refusal at debug; a warn at most once a minute per device and reason, with how many
+   * were refused since (issue 10: one bad device must not flood the log, as the broker's own refusals).
+   */
+  private logRefusal(fields: { deviceId: string; reason: string; [k: string]: unknown }): void {
+    this.log.debug(fields, 'execution event refused');
+    const key = `${fields.reason} ${fields.deviceId}`;
+    const now = Date.now();
+    const window = this.refusalWindows.get(key);
+    if (window && now - window.since < REFUSAL_WARN_WINDOW_MS) {
+      window.count++;
+      return;
+    }
+    if (!window && this.refusalWindows.size >= 10_000) {
+      for (const [k, w] of this.refusalWindows) if (now - w.since >= REFUSAL_WARN_WINDOW_MS) this.refusalWindows.delete(k);
+    }
+    this.refusalWindows.set(key, { since: now, count: 0 });
+    this.log.warn({ ...fields, refused: (window?.count ?? 0) + 1, windowS: REFUSAL_WARN_WINDOW_MS / 1000 }, 'execution event refused');
+  }
+
   private settle(p: Pending, v: Verdict): void {
     const { deviceId, event } = p;
     if (v.kind === 'refused') {
       this.refused.labels(v.reason).inc();
-      this.log.info({ deviceId, executionId: event.executionId, state: event.state, from: v.from, reason: v.reason }, 'execution event refused');
+      this.logRefusal({ deviceId, executionId: event.executionId, state: event.state, from: v.from, reason: v.reason });
       p.resolve('refused');
       return;
     }

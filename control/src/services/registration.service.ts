@@ -70,7 +70,13 @@ export class RegistrationService {
       hardware: body.hardware,
       tokenHash,
     });
-    if (outcome.kind === 'token_invalid') throw new Errors.ENROLLMENT_TOKEN_INVALID();
+    if (outcome.kind === 'token_invalid') {
+      // Registration is idempotent by key (DESIGN §2): a known device is answered as known even
+      // when the token it registered with has been spent (by itself, often), expired or revoked.
+      // A new or still pending key gains nothing from it: the token is refused.
+      const known = await this.devices.get(deviceId);
+      if (!known || known.status === 'pending') throw new Errors.ENROLLMENT_TOKEN_INVALID();
+    }
     if (outcome.kind === 'inserted') {
       this.log.info({ deviceId, status: outcome.device.status }, 'device registered');
       return { created: true, response: this.answer(deviceId, outcome.device.status, hostHeader) };

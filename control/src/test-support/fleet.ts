@@ -1,5 +1,6 @@
 import { createPrivateKey } from 'node:crypto';
 import fs from 'node:fs/promises';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { deviceIdFromPublicKey, signDeviceJwt } from '@kernex/shared';
@@ -36,7 +37,22 @@ export async function until(what: string, check: () => Promise<boolean>, timeout
 }
 
 /** The device's id and a `GET /api/v1/devices/{id}` as the device itself (device JWT), from the key in its state directory. */
-async function selfView(server: string, stateDir: string): Promise<{ deviceId: string; show(): Promise<{ status?: string; online?: boolean } | undefined> }> {
+/** GET with a device JWT: over fetch, or over node:https pinning `ca` (fetch takes no CA). */
+async function getAsDevice(url: string, token: string, ca: Buffer | undefined): Promise<{ status: number; body: unknown }> {
+  if (!ca) return api('GET', url, { authorization: `Bearer ${token}` });
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { ca, headers: { authorization: `Bearer ${token}` } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, body: text ? (JSON.parse(text) as unknown) : undefined }));
+        res.on('error', reject);
+      })
+      .on('error', reject);
+  });
+}
+
+async function selfView(server: string, stateDir: string, ca?: Buffer): Promise<{ deviceId: string; show(): Promise<{ status?: string; online?: boolean } | undefined> }> {
   const pem = await fs.readFile(path.join(stateDir, 'device.key'), 'utf8');
   const privateKey = createPrivateKey(pem);
   const deviceId = deviceIdFromPublicKey(privateKey);
@@ -45,7 +61,7 @@ async function selfView(server: string, stateDir: string): Promise<{ deviceId: s
     async show() {
       try {
         const token = await signDeviceJwt({ privateKey, deviceId, aud: 'kernex-http' });
-        const res = await api('GET', `${server}/api/v1/devices/${deviceId}`, { authorization: `Bearer ${token}` });
+        const res = await getAsDevice(`${server}/api/v1/devices/${deviceId}`, token, ca);
         return res.status === 200 ? (res.body as { status: string; online: boolean }) : undefined;
       } catch {
         return undefined; // the server is down (a test killed it)
@@ -59,14 +75,16 @@ async function selfView(server: string, stateDir: string): Promise<{ deviceId: s
  * connected: read from the server's API (the device's own view), not from its logs.
  */
 export async function startAgent(server: string, token: string, env: Record<string, string> = {}): Promise<FleetAgent> {
-  const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-fleet-'));
+  const stateDir = env.KERNEX_STATE_DIR ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-fleet-')));
   const spawn = (): AgentProcess =>
-    spawnAgent({ KERNEX_SERVER: server, KERNEX_ENROLL_TOKEN: token, KERNEX_STATE_DIR: stateDir, KERNEX_KEY_TYPE: 'p256', KERNEX_TELEMETRY_S: '3600', ...env });
+    spawnAgent({ KERNEX_SERVER: server, KERNEX_ENROLL_TOKEN: token, KERNEX_KEY_TYPE: 'p256', KERNEX_TELEMETRY_S: '3600', ...env, KERNEX_STATE_DIR: stateDir });
   let view: Awaited<ReturnType<typeof selfView>> | undefined;
   const online = async (): Promise<void> => {
     await until(`device in ${stateDir} is online`, async () => {
       if (fleet.agent.proc.exitCode !== null) throw new Error(`kernex-agent exited (${fleet.agent.proc.exitCode}): ${fleet.agent.stderr}`);
-      view ??= await selfView(server, stateDir).catch(() => undefined); // the key file appears (atomically) once made
+      // The key file appears (atomically) once made; over HTTPS the agent's own CA file pins the server.
+      const ca = env.KERNEX_CA_FILE ? await fs.readFile(env.KERNEX_CA_FILE) : undefined;
+      view ??= await selfView(server, stateDir, ca).catch(() => undefined);
       return (await view?.show())?.online === true;
     });
     fleet.deviceId = view!.deviceId;
