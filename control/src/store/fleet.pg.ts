@@ -1,5 +1,5 @@
 import type { Sql } from 'postgres';
-import type { CursorKey } from './paging.js';
+import type { CursorKey } from '../paging.js';
 
 /** Fleet-wide aggregates for the console's overview (DESIGN §9): computed by PostgreSQL, never by paging every row. */
 export interface FleetSummaryRow {
