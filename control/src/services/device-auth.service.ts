@@ -5,6 +5,9 @@ import type { DevicesStore } from '../store/devices.pg.js';
 /** Most verified tokens kept; the oldest go first beyond this. */
 const MAX_CACHED = 10_000;
 
+/** What this needs of the devices store (store/devices.pg.ts implements it). */
+export type DeviceCredentialsRepository = Pick<DevicesStore, 'credentials'>;
+
 /**
  * Device HTTP authentication (DESIGN §2): `Authorization: Bearer <JWT>` with
  * `aud` kernex-http, signed by the device's registered key, device accepted.
@@ -17,7 +20,7 @@ export class DeviceAuthService {
   private readonly refusals: RefusalSummary;
 
   constructor(
-    private readonly devices: DevicesStore,
+    private readonly devices: DeviceCredentialsRepository,
     log: Logger,
   ) {
     this.refusals = new RefusalSummary(log);

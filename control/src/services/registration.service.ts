@@ -22,6 +22,9 @@ export interface Registration {
   response: RegistrationResponse;
 }
 
+/** What this needs of the devices store (store/devices.pg.ts implements it). */
+export type RegistrationRepository = Pick<DevicesStore, 'insert' | 'get' | 'acceptWithToken'>;
+
 /**
  * `POST /api/v1/devices/register` (DESIGN §2): proof of possession of the key,
  * idempotent by key, accepted at once with a valid enrollment token, pending
@@ -29,7 +32,7 @@ export interface Registration {
  */
 export class RegistrationService {
   constructor(
-    private readonly devices: DevicesStore,
+    private readonly devices: RegistrationRepository,
     /** Built once the listeners are up; registrations are served only after that. */
     private readonly endpoints: () => PublicEndpoints,
     private readonly serverPublicKey: string,
