@@ -203,6 +203,8 @@ export interface RetentionMetrics {
   failures: Counter<'task'>;
   /** Storage operations that failed (the API answered 503), by operation. */
   storageErrors: Counter<'op'>;
+  /** Bundle uploads that ended, stored or refused, counted once their temp file is gone. */
+  uploads: Counter<'outcome'>;
 }
 
 export function createRetentionMetrics(registry: Registry): RetentionMetrics {
@@ -219,6 +221,12 @@ export function createRetentionMetrics(registry: Registry): RetentionMetrics {
     }),
     failures: new Counter({ name: 'kernex_retention_failures_total', help: 'Background retention runs that failed, by task (retried at the next run)', labelNames: ['task'], registers }),
     storageErrors: new Counter({ name: 'kernex_bundle_storage_errors_total', help: 'Bundle storage operations that failed, by operation', labelNames: ['op'], registers }),
+    uploads: new Counter({
+      name: 'kernex_bundle_uploads_total',
+      help: 'Bundle uploads that ended (their temp file removed), by outcome: stored or refused (refused, conflicting, cut off by the client)',
+      labelNames: ['outcome'],
+      registers,
+    }),
   };
 }
 

@@ -212,6 +212,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
         limits: config.archiveLimits,
         onStorageError: (op) => metrics.retention.storageErrors.inc({ op }),
         afterStore: () => retention.requestPrune(),
+        onUploadEnded: (outcome) => metrics.retention.uploads.inc({ outcome }),
       },
       (deviceId, bundleId) => deploymentsStore.deviceMayFetch(deploymentsStore.pool, deviceId, bundleId),
     );

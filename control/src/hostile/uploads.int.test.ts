@@ -81,6 +81,11 @@ describe('hostile bundle uploads (a real kernex server process)', () => {
     };
   }
 
+  /** Uploads the server has ended, stored or refused, each with its temp file already removed. */
+  const uploadsEnded = async (): Promise<number> => {
+    const text = await (await fetch(`${httpUrl}/metrics`)).text();
+    return [...text.matchAll(/^kernex_bundle_uploads_total\{outcome="(?:stored|refused)"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  };
   const leftovers = async (): Promise<string[]> => (await fs.readdir(tmpDir)).concat((await fs.readdir(path.dirname(tmpDir))).filter((f) => f.endsWith('.part')));
 
   beforeAll(async () => {
@@ -167,6 +172,7 @@ describe('hostile bundle uploads (a real kernex server process)', () => {
     const bytes = HOSTILE_ARCHIVES.find((a) => a.what.startsWith('an unsafe first entry'))!.bytes();
     const honest = await makeBundle({ name: 'cut', version: '1.0.0', padding: 4 * 1024 * 1024 });
     for (const body of [honest, bytes]) {
+      const ended = await uploadsEnded();
       await new Promise<void>((resolve) => {
         const req = http.request(`${httpUrl}/api/v1/bundles`, {
           method: 'POST',
@@ -178,7 +184,9 @@ describe('hostile bundle uploads (a real kernex server process)', () => {
         req.write(body.subarray(0, body.length / 2), () => req.destroy());
         req.on('close', () => resolve());
       });
-      await expect.poll(leftovers).toEqual([]);
+      // Only once the server has ended that upload (its temp file removed) does an empty directory mean anything.
+      await expect.poll(uploadsEnded).toBe(ended + 1);
+      expect(await leftovers()).toEqual([]);
       expect((await fetch(`${httpUrl}/healthz`)).status).toBe(200);
     }
     const listed = await api('GET', `${httpUrl}/api/v1/bundles?name=cut`, admin);

@@ -47,6 +47,8 @@ export class BundlesService {
       onStorageError?: (op: string) => void;
       /** Called after each stored bundle (retention prunes in the background). */
       afterStore?: () => void;
+      /** Told when an upload has ended and its temp file is gone (kernex_bundle_uploads_total). */
+      onUploadEnded?: (outcome: 'stored' | 'refused') => void;
     },
     /** Which bundles a device may fetch (the deployments store knows what it was sent). */
     private readonly deviceAccess: DeviceBundleAccess,
@@ -73,6 +75,7 @@ export class BundlesService {
   /** Streams an upload to storage, checking it on the way; answers the stored bundle. */
   async upload(body: Readable): Promise<BundleRow> {
     const tempFile = this.storage.tempPath();
+    let outcome: 'stored' | 'refused' = 'refused';
     try {
       const inspected = await inspectBundleStream(body, {
         tempFile,
@@ -98,9 +101,11 @@ export class BundlesService {
       }
       this.log.info({ bundleId: id, name, version, size: inspected.size }, 'bundle stored');
       this.opts.afterStore?.();
+      outcome = 'stored';
       return row;
     } finally {
       await fs.rm(tempFile, { force: true });
+      this.opts.onUploadEnded?.(outcome);
     }
   }
 
