@@ -51,6 +51,8 @@ export interface DeployCommand extends CommandBase {
   type: 'deploy';
   bundle: BundleRef;
   timeoutS: number;
+  /** Seconds the device stays in `verifying` after switching, re-checking its health (DESIGN §5; default 0). */
+  soakS?: number;
 }
 export interface CancelCommand extends CommandBase {
   type: 'cancel';

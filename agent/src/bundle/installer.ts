@@ -16,6 +16,7 @@ import { BundleState, type ExecutionRecord } from './bundle-state.js';
 import { download } from './download.js';
 import { extractBundle, type ExtractOptions } from './extract.js';
 import { runScript } from './run-script.js';
+import { runSoak, type SoakRecord } from './soak.js';
 import { verifyBundle } from './verify.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -89,6 +90,13 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
       if (!IN_FLIGHT.has(rec.state)) continue;
       if ((rec.state === 'received' || rec.state === 'downloading') && rec.command) {
         this.enqueue(rec.command, device);
+      } else if (rec.state === 'verifying' && rec.soak && rec.name && this.state.installed[rec.name]?.current === rec.version) {
+        // DESIGN §5: a soak survives a restart or a reboot; it carries on where it was.
+        device.log.info({ executionId: id, elapsedS: Math.round((Date.now() - rec.soak.startedAt) / 1000), soakS: rec.soak.soakS }, 'soak resumed');
+        const soak = rec.soak;
+        this.queue = this.queue
+          .then(() => this.soakThenSucceed(device, id, soak))
+          .catch((err: unknown) => device.log.error({ err, executionId: id }, 'soak failed unexpectedly'));
       } else {
         const current = rec.name ? this.state.installed[rec.name]?.current : undefined;
         if (current !== undefined && current === rec.version) await this.finish(device, id, rec, 'succeeded');
@@ -224,12 +232,13 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     await this.step(device, id, 'installing');
     const dir = path.join(this.root, bundle.name, bundle.version);
     const failedInstall = before !== undefined ? 'rolled_back' : 'failed';
+    const env = { KERNEX_BUNDLE_NAME: bundle.name, KERNEX_BUNDLE_VERSION: bundle.version, KERNEX_BUNDLE_DIR: dir, KERNEX_PREVIOUS_DIR: before ? path.join(this.root, bundle.name, before) : '' };
+    let manifest: Awaited<ReturnType<typeof extractBundle>>;
     try {
-      const manifest = await this.unpack(part, dir);
+      manifest = await this.unpack(part, dir);
       if (manifest.name !== bundle.name || manifest.version !== bundle.version) {
         throw new StepError(`archive holds ${manifest.name}@${manifest.version}, not the bundle sent`);
       }
-      const env = { KERNEX_BUNDLE_NAME: bundle.name, KERNEX_BUNDLE_VERSION: bundle.version, KERNEX_BUNDLE_DIR: dir, KERNEX_PREVIOUS_DIR: before ? path.join(this.root, bundle.name, before) : '' };
       if (signal.aborted) throw new StepError('cancelled');
       const installed = await runScript({ script: manifest.install, cwd: dir, timeoutS: Math.min(cmd.timeoutS, MAX_INSTALL_S), env, label: 'install', signal });
       if (!installed.ok) throw new StepError(installed.error);
@@ -259,7 +268,48 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     await this.state.setExecution(id, { ...rec(), previous: before ?? null });
     await this.prune(bundle.name, [bundle.version, ...(before ? [before] : [])]);
     log.info({ previous: before ?? null }, 'bundle installed');
-    await this.finish(device, id, rec(), 'succeeded');
+    if (!cmd.soakS) return this.finish(device, id, rec(), 'succeeded');
+    const check = manifest.healthCheck ? { script: manifest.healthCheck.script, timeoutS: manifest.healthCheck.timeoutS ?? DEFAULT_HEALTH_CHECK_TIMEOUT_S } : undefined;
+    const soak: SoakRecord = { startedAt: Date.now(), soakS: cmd.soakS, timeoutS: cmd.timeoutS, env, ...(check ? { check } : {}) };
+    await this.state.setExecution(id, { ...rec(), soak });
+    await this.soakThenSucceed(device, id, soak);
+  }
+
+  /**
+   * The soak (DESIGN §5): stays in `verifying` for soakS seconds re-running the
+   * health check, then reports succeeded; a failed check switches back to the
+   * previous version (rolled_back), or removes the bundle when there was none (failed).
+   */
+  private async soakThenSucceed(device: DeviceContext, id: string, soak: SoakRecord): Promise<void> {
+    const rec = (): ExecutionRecord => this.state.execution(id)!;
+    const { name, version } = rec() as { name: string; version: string };
+    const log = device.log.child({ mod: 'installer', executionId: id, bundle: `${name}@${version}` });
+    const dir = path.join(this.root, name, version);
+    log.info({ soakS: soak.soakS }, 'soak started');
+    const failed = await runSoak(soak, {
+      check: async () => {
+        if (!soak.check) return undefined;
+        const r = await runScript({ script: soak.check.script, cwd: dir, timeoutS: soak.check.timeoutS, env: soak.env, label: 'health check' });
+        log.debug({ ok: r.ok }, 'soak check ran');
+        return r.ok ? undefined : `health check failed during the soak: ${r.error ?? 'failed'}`;
+      },
+      progress: (progress) => this.report(device, id, 'verifying', undefined, progress),
+    });
+    if (failed === undefined) {
+      log.info({ soakS: soak.soakS }, 'soak passed');
+      return this.finish(device, id, rec(), 'succeeded');
+    }
+    const previous = rec().previous ?? undefined;
+    if (previous && (await exists(path.join(this.root, name, previous)))) {
+      await this.switchCurrent(name, previous);
+      await this.state.setInstalled(name, { current: previous });
+    } else {
+      await fs.rm(path.join(this.root, name, 'current'), { force: true });
+      await this.state.setInstalled(name, undefined);
+    }
+    await fs.rm(dir, { recursive: true, force: true });
+    log.warn({ err: failed, to: previous ?? null }, 'soak failed; switched back');
+    return this.finish(device, id, rec(), previous ? 'rolled_back' : 'failed', failed);
   }
 
   /** Extracts into a staging directory, then renames it to `dir`; removes the download. */
@@ -304,8 +354,8 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     await this.report(device, id, state, error);
   }
 
-  private report(device: DeviceContext, executionId: string, state: ExecutionState, error?: string): Promise<void> {
-    return device.report({ executionId, state, ts: Date.now(), ...(error ? { error: error.slice(0, 2048) } : {}) });
+  private report(device: DeviceContext, executionId: string, state: ExecutionState, error?: string, progress?: number): Promise<void> {
+    return device.report({ executionId, state, ts: Date.now(), ...(progress !== undefined ? { progress } : {}), ...(error ? { error: error.slice(0, 2048) } : {}) });
   }
 }
 

@@ -8,6 +8,8 @@ export interface SimInstallerOptions {
   download: boolean;
   /** Share of installs that fail (0..1); a failure rolls back when there was a previous version. */
   failRate: number;
+  /** Share of soaks (DESIGN §5 `soakS`) whose health check fails partway (0..1): those roll back. */
+  soakFailRate?: number;
   /** How long the simulated install takes, ms. */
   installMs: number;
   /** Called on every state this device reports (the simulator's counters). */
@@ -118,7 +120,33 @@ export class SimulatedInstaller implements CommandHandler, BundleInventory {
       return this.report(device, id, rec.previous === undefined ? 'failed' : 'rolled_back', { error: 'simulated install failure' });
     }
     this.bundles[name] = version;
+    if (cmd.soakS) {
+      const error = await this.soak(cmd, device);
+      if (error) {
+        if (rec.previous === undefined) delete this.bundles[name];
+        else this.bundles[name] = rec.previous;
+        return this.report(device, id, rec.previous === undefined ? 'failed' : 'rolled_back', { error });
+      }
+    }
     await this.report(device, id, 'succeeded');
+  }
+
+  /**
+   * The soak as the agent runs it (DESIGN §5): `verifying` for soakS seconds with
+   * a check every min(30 s, soakS/4), a progress event after each; a device
+   * drawn by `soakFailRate` fails one check at random. Not kept across a restart:
+   * the simulator keeps nothing on disk.
+   */
+  private async soak(cmd: DeployCommand, device: DeviceContext): Promise<string | undefined> {
+    const every = Math.min(30_000, (cmd.soakS! * 1000) / 4);
+    const checks = Math.max(1, Math.ceil((cmd.soakS! * 1000) / every));
+    const failAt = Math.random() < (this.opts.soakFailRate ?? 0) ? 1 + Math.floor(Math.random() * checks) : 0;
+    for (let n = 1; n <= checks; n++) {
+      await sleep(Math.min(every, cmd.soakS! * 1000 - (n - 1) * every));
+      if (n === failAt) return 'simulated health check failure during the soak';
+      await this.report(device, cmd.executionId, 'verifying', { progress: Math.round((n * 100) / checks) });
+    }
+    return undefined;
   }
 
   /** GETs the blob in Range chunks with the device's HTTP token, checking size and sha256. */

@@ -193,7 +193,7 @@ export class Orchestrator {
     if (sent.length) {
       const bundle = await store.bundleOf(tx, d.id);
       if (!bundle) throw new Error(`deployment ${d.id} has lost its bundle`);
-      for (const e of sent) out.push({ deviceId: e.deviceId, command: this.deployCommand(e, bundle, d.timeoutS) });
+      for (const e of sent) out.push({ deviceId: e.deviceId, command: this.deployCommand(e, bundle, d) });
       log.debug({ sent: sent.length, phase: d.phase }, 'executions dispatched');
     }
 
@@ -237,7 +237,7 @@ export class Orchestrator {
         for (const e of owed.deploys) {
           const d = await this.opts.store.get(tx, e.deploymentId);
           const bundle = await this.opts.store.bundleOf(tx, e.deploymentId);
-          if (d && bundle) outbound.push({ deviceId, command: this.deployCommand(e, bundle, d.timeoutS) });
+          if (d && bundle) outbound.push({ deviceId, command: this.deployCommand(e, bundle, d) });
         }
         for (const e of owed.cancels) outbound.push({ deviceId, command: this.cancelCommand(e) });
         for (const e of owed.rollbacks) {
@@ -297,8 +297,18 @@ export class Orchestrator {
     );
   }
 
-  private deployCommand(e: ExecutionRow, bundle: BundleForCommand, timeoutS: number): Command {
-    return { id: randomUUID(), type: 'deploy', executionId: e.id, issuedAt: new Date().toISOString(), timeoutS, bundle: { ...bundle, url: this.opts.bundleUrl(bundle.id) } };
+  private deployCommand(e: ExecutionRow, bundle: BundleForCommand, d: DeploymentRow): Command {
+    // `soakS` only when set: rollouts stored before it existed have none (DESIGN §5: default 0).
+    const soakS = d.rollout.soakS ?? 0;
+    return {
+      id: randomUUID(),
+      type: 'deploy',
+      executionId: e.id,
+      issuedAt: new Date().toISOString(),
+      timeoutS: d.timeoutS,
+      ...(soakS > 0 ? { soakS } : {}),
+      bundle: { ...bundle, url: this.opts.bundleUrl(bundle.id) },
+    };
   }
 
   private cancelCommand(e: ExecutionRow): Command {

@@ -63,6 +63,7 @@ export class DeploymentsService {
       maxFailurePercent: input.rollout?.maxFailurePercent ?? 100,
       maxConcurrent: input.rollout?.maxConcurrent ?? null,
       rollbackOnAbort: input.rollout?.rollbackOnAbort ?? true,
+      soakS: input.rollout?.soakS ?? 0,
     };
     const t = input.target;
     if (!t.all && !t.deviceIds?.length && !t.tags?.length) throw new Errors.VALIDATION('body.target needs deviceIds, tags or all');

@@ -92,6 +92,7 @@ export const commandSchema = {
     issuedAt: { type: 'string' },
     bundle: bundleRef,
     timeoutS: { type: 'integer', minimum: 1 },
+    soakS: { type: 'integer', minimum: 0 },
     name: id,
   },
   allOf: [
