@@ -7,3 +7,4 @@ export * from './archive.js';
 export * from './storable.js';
 export * from './shutdown.js';
 export * from './broken-pipe.js';
+export * from './file-index.js';

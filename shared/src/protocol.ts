@@ -31,6 +31,22 @@ export const TERMINAL_STATES: ReadonlySet<ExecutionState> = new Set([
 export const DEVICE_STATUSES = ['pending', 'accepted', 'rejected', 'decommissioned'] as const;
 export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
 
+/**
+ * The delta A→B a `deploy` command may carry (DESIGN §4): a .tar.gz of B's
+ * files whose content A lacks, and B's signed file index to check the rebuilt tree.
+ */
+export interface DeltaRef {
+  /** Version A the delta starts from. */
+  from: string;
+  url: string;
+  sha256: string;
+  size: number;
+  /** URL of B's file index (canonical JSON). */
+  index: string;
+  /** base64 signature of `kernex-index:{name}:{version}:{sha256 of the index}` by the server key. */
+  indexSignature: string;
+}
+
 /** Bundle reference inside a `deploy` command. */
 export interface BundleRef {
   id: string;
@@ -40,6 +56,8 @@ export interface BundleRef {
   size: number;
   url: string;
   signature: string;
+  /** Present only when the device's installed version is known and the delta is clearly smaller. */
+  delta?: DeltaRef;
 }
 
 interface CommandBase {

@@ -78,6 +78,18 @@ const bundleRef = {
     size: { type: 'integer', minimum: 0 },
     url: { type: 'string', minLength: 1, maxLength: 2048 },
     signature: { type: 'string', minLength: 1, maxLength: 2048 },
+    delta: {
+      type: 'object',
+      required: ['from', 'url', 'sha256', 'size', 'index', 'indexSignature'],
+      properties: {
+        from: { type: 'string', minLength: 1, maxLength: 64 },
+        url: { type: 'string', minLength: 1, maxLength: 2048 },
+        sha256: { type: 'string', pattern: SHA256_PATTERN },
+        size: { type: 'integer', minimum: 0 },
+        index: { type: 'string', minLength: 1, maxLength: 2048 },
+        indexSignature: { type: 'string', minLength: 1, maxLength: 2048 },
+      },
+    },
   },
 } as const;
 
