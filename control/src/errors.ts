@@ -12,6 +12,7 @@ export const Errors = {
   VALIDATION: createError('KX_VALIDATION', '%s', 400),
   UNAUTHORIZED: createError('KX_UNAUTHORIZED', '%s', 401),
   FORBIDDEN: createError('KX_FORBIDDEN', '%s', 403),
+  CSRF: createError('KX_CSRF', '%s', 403),
   CONFLICT: createError('KX_CONFLICT', '%s', 409),
   PAYLOAD_TOO_LARGE: createError('KX_PAYLOAD_TOO_LARGE', 'request body is larger than %s bytes', 413),
   BUNDLE_INVALID: createError('KX_BUNDLE_INVALID', '%s', 400),
@@ -31,5 +32,20 @@ export class StartupError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'StartupError';
+  }
+}
+
+/**
+ * A batched write stopped because the database failed for another reason
+ * than a row it refused (it is away): `unwritten` lists, in order, what was
+ * not written, to be kept for the next attempt.
+ */
+export class WriteInterrupted<T> extends Error {
+  constructor(
+    readonly unwritten: T[],
+    override readonly cause: unknown,
+  ) {
+    super((cause as Error)?.message ?? String(cause));
+    this.name = 'WriteInterrupted';
   }
 }

@@ -1,5 +1,4 @@
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { createBroker, type KernexBroker } from '@kernex/broker';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -12,11 +11,15 @@ import { createMetrics } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
 import { ServerKeyService } from './services/server-key.service.js';
 import { BundlesService } from './services/bundles.service.js';
-import { LocalBundleStorage } from './storage/local-bundle-storage.js';
+import { openBundleStorage } from './storage/open-bundle-storage.js';
+import { createRetentionMetrics, RetentionService } from './services/retention.service.js';
+import { HistoryStore } from './store/history.pg.js';
 import { BundlesStore } from './store/bundles.pg.js';
 import { DeploymentsStore } from './store/deployments.pg.js';
 import { DeploymentsService } from './services/deployments.service.js';
+import { EventWriter } from './orchestrator/event-writer.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
+import { createWriterMetrics } from './services/batch-writer.js';
 import { DeviceAuthService } from './services/device-auth.service.js';
 import { PgDeviceDirectory } from './services/device-directory.service.js';
 import { PresenceWriter } from './services/presence-writer.js';
@@ -38,6 +41,12 @@ import { migrate } from './store/migrate.js';
 import { markLiveServer } from './store/live-server.pg.js';
 import { portInUse } from './net/free-port.js';
 import { loadTlsMaterial } from './tls/tls-material.js';
+import { SessionsService } from './auth/sessions.service.js';
+import { InProcessEventBus } from './events/event-bus.js';
+import { LiveSources } from './events/live-sources.js';
+import { FleetService } from './services/fleet.service.js';
+import { FleetStore } from './store/fleet.pg.js';
+import { SessionsStore } from './store/sessions.pg.js';
 
 /** A started server: its parts and the ports it bound. */
 export interface RunningServer {
@@ -68,6 +77,10 @@ export interface RunningServer {
     telemetry: TelemetryService;
     telemetryIngest: TelemetryIngest;
     presence: PresenceWriter;
+    retention: RetentionService;
+    events: EventWriter;
+    sessions: SessionsService;
+    bus: InProcessEventBus;
   };
   /** The API URL a person on this machine uses (the public URL when set). */
   apiUrl: string;
@@ -147,6 +160,11 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const dataDirLock = await lockDataDir(config.dataDir);
     cleanups.push(() => dataDirLock.release()); // runs last
     await checkPortsFree(config);
+    // Before the database: a bucket that is missing or unreachable ends the start at once, in one line.
+    const storage = await openBundleStorage(config);
+    cleanups.push(async () => storage.close?.());
+    const metrics = createMetrics();
+    const retentionMetrics = createRetentionMetrics(metrics.registry);
 
     let url = config.databaseUrl;
     let embedded: EmbeddedDatabase | undefined;
@@ -165,12 +183,25 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
     const audit = new AuditService(new AuditStore(sql), log.child({ mod: 'audit' }));
 
-    const storage = await LocalBundleStorage.open(path.join(config.dataDir, 'bundles'));
     const bundlesStore = new BundlesStore(sql);
     const bundles = new BundlesService(bundlesStore, storage, serverKey, log.child({ mod: 'bundles' }), {
       maxBytes: config.maxBundleBytes,
       limits: config.archiveLimits,
+      onStorageError: (op) => retentionMetrics.storageErrors.inc({ op }),
     });
+    const retention = new RetentionService({
+      bundles: bundlesStore,
+      history: new HistoryStore(sql),
+      storage,
+      log: log.child({ mod: 'retention' }),
+      metrics: retentionMetrics,
+      keep: config.bundleKeep,
+      executionRetentionDays: config.executionRetentionDays,
+      auditRetentionDays: config.auditRetentionDays,
+    });
+    bundles.afterStore = () => retention.requestPrune();
+    retention.start();
+    cleanups.push(() => retention.stop());
     const devicesStore = new DevicesStore(sql);
     const live = await markLiveServer(url, log.child({ mod: 'live-server' }));
     cleanups.push(() => live.release());
@@ -183,20 +214,25 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       log.warn('another kernex server is running on this database; presence left as it is');
     }
     await live.admitOthers();
-    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }));
+    const writerMetrics = createWriterMetrics(metrics.registry);
+    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }), {}, writerMetrics);
     cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
 
-    const metrics = createMetrics();
     // Before the broker: cleanups run in reverse, so the broker stops feeding the ingest before its last flush.
     const telemetryStore = new TelemetryStore(sql);
-    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), createTelemetryMetrics(metrics.registry));
+    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), createTelemetryMetrics(metrics.registry), {}, writerMetrics);
     telemetryIngest.start();
     cleanups.push(() => telemetryIngest.stop());
     const telemetry = new TelemetryService(telemetryStore, log.child({ mod: 'telemetry' }), config.telemetryRetentionDays);
     telemetry.startRetention();
     cleanups.push(async () => telemetry.stopRetention());
+    const deploymentsStore = new DeploymentsStore(sql);
+    // Before the broker, like the ingest: its last commit runs after the broker has closed.
+    const eventWriter = new EventWriter(deploymentsStore, log, metrics.registry, writerMetrics);
+    cleanups.push(() => eventWriter.close());
     const directory = new PgDeviceDirectory(devicesStore, presence);
-    const broker = await createBroker({ log, registry: metrics.registry, directory });
+    // An event's PUBACK follows its commit (DESIGN §3).
+    const broker = await createBroker({ log, registry: metrics.registry, directory, storeEvent: (deviceId, event, connection) => eventWriter.submit(deviceId, event, connection) });
     // The broker has validated each sample against the shared schema and its size limit.
     broker.on('device:telemetry', (deviceId, sample) => telemetryIngest.add(deviceId, sample));
     cleanups.push(() => broker.close());
@@ -214,8 +250,12 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const mqttsPort = portOf('mqtts');
     const wsPort = portOf('ws');
 
+    // The live event stream (DESIGN §6): one node's in-process bus; a cluster swaps in a Redis-backed LiveEventBus.
+    const bus = new InProcessEventBus((err) => log.warn({ err }, 'live event listener failed'));
+    cleanups.push(() => bus.close());
+    let liveEvents: LiveSources | undefined;
     const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
-    const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }));
+    const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }), (d) => liveEvents?.deviceChanged(d));
     const enrollmentTokens = new EnrollmentTokensService(new EnrollmentTokensStore(sql));
     // Every URL told to devices comes from here (DESIGN §7); built once HTTP listens, before any device is served.
     let endpoints: PublicEndpoints | undefined;
@@ -225,7 +265,6 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     };
     const registration = new RegistrationService(devicesStore, publicEndpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
 
-    const deploymentsStore = new DeploymentsStore(sql);
     bundles.deviceAccess = (deviceId, bundleId) => deploymentsStore.deviceMayFetch(sql, deviceId, bundleId);
     const orchestrator = new Orchestrator({
       store: deploymentsStore,
@@ -234,13 +273,26 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       registry: metrics.registry,
       bundleUrl: (id) => publicEndpoints().bundleBlobUrl(id),
       tickMs: config.orchestratorTickMs,
+      events: eventWriter,
+      onChange: (c) => liveEvents?.orchestratorChanged(c),
     });
     const deployments = new DeploymentsService(deploymentsStore, bundlesStore, orchestrator, log.child({ mod: 'deployments' }));
+    liveEvents = new LiveSources({ bus, presence: broker, deployment: (id) => deployments.get(id), device: (id) => devices.get(id), log });
+    liveEvents.start();
+    cleanups.push(() => liveEvents!.stop());
+    const sessions = new SessionsService(new SessionsStore(sql), apiKeys, log.child({ mod: 'sessions' }));
+    sessions.startPruning();
+    cleanups.push(async () => sessions.stopPruning());
+    const fleet = new FleetService(
+      new FleetStore(sql),
+      async (id) => (await devicesStore.get(id)) !== undefined,
+      async (id) => (await deploymentsStore.get(sql, id)) !== undefined,
+    );
 
     const app = await buildApp({
       log,
       metrics,
-      checks: { started: () => started, database: () => pingDatabase(sql), broker: () => broker.isListening() },
+      checks: { started: () => started, database: () => pingDatabase(sql), broker: () => broker.isListening(), writers: () => writerMetrics.healthy() },
       apiKeys,
       bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes },
       deployments,
@@ -260,6 +312,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       enrollmentTokens,
       telemetry,
       https: config.https ? tls : undefined,
+      console: { sessions, bus, fleet },
     });
     cleanups.push(() => app.close());
     // Before the HTTP listener opens, so no request is ever answered without the key in place
@@ -302,7 +355,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest },
+      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, retention, events: eventWriter, sessions, bus },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();

@@ -5,7 +5,8 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Sql, TransactionSql } from 'postgres';
 import type { BundleForCommand, DeploymentRow, DeploymentsStore, ExecutionRow } from '../store/deployments.pg.js';
 import type { DeviceLink } from './device-link.js';
-import { judgeTransition, pastThreshold } from './rules.js';
+import type { AppliedEvent, EventWriter } from './event-writer.js';
+import { pastThreshold } from './rules.js';
 
 /** One orchestrator at a time across every server of an installation ('kernex' in ASCII). */
 const ADVISORY_LOCK = 0x6b65726e6578n;
@@ -16,7 +17,6 @@ const ADVISORY_LOCK = 0x6b65726e6578n;
  * one UPDATE of every row (10,000 rows: ~300 ms in PostgreSQL with the server idle).
  */
 const DISPATCH_BATCH = 1000;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface OrchestratorOptions {
   store: DeploymentsStore;
@@ -29,7 +29,21 @@ export interface OrchestratorOptions {
   tickMs?: number;
   /** Executions dispatched per deployment per tick (default DISPATCH_BATCH). */
   dispatchBatch?: number;
+  /** Where device events are stored (before their PUBACK); a commit that moved an execution ticks at once. */
+  events?: EventWriter;
+  /** Told every committed change (never throws into the orchestrator: errors are logged). */
+  onChange?(change: OrchestratorChange): void;
 }
+
+/**
+ * A change the orchestrator made or accepted, told after its transaction
+ * committed: the source of the live event stream's `execution` and
+ * `deployment` events (DESIGN §6). A deployment change carries only its id;
+ * the listener reads the counts it needs, coalescing bursts.
+ */
+export type OrchestratorChange =
+  | { kind: 'execution'; executionId: string; deploymentId: string; deviceId: string; state: ExecutionEvent['state']; error: string | null }
+  | { kind: 'deployment'; deploymentId: string };
 
 interface Outbound {
   deviceId: string;
@@ -43,18 +57,26 @@ interface Outbound {
  * phases, dispatches queued executions within `maxConcurrent`, and completes
  * deployments. Commands are published after the transaction commits; one lost
  * in between (a crash) is published again when its device connects, and the
- * agent acts on each execution at most once. Events move executions forward only.
+ * agent acts on each execution at most once. Events are stored by the
+ * {@link EventWriter}, which moves executions forward only.
  */
 export class Orchestrator {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private again = false;
   private stopped = true;
-  private readonly refused: Counter<'reason'>;
   private readonly published: Counter<'type'>;
   private readonly log: Logger;
   private readonly onSubscribed = (deviceId: string): void => void this.healDevice(deviceId);
-  private readonly onEvent = (deviceId: string, event: ExecutionEvent): void => void this.applyEvent(deviceId, event);
+  private readonly onApplied = (changes: readonly AppliedEvent[]): void => {
+    const deployments = new Set<string>();
+    for (const c of changes) {
+      this.tell({ kind: 'execution', ...c });
+      deployments.add(c.deploymentId);
+    }
+    for (const deploymentId of deployments) this.tell({ kind: 'deployment', deploymentId });
+    this.kick();
+  };
 
   constructor(private readonly opts: OrchestratorOptions) {
     this.log = opts.log.child({ mod: 'orchestrator' });
@@ -65,12 +87,13 @@ export class Orchestrator {
       labelNames: ['state'],
       registers: [opts.registry],
       async collect() {
-        const totals = await store.stateTotals(store.sql);
+        // With the database away, /metrics still answers (writers' stalled gauges): keep the last values.
+        const totals = await store.stateTotals(store.sql).catch(() => undefined);
+        if (!totals) return;
         this.reset();
         for (const [state, n] of Object.entries(totals)) this.labels(state).set(n);
       },
     });
-    this.refused = new Counter({ name: 'kernex_execution_events_refused_total', help: 'Execution events refused, by reason', labelNames: ['reason'], registers: [opts.registry] });
     this.published = new Counter({ name: 'kernex_commands_published_total', help: 'Commands published to devices, by type', labelNames: ['type'], registers: [opts.registry] });
   }
 
@@ -85,7 +108,7 @@ export class Orchestrator {
     // before its subscription is lost. 'device:subscribed' fires for a new SUBSCRIBE
     // and for a subscription restored with a persistent session.
     this.opts.link.on('device:subscribed', this.onSubscribed);
-    this.opts.link.on('device:event', this.onEvent);
+    this.opts.events?.on('applied', this.onApplied);
     this.timer = setInterval(() => this.kick(), this.opts.tickMs ?? 1000);
     this.kick();
   }
@@ -94,7 +117,7 @@ export class Orchestrator {
     this.stopped = true;
     clearInterval(this.timer);
     this.opts.link.off('device:subscribed', this.onSubscribed);
-    this.opts.link.off('device:event', this.onEvent);
+    this.opts.events?.off('applied', this.onApplied);
     await this.ticking;
   }
 
@@ -136,23 +159,34 @@ export class Orchestrator {
   /** A tick's transaction; resolves once it has committed and its commands are handed to the broker. */
   private async step(): Promise<{ published: Promise<void> }> {
     const outbound: Outbound[] = [];
+    const changed: string[] = [];
     await this.sql.begin(async (tx) => {
       const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${ADVISORY_LOCK.toString()}::bigint) as ok`;
       if (!lock?.ok) return; // Another server's orchestrator is ticking.
       for (const id of await this.opts.store.active(tx)) {
         const d = await this.opts.store.get(tx, id, true);
-        if (d) outbound.push(...(await this.advance(tx, d)));
+        if (!d) continue;
+        const out = await this.advance(tx, d, () => changed.push(id));
+        outbound.push(...out);
       }
     });
+    for (const deploymentId of changed) this.tell({ kind: 'deployment', deploymentId });
     return { published: this.publish(outbound) };
   }
 
-  private async advance(tx: TransactionSql, d: DeploymentRow): Promise<Outbound[]> {
+  /** `changed` is called (at most once) when the deployment's status, phase or counts changed. */
+  private async advance(tx: TransactionSql, d: DeploymentRow, onChanged: () => void): Promise<Outbound[]> {
+    let told = false;
+    const changed = (): void => {
+      if (!told) onChanged();
+      told = true;
+    };
     const store = this.opts.store;
     const log = this.log.child({ deploymentId: d.id });
     const out: Outbound[] = [];
     const timedOut = await store.timeOut(tx, d);
     if (timedOut) log.info({ timedOut }, 'executions timed out');
+    if (timedOut) changed();
     let t = await store.tally(tx, d.id, d.phase);
     const { rollout } = d;
 
@@ -162,6 +196,7 @@ export class Orchestrator {
       const cancelled = await store.cancelQueued(tx, d.id, 'deployment aborted');
       await store.setDeployment(tx, d.id, { status: 'aborted', reason });
       d = { ...d, status: 'aborted' };
+      changed();
       log.warn({ failures: t.failures, released: t.released, cancelled, rollback: rollout.rollbackOnAbort }, 'deployment aborted');
     }
     if (d.status === 'aborted' && rollout.rollbackOnAbort) {
@@ -169,6 +204,7 @@ export class Orchestrator {
       await store.requestRollbacks(tx, d.id);
       const bundle = await store.bundleOf(tx, d.id);
       for (const e of await store.takeRollbacks(tx, d.id)) out.push({ deviceId: e.deviceId, command: this.rollbackCommand(e, bundle?.name ?? d.bundleName) });
+      if (out.length) changed();
     }
     if (d.status !== 'running') return out;
 
@@ -181,6 +217,7 @@ export class Orchestrator {
       if (Date.now() >= settledAt.getTime() + waitS * 1000) {
         await store.setDeployment(tx, d.id, { phase: d.phase + 1, phaseSettledAt: null });
         d = { ...d, phase: d.phase + 1 };
+        changed();
         log.info({ phase: d.phase }, 'phase released');
         t = await store.tally(tx, d.id, d.phase);
       }
@@ -191,6 +228,7 @@ export class Orchestrator {
     const sent = await store.dispatch(tx, d.id, d.phase, Math.min(slots, batchSize));
     if (sent.length === batchSize) this.again = true; // more may be queued: tick again at once
     if (sent.length) {
+      changed();
       const bundle = await store.bundleOf(tx, d.id);
       if (!bundle) throw new Error(`deployment ${d.id} has lost its bundle`);
       for (const e of sent) out.push({ deviceId: e.deviceId, command: this.deployCommand(e, bundle, d) });
@@ -205,6 +243,7 @@ export class Orchestrator {
         this.again = true;
       } else {
         await store.setDeployment(tx, d.id, { status: 'completed' });
+        changed();
         log.info('deployment completed');
       }
     }
@@ -224,6 +263,7 @@ export class Orchestrator {
       return { outcome: 'cancelled' as const };
     });
     await this.publish(outbound);
+    if (result.outcome === 'cancelled') this.tell({ kind: 'deployment', deploymentId: id });
     if (result.outcome === 'cancelled') this.log.info({ deploymentId: id, told: outbound.length }, 'deployment cancelled');
     return result;
   }
@@ -252,33 +292,11 @@ export class Orchestrator {
     }
   }
 
-  /** Applies a device's event: forward only; unknown executions and impossible transitions are refused and counted. */
-  async applyEvent(deviceId: string, event: ExecutionEvent): Promise<'applied' | 'same' | 'refused'> {
+  private tell(change: OrchestratorChange): void {
     try {
-      const verdict = await this.sql.begin(async (tx) => {
-        if (!UUID.test(event.executionId)) return 'unknown' as const;
-        const e = await this.opts.store.lockExecution(tx, event.executionId, deviceId);
-        if (!e) return 'unknown' as const;
-        const v = judgeTransition(e.state, event.state, e.rollbackRequested);
-        if (v === 'apply') {
-          await this.opts.store.setExecutionState(tx, e.id, event.state, event.error ?? null);
-          const rolledBack = event.state === 'rolled_back' && e.state === 'succeeded';
-          await this.opts.store.recordBundleOutcomes(tx, { succeeded: event.state === 'succeeded' ? [e.id] : [], rolledBack: rolledBack ? [e.id] : [] });
-        } else if (v === 'same') await this.opts.store.touchExecution(tx, e.id);
-        return v === 'refuse' ? ({ from: e.state } as const) : v;
-      });
-      if (verdict === 'unknown' || typeof verdict === 'object') {
-        const reason = verdict === 'unknown' ? 'unknown_execution' : 'transition';
-        this.refused.labels(reason).inc();
-        this.log.info({ deviceId, executionId: event.executionId, state: event.state, from: typeof verdict === 'object' ? verdict.from : undefined, reason }, 'execution event refused');
-        return 'refused';
-      }
-      this.log.debug({ deviceId, executionId: event.executionId, state: event.state }, 'execution event applied');
-      if (verdict === 'apply') this.kick();
-      return verdict === 'same' ? 'same' : 'applied';
+      this.opts.onChange?.(change);
     } catch (err) {
-      this.log.error({ err, deviceId, executionId: event.executionId }, 'execution event failed');
-      return 'refused';
+      this.log.error({ err }, 'change listener failed');
     }
   }
 

@@ -7,6 +7,8 @@ export interface HealthChecks {
   started(): boolean;
   database(): Promise<boolean>;
   broker(): boolean;
+  /** Per batched writer (telemetry, presence, events): false while it is stalled (has work, cannot make progress). */
+  writers?(): Record<string, boolean>;
 }
 
 const readySchema = {
@@ -17,7 +19,15 @@ const readySchema = {
     checks: {
       type: 'object',
       required: ['started', 'database', 'broker'],
-      properties: { started: { type: 'boolean' }, database: { type: 'boolean' }, broker: { type: 'boolean' } },
+      properties: {
+        started: { type: 'boolean' },
+        database: { type: 'boolean' },
+        broker: { type: 'boolean' },
+        // One per batched writer: false while it has work it cannot write (kernex_writer_stalled).
+        telemetryWriter: { type: 'boolean' },
+        presenceWriter: { type: 'boolean' },
+        eventsWriter: { type: 'boolean' },
+      },
     },
   },
 } as const;
@@ -48,12 +58,13 @@ export async function healthRoutes(
     {
       config: { access: 'public', rateLimit: false },
       logLevel: 'warn',
-      schema: { summary: 'Readiness: the start has finished, the database answers and the broker listens', response: { 200: readySchema, 503: readySchema, ...errorResponses } },
+      schema: { summary: 'Readiness: the start has finished, the database answers, the broker listens, and no writer is stalled', response: { 200: readySchema, 503: readySchema, ...errorResponses } },
     },
     async (_req, reply) => {
       const [started, database, broker] = [opts.checks.started(), await opts.checks.database(), opts.checks.broker()];
-      const ready = started && database && broker;
-      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { started, database, broker } });
+      const writers = Object.fromEntries(Object.entries(opts.checks.writers?.() ?? {}).map(([name, ok]) => [`${name}Writer`, ok]));
+      const ready = started && database && broker && Object.values(writers).every(Boolean);
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { started, database, broker, ...writers } });
     },
   );
 
