@@ -15,6 +15,8 @@ import { openBundleStorage } from './storage/open-bundle-storage.js';
 import { createRetentionMetrics, RetentionService } from './services/retention.service.js';
 import { HistoryStore } from './store/history.pg.js';
 import { BundlesStore } from './store/bundles.pg.js';
+import { DeltasStore } from './store/deltas.pg.js';
+import { DeltaService } from './services/delta.service.js';
 import { DeploymentsStore } from './store/deployments.pg.js';
 import { DeploymentsService } from './services/deployments.service.js';
 import { EventWriter } from './orchestrator/event-writer.js';
@@ -200,6 +202,8 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       auditRetentionDays: config.auditRetentionDays,
     });
     bundles.afterStore = () => retention.requestPrune();
+    const deltas = new DeltaService(new DeltasStore(sql), storage, serverKey, log.child({ mod: 'deltas' }));
+    bundles.onIndex = (row, entries) => deltas.recordIndex(row, entries);
     retention.start();
     cleanups.push(() => retention.stop());
     const devicesStore = new DevicesStore(sql);
@@ -272,11 +276,12 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       log,
       registry: metrics.registry,
       bundleUrl: (id) => publicEndpoints().bundleBlobUrl(id),
+      deltaRefs: (tx, bundle, deviceIds) => deltas.refsFor(tx, bundle, deviceIds, publicEndpoints()),
       tickMs: config.orchestratorTickMs,
       events: eventWriter,
       onChange: (c) => liveEvents?.orchestratorChanged(c),
     });
-    const deployments = new DeploymentsService(deploymentsStore, bundlesStore, orchestrator, log.child({ mod: 'deployments' }));
+    const deployments = new DeploymentsService(deploymentsStore, bundlesStore, orchestrator, log.child({ mod: 'deployments' }), (bundle, ids) => deltas.prepareFor(bundle, ids));
     liveEvents = new LiveSources({ bus, presence: broker, deployment: (id) => deployments.get(id), device: (id) => devices.get(id), log });
     liveEvents.start();
     cleanups.push(() => liveEvents!.stop());
@@ -294,7 +299,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       metrics,
       checks: { started: () => started, database: () => pingDatabase(sql), broker: () => broker.isListening(), writers: () => writerMetrics.healthy() },
       apiKeys,
-      bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes },
+      bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes, deltas },
       deployments,
       audit,
       http: {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Command, ExecutionEvent } from '@kernex/shared';
+import type { Command, DeltaRef, ExecutionEvent } from '@kernex/shared';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Sql, TransactionSql } from 'postgres';
@@ -25,6 +25,8 @@ export interface OrchestratorOptions {
   registry: Registry;
   /** The blob URL devices are told for a bundle (PublicEndpoints.bundleBlobUrl). */
   bundleUrl(bundleId: string): string;
+  /** The `delta` of each device's deploy command, when it gets one (DeltaService.refsFor; DESIGN §4). */
+  deltaRefs?(tx: TransactionSql, bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>>;
   /** Period of the tick loop, ms (timeouts, phase waits; events and new deployments tick at once). */
   tickMs?: number;
   /** Executions dispatched per deployment per tick (default DISPATCH_BATCH). */
@@ -231,7 +233,8 @@ export class Orchestrator {
       changed();
       const bundle = await store.bundleOf(tx, d.id);
       if (!bundle) throw new Error(`deployment ${d.id} has lost its bundle`);
-      for (const e of sent) out.push({ deviceId: e.deviceId, command: this.deployCommand(e, bundle, d) });
+      const deltas = await this.deltasFor(tx, bundle, sent.map((e) => e.deviceId));
+      for (const e of sent) out.push({ deviceId: e.deviceId, command: this.deployCommand(e, bundle, d, deltas.get(e.deviceId)) });
       log.debug({ sent: sent.length, phase: d.phase }, 'executions dispatched');
     }
 
@@ -277,7 +280,7 @@ export class Orchestrator {
         for (const e of owed.deploys) {
           const d = await this.opts.store.get(tx, e.deploymentId);
           const bundle = await this.opts.store.bundleOf(tx, e.deploymentId);
-          if (d && bundle) outbound.push({ deviceId, command: this.deployCommand(e, bundle, d) });
+          if (d && bundle) outbound.push({ deviceId, command: this.deployCommand(e, bundle, d, (await this.deltasFor(tx, bundle, [deviceId])).get(deviceId)) });
         }
         for (const e of owed.cancels) outbound.push({ deviceId, command: this.cancelCommand(e) });
         for (const e of owed.rollbacks) {
@@ -315,7 +318,20 @@ export class Orchestrator {
     );
   }
 
-  private deployCommand(e: ExecutionRow, bundle: BundleForCommand, d: DeploymentRow): Command {
+  /** Deltas for these devices; a failure there costs only the saving: the full bundle goes. */
+  private async deltasFor(tx: TransactionSql, bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>> {
+    if (!this.opts.deltaRefs) return new Map();
+    try {
+      // In a savepoint: a failed query must not abort the tick's transaction.
+      const deltaRefs = this.opts.deltaRefs;
+      return await tx.savepoint((sp) => deltaRefs(sp, bundle, deviceIds));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, bundleId: bundle.id }, 'deltas not looked up; full bundles sent');
+      return new Map();
+    }
+  }
+
+  private deployCommand(e: ExecutionRow, bundle: BundleForCommand, d: DeploymentRow, delta?: DeltaRef): Command {
     // `soakS` only when set: rollouts stored before it existed have none (DESIGN §5: default 0).
     const soakS = d.rollout.soakS ?? 0;
     return {
@@ -325,7 +341,7 @@ export class Orchestrator {
       issuedAt: new Date().toISOString(),
       timeoutS: d.timeoutS,
       ...(soakS > 0 ? { soakS } : {}),
-      bundle: { ...bundle, url: this.opts.bundleUrl(bundle.id) },
+      bundle: { ...bundle, url: this.opts.bundleUrl(bundle.id), ...(delta ? { delta } : {}) },
     };
   }
 

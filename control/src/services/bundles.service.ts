@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { bundleSigningText, DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits, type BundleRef } from '@kernex/shared';
+import { bundleSigningText, type FileIndexEntry, DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits, type BundleRef } from '@kernex/shared';
 import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
 import { StorageUnavailableError, type BundleStorage, type ByteRange } from '../storage/bundle-storage.js';
@@ -47,6 +47,8 @@ export class BundlesService {
     public deviceAccess: DeviceBundleAccess = async () => false,
     /** Called after each stored bundle (retention prunes in the background). */
     public afterStore: () => void = () => undefined,
+    /** Records the stored bundle's file index (DeltaService.recordIndex; DESIGN §4). */
+    public onIndex: (bundle: BundleRow, entries: FileIndexEntry[]) => Promise<void> = async () => undefined,
   ) {}
 
   /** A storage failure is a 503 the client may retry (devices do); anything else passes through. */
@@ -93,6 +95,8 @@ export class BundlesService {
         await this.dropBlob(id);
         throw new Errors.CONFLICT(`bundle ${name} ${version} exists already`);
       }
+      // Without its index a bundle is still whole: it only goes without deltas.
+      await this.onIndex(row, inspected.entries).catch((err: Error) => this.log.warn({ bundleId: id, err: err.message }, 'file index not recorded; no deltas to this bundle'));
       this.log.info({ bundleId: id, name, version, size: inspected.size }, 'bundle stored');
       this.afterStore();
       return row;
@@ -135,5 +139,10 @@ export class BundlesService {
   /** Opens the blob, whole or a range of it. */
   openBlob(id: string, range?: ByteRange): Promise<Readable> {
     return this.storage.open(id, range).catch((err: unknown) => this.unavailable(err));
+  }
+
+  /** Opens another blob of the bundle storage by key (a delta, DESIGN §4). */
+  openStored(key: string, range?: ByteRange): Promise<Readable> {
+    return this.storage.open(key, range).catch((err: unknown) => this.unavailable(err));
   }
 }
