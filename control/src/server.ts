@@ -12,6 +12,7 @@ import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
 import { ServerKeyService } from './services/server-key.service.js';
 import { BundlesService } from './services/bundles.service.js';
 import { openBundleStorage } from './storage/open-bundle-storage.js';
+import type { BundleStorage } from './storage/bundle-storage.js';
 import { createRetentionMetrics, RetentionService } from './services/retention.service.js';
 import { HistoryStore } from './store/history.pg.js';
 import { BundlesStore } from './store/bundles.pg.js';
@@ -83,6 +84,9 @@ export interface RunningServer {
     events: EventWriter;
     sessions: SessionsService;
     bus: InProcessEventBus;
+    deltas: DeltaService;
+    /** The bundle storage (file or S3), as the services use it. */
+    storage: BundleStorage;
   };
   /** The API URL a person on this machine uses (the public URL when set). */
   apiUrl: string;
@@ -360,7 +364,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, retention, events: eventWriter, sessions, bus },
+      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, retention, events: eventWriter, sessions, bus, deltas, storage },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();

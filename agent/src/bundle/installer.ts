@@ -1,9 +1,12 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import {
   DEFAULT_HEALTH_CHECK_TIMEOUT_S,
   SEMVER_PATTERN,
+  validateManifest,
   type CancelCommand,
   type Command,
   type DeployCommand,
@@ -15,6 +18,7 @@ import type { BundleInventory, CommandHandler, DeviceContext } from '../device.j
 import { BundleState, type ExecutionRecord } from './bundle-state.js';
 import { download } from './download.js';
 import { extractBundle, type ExtractOptions } from './extract.js';
+import { buildFromDelta, DeltaRefusedError, fetchIndex, verifyTree } from './delta.js';
 import { runScript } from './run-script.js';
 import { runSoak, type SoakRecord } from './soak.js';
 import { verifyBundle } from './verify.js';
@@ -204,8 +208,20 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
 
     const part = path.join(this.root, '.downloads', `${bundle.id.replace(/[^A-Za-z0-9-]/g, '_')}.part`);
     const fail = (state: ExecutionState, err: unknown): Promise<void> => this.finish(device, id, rec(), state, (err as Error).message);
-    try {
-      await this.step(device, id, 'downloading');
+    await this.step(device, id, 'downloading');
+    let built: string | undefined;
+    if (bundle.delta) {
+      try {
+        built = await this.viaDelta(cmd, device, signal, before, log);
+      } catch (err) {
+        if (signal.aborted) return this.finish(device, id, rec(), 'cancelled');
+        // DESIGN §4: on any mismatch, a missing A or a failed delta download, the full bundle; the event says why.
+        const why = `delta from ${bundle.delta.from} not used (${(err as Error).message}); fetching the full bundle`;
+        log.warn({ err: (err as Error).message }, 'delta refused; fetching the full bundle');
+        await this.report(device, id, 'downloading', why);
+      }
+    }
+    if (!built) try {
       await fs.mkdir(path.dirname(part), { recursive: true });
       await download({
         url: new URL(bundle.url, device.server).toString(),
@@ -235,7 +251,7 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     const env = { KERNEX_BUNDLE_NAME: bundle.name, KERNEX_BUNDLE_VERSION: bundle.version, KERNEX_BUNDLE_DIR: dir, KERNEX_PREVIOUS_DIR: before ? path.join(this.root, bundle.name, before) : '' };
     let manifest: Awaited<ReturnType<typeof extractBundle>>;
     try {
-      manifest = await this.unpack(part, dir);
+      manifest = built ? await this.adopt(built, dir) : await this.unpack(part, dir);
       if (manifest.name !== bundle.name || manifest.version !== bundle.version) {
         throw new StepError(`archive holds ${manifest.name}@${manifest.version}, not the bundle sent`);
       }
@@ -310,6 +326,65 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     await fs.rm(dir, { recursive: true, force: true });
     log.warn({ err: failed, to: previous ?? null }, 'soak failed; switched back');
     return this.finish(device, id, rec(), previous ? 'rolled_back' : 'failed', failed);
+  }
+
+  /**
+   * B from the kept A plus the delta (DESIGN §4): B's signed index, the delta
+   * downloaded (resuming like a bundle), the tree built in a staging directory
+   * and checked entry for entry against the index. Returns the staging
+   * directory; throws (leaving nothing behind) when anything does not match.
+   */
+  private async viaDelta(cmd: DeployCommand, device: DeviceContext, signal: AbortSignal, before: string | undefined, log: Logger): Promise<string> {
+    const { bundle } = cmd;
+    const delta = bundle.delta!;
+    if (delta.from !== before) throw new DeltaRefusedError(`version ${delta.from} is not the one installed (${before ?? 'none'})`);
+    const fromDir = path.join(this.root, bundle.name, delta.from);
+    if (!(await exists(path.join(fromDir, 'manifest.json')))) throw new DeltaRefusedError(`version ${delta.from} is not kept on the device`);
+    const index = await fetchIndex({
+      http: device.http,
+      url: new URL(delta.index, device.server).toString(),
+      token: await device.httpToken(),
+      signature: delta.indexSignature,
+      serverPublicKeyPem: device.serverPublicKey,
+      name: bundle.name,
+      version: bundle.version,
+      signal,
+    });
+    const part = path.join(this.root, '.downloads', `${bundle.id.replace(/[^A-Za-z0-9-]/g, '_')}.delta.part`);
+    await fs.mkdir(path.dirname(part), { recursive: true });
+    const staging = path.join(this.root, bundle.name, `.staging-${randomUUID()}`);
+    try {
+      await download({ url: new URL(delta.url, device.server).toString(), http: device.http, file: part, size: delta.size, sha256: delta.sha256, token: () => device.httpToken(), signal, log, attempts: this.opts.downloadAttempts });
+      const { size } = await fs.stat(part);
+      if (size !== delta.size) throw new DeltaRefusedError(`delta has ${size} bytes, expected ${delta.size}`);
+      const sha = createHash('sha256');
+      await pipeline(createReadStream(part), sha);
+      if (sha.digest('hex') !== delta.sha256) throw new DeltaRefusedError('delta does not match its sha256');
+      const started = process.cpuUsage();
+      const made = await buildFromDelta({ delta: part, index, fromDir, dest: staging, limits: this.opts.extract?.limits });
+      await verifyTree(staging, index);
+      const cpu = process.cpuUsage(started);
+      log.info({ ...made, deltaBytes: delta.size, bundleBytes: bundle.size, cpuMs: Math.round((cpu.user + cpu.system) / 1000) }, 'bundle rebuilt from delta');
+      return staging;
+    } catch (err) {
+      await fs.rm(staging, { recursive: true, force: true });
+      throw err;
+    } finally {
+      await fs.rm(part, { force: true });
+    }
+  }
+
+  /** Moves a tree rebuilt from a delta to `dir` and reads its manifest, as unpacking would. */
+  private async adopt(staging: string, dir: string): Promise<Awaited<ReturnType<typeof extractBundle>>> {
+    try {
+      await fs.rm(dir, { recursive: true, force: true });
+      await fs.rename(staging, dir);
+      const manifest: unknown = JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8'));
+      if (!validateManifest(manifest)) throw new StepError(`manifest.json ${validateManifest.lastError()}`);
+      return manifest;
+    } finally {
+      await fs.rm(staging, { recursive: true, force: true });
+    }
   }
 
   /** Extracts into a staging directory, then renames it to `dir`; removes the download. */
