@@ -115,8 +115,8 @@ describe('delta transfer', () => {
     const outcome = await deployAndWait(b.id);
     expect(outcome).toMatchObject({ state: 'succeeded', errors: [] });
     const after = await served();
-    const rebuilt = await agent.agent.waitFor('bundle rebuilt from delta', {}, since);
     expect(after.full - before.full).toBe(0);
+    const rebuilt = await agent.agent.waitFor('bundle rebuilt from delta', {}, since);
     expect(after.delta - before.delta).toBe(rebuilt.deltaBytes);
     expect(rebuilt.deltaBytes as number).toBeLessThan(b.size / 4);
     expect(await agent.current('node-app')).toBe('1.1.0');
