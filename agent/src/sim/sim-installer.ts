@@ -105,8 +105,11 @@ export class SimulatedInstaller implements CommandHandler, BundleInventory {
     if (rec.previous === version) return this.report(device, id, 'skipped');
     await this.report(device, id, 'downloading', { progress: 0 });
     try {
-      if (this.opts.download) await this.download(cmd, device);
-      else await sleep(Math.min(SIMULATED_MAX_MS, (cmd.bundle.size / SIMULATED_BPS) * 1000));
+      // DESIGN §4: a delta from the version this device has is what goes over the link; the fleet's bytes count it.
+      const delta = cmd.bundle.delta && cmd.bundle.delta.from === rec.previous ? cmd.bundle.delta : undefined;
+      const blob = delta ? { url: delta.url, size: delta.size, sha256: delta.sha256 } : { url: cmd.bundle.url, size: cmd.bundle.size, sha256: cmd.bundle.sha256 };
+      if (this.opts.download) await this.download(blob, device);
+      else await sleep(Math.min(SIMULATED_MAX_MS, (blob.size / SIMULATED_BPS) * 1000));
     } catch (err) {
       return this.report(device, id, 'failed', { error: `download failed: ${(err as Error).message}` });
     }
@@ -150,12 +153,12 @@ export class SimulatedInstaller implements CommandHandler, BundleInventory {
   }
 
   /** GETs the blob in Range chunks with the device's HTTP token, checking size and sha256. */
-  private async download(cmd: DeployCommand, device: DeviceContext): Promise<void> {
-    const url = new URL(cmd.bundle.url, device.server);
+  private async download(blob: { url: string; size: number; sha256: string }, device: DeviceContext): Promise<void> {
+    const url = new URL(blob.url, device.server);
     const hash = createHash('sha256');
     let offset = 0;
-    while (offset < cmd.bundle.size) {
-      const end = Math.min(cmd.bundle.size, offset + CHUNK_BYTES) - 1;
+    while (offset < blob.size) {
+      const end = Math.min(blob.size, offset + CHUNK_BYTES) - 1;
       const res = await device.http.stream(url, { headers: { authorization: `Bearer ${await device.httpToken()}`, range: `bytes=${offset}-${end}` } });
       const status = res.statusCode ?? 0;
       const chunks: Buffer[] = [];
@@ -168,8 +171,8 @@ export class SimulatedInstaller implements CommandHandler, BundleInventory {
       if (body.length === 0) throw new Error('blob ended early');
       if (status === 200) break;
     }
-    if (offset !== cmd.bundle.size) throw new Error(`size ${offset}, expected ${cmd.bundle.size}`);
-    if (hash.digest('hex') !== cmd.bundle.sha256) throw new Error('sha256 mismatch');
+    if (offset !== blob.size) throw new Error(`size ${offset}, expected ${blob.size}`);
+    if (hash.digest('hex') !== blob.sha256) throw new Error('sha256 mismatch');
   }
 
   private async report(device: DeviceContext, executionId: string, state: ExecutionState, extra: { progress?: number; error?: string } = {}): Promise<void> {
