@@ -1,4 +1,13 @@
-import type { TestEntry } from './make-bundle.js';
+import tar from 'tar-stream';
+
+/** One entry of a generated bundle (the fields of make-bundle's AppEntry that the generator uses). */
+export interface AppEntry {
+  name: string;
+  type?: 'file' | 'directory' | 'symlink';
+  body?: string;
+  linkname?: string;
+  mode?: number;
+}
 
 /**
  * A deterministic Node app bundle shaped like real ones: a small app, then
@@ -7,9 +16,9 @@ import type { TestEntry } from './make-bundle.js';
  * it changes, about 1 % of the bundle's files for the default sizes. Used by
  * the delta tests and the delta benchmark.
  */
-export function nodeAppEntries(o: { version: string; packages: number; bumped?: number; bumpTo?: string }): TestEntry[] {
+export function nodeAppEntries(o: { version: string; packages: number; bumped?: number; bumpTo?: string }): AppEntry[] {
   const manifest = { name: 'node-app', version: o.version, install: 'install.sh', healthCheck: { script: 'check.sh', timeoutS: 10 } };
-  const entries: TestEntry[] = [
+  const entries: AppEntry[] = [
     { name: 'manifest.json', body: JSON.stringify(manifest) },
     { name: 'install.sh', body: '#!/bin/sh\nexit 0\n', mode: 0o755 },
     { name: 'check.sh', body: '#!/bin/sh\nexit 0\n', mode: 0o755 },
@@ -48,4 +57,25 @@ function code(seed: number, n: number): string {
     if (x % 11 === 0) out += `v${x % 997} `;
   }
   return out.slice(0, n);
+}
+
+/** The uncompressed tar of `entries` (gzip it for a bundle). */
+export async function appTar(entries: readonly AppEntry[]): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (c: unknown) => chunks.push(c as Buffer));
+  const done = new Promise<void>((resolve, reject) => pack.once('end', resolve).once('error', reject));
+  for (const e of entries) {
+    const type = e.type ?? 'file';
+    const body = Buffer.from(e.body ?? '');
+    await new Promise<void>((resolve, reject) => {
+      const cb = (err?: Error | null): void => (err ? reject(err) : resolve());
+      const header = { name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), size: type === 'file' ? body.length : 0, linkname: e.linkname };
+      if (type === 'file') pack.entry(header, body, cb);
+      else pack.entry(header, cb);
+    });
+  }
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
 }
