@@ -147,6 +147,13 @@ describe('delta transfer', () => {
     await expectFallback(to, '1.4.0', /'node_modules\/evil\.js' is not a file of the index/);
   });
 
+  it('falls back when the delta download fails (its blob is gone from storage)', { timeout: 120_000 }, async () => {
+    const to = await upload(await version('1.4.5', 1));
+    expect(await server.services.deltas.ensure(installed.id, to)).toBeDefined();
+    await server.services.storage.delete(deltaBlobKey(installed.id, to.id));
+    await expectFallback(to, '1.4.5', /answered 404|404/);
+  });
+
   const tricks: Array<{ what: string; entries: TestEntry[]; why: RegExp }> = [
     { what: "a '..' path", entries: [{ name: 'app/../../../escaped.txt', body: 'x' }], why: /'\.\.' in path/ },
     { what: 'an absolute path', entries: [{ name: '/tmp/kernex-delta-escape.txt', body: 'x' }], why: /absolute path/ },
