@@ -128,8 +128,9 @@ function localApiUrl(config: Readonly<ServerConfig>, httpPort: number): string {
 export function readyLines(apiUrl: string, firstAdminKey: string | undefined, keyFromEnv: boolean): string {
   const key = firstAdminKey ?? (keyFromEnv ? '$KERNEX_ADMIN_KEY' : '<an admin API key>');
   return (
-    `kernex server: ready; API at ${apiUrl}\n` +
-    `kernex server: next, in another terminal: export KERNEX_URL=${apiUrl} KERNEX_API_KEY=${key}; npx kernex devices ls\n`
+    `kernex server: ready; API at ${apiUrl}, console at ${apiUrl}/console/\n` +
+    `kernex server: next, in another terminal: export KERNEX_URL=${apiUrl} KERNEX_API_KEY=${key}; npx kernex devices ls\n` +
+    `kernex server: or save them once: npx kernex login --url ${apiUrl} --api-key ${key}\n`
   );
 }
 
