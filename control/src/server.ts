@@ -196,7 +196,9 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       limits: config.archiveLimits,
       onStorageError: (op) => retentionMetrics.storageErrors.inc({ op }),
     });
+    const deltasStore = new DeltasStore(sql);
     const retention = new RetentionService({
+      deltaKeysNamed: (keys) => deltasStore.existingKeys(sql, keys),
       bundles: bundlesStore,
       history: new HistoryStore(sql),
       storage,
@@ -207,7 +209,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       auditRetentionDays: config.auditRetentionDays,
     });
     bundles.afterStore = () => retention.requestPrune();
-    const deltas = new DeltaService(new DeltasStore(sql), storage, serverKey, log.child({ mod: 'deltas' }));
+    const deltas = new DeltaService(deltasStore, storage, serverKey, log.child({ mod: 'deltas' }));
     bundles.onIndex = (row, entries) => deltas.recordIndex(row, entries);
     retention.start();
     cleanups.push(() => retention.stop());

@@ -193,4 +193,20 @@ describe('delta transfer', () => {
     }
     expect((await fetch(url)).status).toBe(401);
   });
+
+  it('sweeps the blob of a delta whose bundle is gone, and keeps the others', { timeout: 60_000 }, async () => {
+    const to = await upload(await version('1.7.0', 0));
+    expect(await server.services.deltas.ensure(installed.id, to)).toBeDefined();
+    // The deltas of other bundles whose blob is there (one test removed its delta's blob on purpose).
+    const keptKeys: string[] = [];
+    for (const r of await server.sql<{ blob_key: string }[]>`select blob_key from bundle_deltas where to_bundle_id <> ${to.id}`) {
+      if (await server.services.storage.stat(r.blob_key)) keptKeys.push(r.blob_key);
+    }
+    expect(keptKeys.length).toBeGreaterThan(0);
+    expect((await api('DELETE', `${server.httpUrl}/api/v1/bundles/${to.id}`, server.adminHeaders)).status).toBe(204);
+    const result = await server.services.retention.sweepBlobs(0);
+    expect(result.removed).toContain(deltaBlobKey(installed.id, to.id));
+    expect(await server.services.storage.stat(deltaBlobKey(installed.id, to.id))).toBeUndefined();
+    for (const key of keptKeys) expect(await server.services.storage.stat(key)).toBeDefined();
+  });
 });

@@ -75,6 +75,13 @@ export class DeltasStore {
     return rows.length > 0;
   }
 
+  /** Those of `keys` that a delta row still names (the orphan sweep). */
+  async existingKeys(db: Db, keys: readonly string[]): Promise<string[]> {
+    if (keys.length === 0) return [];
+    const rows = await db`select blob_key from bundle_deltas where blob_key = any(${[...keys]}::text[])`;
+    return rows.map((r) => r.blob_key as string);
+  }
+
   /** What the server knows the devices have of bundle `name` (executions that succeeded, telemetry `b`): device → version. */
   async installedVersions(db: Db, deviceIds: readonly string[], name: string): Promise<Map<string, string>> {
     if (deviceIds.length === 0) return new Map();
