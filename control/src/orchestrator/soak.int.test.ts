@@ -105,7 +105,8 @@ describe('soak before success', () => {
     await a.agent.waitFor('soak started');
     await expect.poll(() => stateOf(id, a.deviceId), { timeout: 90_000 }).toMatch(/succeeded|timed_out/);
     expect(await stateOf(id, a.deviceId)).toBe('succeeded');
-    expect((await show(id)).status).toBe('completed');
+    // The deployment completes on the orchestrator's next tick after its last execution ended.
+    await expect.poll(async () => (await show(id)).status, { timeout: 30_000 }).toBe('completed');
   });
 
   it('times out a device that goes silent during the soak', { timeout: 180_000 }, async () => {
@@ -114,6 +115,7 @@ describe('soak before success', () => {
     await a.agent.waitFor('soak started');
     await a.agent.kill('SIGKILL');
     await expect.poll(() => stateOf(id, a.deviceId), { timeout: 60_000 }).toBe('timed_out');
-    expect((await show(id)).status).toBe('completed');
+    // The deployment completes on the orchestrator's next tick after its last execution ended.
+    await expect.poll(async () => (await show(id)).status, { timeout: 30_000 }).toBe('completed');
   });
 });
