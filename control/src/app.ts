@@ -18,6 +18,7 @@ import { expectedTypes, inputGuardPlugin } from './http/input-guard.plugin.js';
 import { registerDocsUi, registerOpenApi } from './http/openapi.js';
 import { rateLimitPlugin } from './http/rate-limit.plugin.js';
 import { routeTablePlugin } from './http/route-table.plugin.js';
+import { REQUEST_ID_HEADER, requestId } from './http/request-id.js';
 import type { ServerMetrics } from './metrics.js';
 import { bundlesRoutes } from './routes/bundles.routes.js';
 import { deploymentsRoutes } from './routes/deployments.routes.js';
@@ -150,6 +151,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.log.child({ mod: 'http' }) as FastifyBaseLogger,
     bodyLimit: http.bodyLimitBytes,
     trustProxy: false,
+    // Every log line of a request carries it as reqId (Fastify's per-request pino child); echoed below.
+    genReqId: requestId,
     connectionTimeout: http.idleTimeoutMs,
     keepAliveTimeout: Math.min(5000, http.idleTimeoutMs),
     requestTimeout: 0,
@@ -159,6 +162,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }) as unknown as FastifyInstance;
   // Only JSON bodies (and the routes' own upload types): a text/plain body is a 415, not a string that reaches a schema.
   app.removeContentTypeParser('text/plain');
+
+  app.addHook('onRequest', async (req, reply) => {
+    void reply.header(REQUEST_ID_HEADER, req.id);
+  });
 
   app.addHook('onResponse', async (req, reply) => {
     deps.metrics.httpDuration

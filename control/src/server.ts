@@ -41,6 +41,9 @@ import { EnrollmentTokensStore } from './store/enrollment-tokens.pg.js';
 import { SettingsStore } from './store/settings.pg.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrate.js';
+import { explainMigrationPrivilege } from './store/privileges.js';
+import { registerServerGauges } from './monitoring/server-gauges.js';
+import { FleetStatsStore } from './store/fleet-stats.pg.js';
 import { markLiveServer } from './store/live-server.pg.js';
 import { portInUse } from './net/free-port.js';
 import { loadTlsMaterial } from './tls/tls-material.js';
@@ -142,17 +145,17 @@ function listenError(err: unknown, variable: string, port: number): Error {
   return new StartupError(`${variable} ${port}: ${(err as Error).message}`, { cause: err });
 }
 
-/**
- * Boots Kernex: data directory, database (embedded unless `DATABASE_URL`),
- * migrations, broker, HTTP. On any failure it undoes what it started and
- * rethrows, so the caller only has to print the message.
- */
 /** Extra start options that are not configuration (tests use them). */
 export interface StartOptions {
   /** Use this signing key when the database has none yet, instead of making one (RSA-4096 takes seconds). */
   signingKeyPem?: string;
 }
 
+/**
+ * Boots Kernex: data directory, database (embedded unless `DATABASE_URL`),
+ * migrations, broker, HTTP. On any failure it undoes what it started and
+ * rethrows, so the caller only has to print the message.
+ */
 export async function startServer(config: Readonly<ServerConfig>, log: Logger, options: StartOptions = {}): Promise<RunningServer> {
   const t0 = performance.now();
   let started = false;
@@ -181,10 +184,16 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       cleanups.push(() => embedded!.stop());
       url = embedded.url;
     }
-    const sql = await connectDatabase(url, log.child({ mod: 'db' }));
+    const sql = await connectDatabase(url, log.child({ mod: 'db' }), config.pgPoolSize);
     cleanups.push(() => sql.end({ timeout: 5 }));
     const databaseMs = performance.now() - t0;
-    await migrate(sql, log.child({ mod: 'migrate' }));
+    try {
+      await migrate(sql, log.child({ mod: 'migrate' }));
+    } catch (err) {
+      const line = await explainMigrationPrivilege(sql, err);
+      if (line) throw new StartupError(line, { cause: err });
+      throw err;
+    }
 
     const serverKey = await ServerKeyService.load(new SettingsStore(sql), log.child({ mod: 'server-key' }), options.signingKeyPem);
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
@@ -301,10 +310,17 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       async (id) => (await deploymentsStore.get(sql, id)) !== undefined,
     );
 
+    const checks = { started: () => started, database: () => pingDatabase(sql), broker: () => broker.isListening(), writers: () => writerMetrics.healthy() };
+    registerServerGauges(metrics.registry, {
+      // What /readyz answers (routes/health.routes.ts).
+      ready: async () => checks.started() && (await checks.database()) && checks.broker() && Object.values(checks.writers()).every(Boolean),
+      fleet: new FleetStatsStore(sql),
+      tlsCertPem: tls?.cert,
+    });
     const app = await buildApp({
       log,
       metrics,
-      checks: { started: () => started, database: () => pingDatabase(sql), broker: () => broker.isListening(), writers: () => writerMetrics.healthy() },
+      checks,
       apiKeys,
       bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes, deltas },
       deployments,

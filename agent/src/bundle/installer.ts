@@ -4,7 +4,9 @@ import { pipeline } from 'node:stream/promises';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import {
+  BEFORE_INSTALL_STATES,
   DEFAULT_HEALTH_CHECK_TIMEOUT_S,
+  DEVICE_WORKING_STATES,
   SEMVER_PATTERN,
   validateManifest,
   type CancelCommand,
@@ -15,6 +17,7 @@ import {
 } from '@kernex/shared';
 import type { Logger } from 'pino';
 import type { BundleInventory, CommandHandler, DeviceContext } from '../device.js';
+import { InstallStepError } from '../errors.js';
 import { BundleState, type ExecutionRecord } from './bundle-state.js';
 import { download } from './download.js';
 import { extractBundle, type ExtractOptions } from './extract.js';
@@ -25,7 +28,6 @@ import { verifyBundle } from './verify.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const VERSION = new RegExp(SEMVER_PATTERN);
-const IN_FLIGHT: ReadonlySet<ExecutionState> = new Set(['received', 'downloading', 'installing', 'verifying']);
 /** Longest an install script may run, seconds (a deploy's own `timeoutS` is used when smaller). */
 const MAX_INSTALL_S = 1800;
 
@@ -38,8 +40,6 @@ export interface InstallerOptions {
   downloadAttempts?: number;
 }
 
-/** A step that failed, with the event's error text. */
-class StepError extends Error {}
 
 /**
  * Acts on `deploy`, `cancel` and `rollback` (DESIGN §3, §4) and reports every
@@ -91,8 +91,8 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     if (this.resumed) return;
     this.resumed = true;
     for (const [id, rec] of this.state.executions()) {
-      if (!IN_FLIGHT.has(rec.state)) continue;
-      if ((rec.state === 'received' || rec.state === 'downloading') && rec.command) {
+      if (!DEVICE_WORKING_STATES.includes(rec.state)) continue;
+      if (BEFORE_INSTALL_STATES.includes(rec.state) && rec.command) {
         this.enqueue(rec.command, device);
       } else if (rec.state === 'verifying' && rec.soak && rec.name && this.state.installed[rec.name]?.current === rec.version) {
         // DESIGN §5: a soak survives a restart or a reboot; it carries on where it was.
@@ -161,10 +161,10 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     // abandoned, or the install or health-check process group killed, and `current`
     // stays on the previous version. One that already switched reports succeeded.
     const running = this.aborts.get(id);
-    if (running && IN_FLIGHT.has(rec.state)) {
+    if (running && DEVICE_WORKING_STATES.includes(rec.state)) {
       // The deploy step sees the abort, cleans up and reports cancelled.
       running.abort();
-    } else if (rec.state === 'received' || rec.state === 'downloading') {
+    } else if (BEFORE_INSTALL_STATES.includes(rec.state)) {
       // No step running (a restart before resume): nothing was installed yet.
       await this.finish(device, id, this.state.execution(id)!, 'cancelled');
     } else {
@@ -253,19 +253,19 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     try {
       manifest = built ? await this.adopt(built, dir) : await this.unpack(part, dir);
       if (manifest.name !== bundle.name || manifest.version !== bundle.version) {
-        throw new StepError(`archive holds ${manifest.name}@${manifest.version}, not the bundle sent`);
+        throw new InstallStepError(`archive holds ${manifest.name}@${manifest.version}, not the bundle sent`);
       }
-      if (signal.aborted) throw new StepError('cancelled');
+      if (signal.aborted) throw new InstallStepError('cancelled');
       const installed = await runScript({ script: manifest.install, cwd: dir, timeoutS: Math.min(cmd.timeoutS, MAX_INSTALL_S), env, label: 'install', signal });
-      if (!installed.ok) throw new StepError(installed.error);
-      if (signal.aborted) throw new StepError('cancelled');
+      if (!installed.ok) throw new InstallStepError(installed.error);
+      if (signal.aborted) throw new InstallStepError('cancelled');
       await this.step(device, id, 'verifying');
       if (manifest.healthCheck) {
         const timeoutS = manifest.healthCheck.timeoutS ?? DEFAULT_HEALTH_CHECK_TIMEOUT_S;
         const checked = await runScript({ script: manifest.healthCheck.script, cwd: dir, timeoutS, env, label: 'health check', signal });
-        if (!checked.ok) throw new StepError(checked.error);
+        if (!checked.ok) throw new InstallStepError(checked.error);
       }
-      if (signal.aborted) throw new StepError('cancelled');
+      if (signal.aborted) throw new InstallStepError('cancelled');
     } catch (err) {
       // `current` never moved: the previous version is still the one running.
       if (before !== bundle.version) await fs.rm(dir, { recursive: true, force: true });
@@ -380,7 +380,7 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
       await fs.rm(dir, { recursive: true, force: true });
       await fs.rename(staging, dir);
       const manifest: unknown = JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8'));
-      if (!validateManifest(manifest)) throw new StepError(`manifest.json ${validateManifest.lastError()}`);
+      if (!validateManifest(manifest)) throw new InstallStepError(`manifest.json ${validateManifest.lastError()}`);
       return manifest;
     } finally {
       await fs.rm(staging, { recursive: true, force: true });
@@ -396,7 +396,7 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
       await fs.rename(staging, dir);
       return manifest;
     } catch (err) {
-      throw new StepError(`extract failed: ${(err as Error).message}`, { cause: err });
+      throw new InstallStepError(`extract failed: ${(err as Error).message}`, { cause: err });
     } finally {
       await fs.rm(staging, { recursive: true, force: true });
       await fs.rm(part, { force: true });

@@ -57,6 +57,8 @@ export async function runSoak(
     reporting = reporting.then(() => hooks.progress(soakProgress(rec, now()))).catch(() => {});
   }, progressEveryMs(rec.soakS, rec.timeoutS));
   try {
+    // The first progress event says the soak has begun (or resumed), and where it stands.
+    await hooks.progress(soakProgress(rec, now()));
     for (;;) {
       const t = now();
       // Checks fall on the soak's own schedule (startedAt + k·every), so a resumed soak keeps it.

@@ -8,6 +8,7 @@ import { deploymentsCommand } from './deployments.command.js';
 import { devicesCommand } from './devices.command.js';
 import { keysCommand } from './keys.command.js';
 import { loginCommand, logoutCommand } from './login.command.js';
+import { backupCommand, migrateCommand, restoreCommand } from './ops.command.js';
 import { statusCommand } from './status.command.js';
 import { tokensCommand } from './tokens.command.js';
 
@@ -37,6 +38,7 @@ program
   });
 
 program.addCommand(simCommand());
+for (const cmd of [backupCommand(), restoreCommand(), migrateCommand()]) program.addCommand(cmd);
 for (const cmd of [loginCommand(), logoutCommand(), statusCommand(), devicesCommand(), tokensCommand(), bundlesCommand(), deployCommand(), deploymentsCommand(), keysCommand(), auditCommand()]) {
   program.addCommand(cmd);
 }

@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { parseTopic } from '@kernex/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBundle } from '../../../shared/src/test-support/make-bundle.js';
 import { api } from '../test-support/devices.js';
@@ -36,11 +37,25 @@ describe('soak before success', () => {
     agents.push(a);
     return a;
   };
+  /** Execution events as the broker accepted them. */
+  const events: Array<{ executionId: string; state: string; progress?: number }> = [];
+  const executionOf = async (deploymentId: string, deviceId: string): Promise<string> =>
+    (await server.sql<{ id: string }[]>`select id from executions where deployment_id = ${deploymentId} and device_id = ${deviceId}`)[0]!.id;
+  /** Resolves once the device reports soak progress (`verifying` with `progress`) for the execution, counting from event `since`. */
+  const soaking = async (deploymentId: string, deviceId: string, since = 0): Promise<void> => {
+    const executionId = await executionOf(deploymentId, deviceId);
+    await expect
+      .poll(() => events.slice(since).some((e) => e.executionId === executionId && e.state === 'verifying' && e.progress !== undefined), { timeout: 60_000 })
+      .toBe(true);
+  };
   const checksRun = async (a: FleetAgent, version: string): Promise<number> =>
     (await fs.readFile(path.join(a.stateDir, 'bundles', 'app', version, '.checks'), 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
 
   beforeAll(async () => {
     server = await startTestServer({ KERNEX_ORCHESTRATOR_TICK_MS: '200' });
+    server.broker.aedes.on('publish', (packet, client) => {
+      if (client && parseTopic(packet.topic)?.channel === 'events') events.push(JSON.parse(packet.payload.toString()) as (typeof events)[number]);
+    });
     token = await enrollmentToken(server.httpUrl, server.adminHeaders, 20);
     baseId = await upload(await makeBundle({ version: '1.0.0' }));
   });
@@ -65,7 +80,7 @@ describe('soak before success', () => {
     const id = await deploy(await upload(bundle), [first.deviceId, second.deviceId], { phases: [{ percent: 1 }, { percent: 100 }], maxFailurePercent: 0, soakS: 20 });
 
     // Installed, switched and healthy at first: soaking, the next phase still held back.
-    await first.agent.waitFor('soak started');
+    await soaking(id, first.deviceId);
     expect(await first.current('app')).toBe('2.0.0');
     await expect.poll(() => stateOf(id, first.deviceId), { timeout: 30_000 }).toBe('verifying');
     expect(await show(id)).toMatchObject({ phase: 0, status: 'running' });
@@ -85,15 +100,17 @@ describe('soak before success', () => {
     const a = await agent();
     const bundle = await makeBundle({ version: '3.0.0', healthCheck: '#!/bin/sh\necho ok >> .checks\n' });
     const id = await deploy(await upload(bundle), [a.deviceId], { soakS: 20 });
-    await a.agent.waitFor('soak started');
+    await soaking(id, a.deviceId);
     // The first check of the soak itself (after the one before the switch).
     await expect.poll(() => checksRun(a, '3.0.0'), { timeout: 60_000 }).toBeGreaterThanOrEqual(2);
     await expect.poll(() => stateOf(id, a.deviceId), { timeout: 30_000 }).toBe('verifying');
     await a.agent.kill('SIGKILL'); // a power cut
     const before = await checksRun(a, '3.0.0');
 
+    const mark = events.length;
     await a.restart();
-    await a.agent.waitFor('soak resumed');
+    // The restarted agent carries the soak on: progress again, not an instant success.
+    await soaking(id, a.deviceId, mark);
     await expect.poll(() => stateOf(id, a.deviceId), { timeout: 60_000 }).toBe('succeeded');
     expect(await checksRun(a, '3.0.0')).toBeGreaterThan(before);
     expect(await a.current('app')).toBe('3.0.0');
@@ -102,7 +119,7 @@ describe('soak before success', () => {
   it('succeeds with a soak longer than timeoutS, because its progress events count as progress', { timeout: 180_000 }, async () => {
     const a = await agent();
     const id = await deploy(await upload(await makeBundle({ version: '4.0.0', healthCheck: '#!/bin/sh\nexit 0\n' })), [a.deviceId], { soakS: 24 }, 8);
-    await a.agent.waitFor('soak started');
+    await soaking(id, a.deviceId);
     await expect.poll(() => stateOf(id, a.deviceId), { timeout: 90_000 }).toMatch(/succeeded|timed_out/);
     expect(await stateOf(id, a.deviceId)).toBe('succeeded');
     // The deployment completes on the orchestrator's next tick after its last execution ended.
@@ -112,7 +129,7 @@ describe('soak before success', () => {
   it('times out a device that goes silent during the soak', { timeout: 180_000 }, async () => {
     const a = await agent();
     const id = await deploy(await upload(await makeBundle({ version: '5.0.0' })), [a.deviceId], { soakS: 600 }, 5);
-    await a.agent.waitFor('soak started');
+    await soaking(id, a.deviceId);
     await a.agent.kill('SIGKILL');
     await expect.poll(() => stateOf(id, a.deviceId), { timeout: 60_000 }).toBe('timed_out');
     // The deployment completes on the orchestrator's next tick after its last execution ended.

@@ -2,6 +2,8 @@ import type { Counter } from 'prom-client';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Readable } from 'node:stream';
 import { Errors } from '../errors.js';
+import { errorBodySchema, uuidParams } from '../http/schemas.js';
+import { pageQueryProperties, pageSchema } from '../paging.js';
 import { toBundleView, type BundlesService } from '../services/bundles.service.js';
 import { BlobNotFoundError } from '../storage/bundle-storage.js';
 import { sendBlob } from './blob-reply.js';
@@ -17,7 +19,7 @@ export interface BundlesRoutesOptions {
   deltas?: DeltaService;
 }
 
-const errorBody = { $ref: 'kernexError#' } as const;
+const errorBody = errorBodySchema;
 
 const bundle = {
   type: 'object',
@@ -34,11 +36,7 @@ const bundle = {
   },
 } as const;
 
-const idParams = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: { type: 'string', format: 'uuid' } },
-} as const;
+const idParams = uuidParams;
 
 /** Content types an upload may carry; the body is passed through as a stream. */
 const ARCHIVE_TYPES = ['application/gzip', 'application/x-gzip', 'application/octet-stream', 'application/x-tar+gzip'];
@@ -49,12 +47,6 @@ const mediaType = (header: string | undefined): string => (header ?? '').split('
 /** `/api/v1/bundles` (DESIGN §4). Thin: rules are in BundlesService. */
 export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOptions): Promise<void> {
   const { bundles } = opts;
-
-  app.addSchema({
-    $id: 'kernexError',
-    type: 'object',
-    properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } },
-  });
 
   if (opts.deltas) await deltasRoutes(app, { bundles, deltas: opts.deltas, bytesServed: opts.bytesServed });
 
@@ -114,17 +106,12 @@ export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOpt
           type: 'object',
           additionalProperties: false,
           properties: {
-            limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
-            cursor: { type: 'string', maxLength: 512 },
+            ...pageQueryProperties,
             name: { type: 'string', maxLength: 128 },
           },
         },
         response: {
-          200: {
-            type: 'object',
-            required: ['items', 'nextCursor'],
-            properties: { items: { type: 'array', items: bundle }, nextCursor: { type: ['string', 'null'] } },
-          },
+          200: pageSchema(bundle),
         },
       },
     },

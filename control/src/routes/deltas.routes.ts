@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Counter } from 'prom-client';
 import { Errors } from '../errors.js';
+import { errorBodySchema } from '../http/schemas.js';
 import type { BundlesService } from '../services/bundles.service.js';
 import type { DeltaService } from '../services/delta.service.js';
 import { BlobNotFoundError } from '../storage/bundle-storage.js';
@@ -12,7 +13,7 @@ export interface DeltasRoutesOptions {
   bytesServed?: Counter<'kind'>;
 }
 
-const errorBody = { $ref: 'kernexError#' } as const;
+const errorBody = errorBodySchema;
 const uuid = { type: 'string', format: 'uuid' } as const;
 
 /**

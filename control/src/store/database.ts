@@ -1,6 +1,7 @@
 import postgres, { type Sql } from 'postgres';
 import type { Logger } from 'pino';
 import { StartupError } from '../errors.js';
+import { connectOptions } from './pg-url.js';
 
 export type { Sql } from 'postgres';
 
@@ -18,13 +19,20 @@ export function describeUrl(url: string): string {
  * Opens the pool and checks that the database answers, so an unreachable
  * `DATABASE_URL` ends the start with one clear line instead of a hang.
  */
-export async function connectDatabase(url: string, log: Logger): Promise<Sql> {
-  const sql = postgres(url, {
-    max: 10,
-    connect_timeout: 5,
-    idle_timeout: 60,
-    onnotice: (n) => log.debug({ notice: n.message }, 'postgres notice'),
-  });
+export async function connectDatabase(url: string, log: Logger, poolSize = 10): Promise<Sql> {
+  let sql: Sql;
+  try {
+    const { url: plain, ssl } = await connectOptions(url);
+    sql = postgres(plain, {
+      max: poolSize,
+      connect_timeout: 5,
+      idle_timeout: 60,
+      ...(ssl === undefined ? {} : { ssl }),
+      onnotice: (n) => log.debug({ notice: n.message }, 'postgres notice'),
+    });
+  } catch (err) {
+    throw new StartupError(`DATABASE_URL: ${(err as Error).message}`, { cause: err });
+  }
   try {
     await sql`select 1`;
   } catch (err) {

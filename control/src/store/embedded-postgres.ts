@@ -218,3 +218,28 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
     },
   };
 }
+
+/**
+ * The URL of the embedded PostgreSQL a running server started in `dataDir`, read
+ * from its `postmaster.pid` (line 4: the port) and the password file beside it;
+ * undefined when none is running. `kernex backup` uses it to dump a live server.
+ */
+export async function runningEmbeddedUrl(dataDir: string): Promise<string | undefined> {
+  let lines: string[];
+  let password: string;
+  try {
+    lines = (await fs.readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n');
+    password = (await fs.readFile(path.join(dataDir, 'pg-password'), 'utf8')).trim();
+  } catch {
+    return undefined;
+  }
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(port) || port <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return undefined;
+  }
+  return `postgres://${USER}:${password}@127.0.0.1:${port}/${DB_NAME}`;
+}

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import postgres from 'postgres';
+import { connectOptions } from './pg-url.js';
 
 /** Any constant works; it only has to be the same for every Kernex server ('kxls'). */
 const LIVE_SERVER_LOCK = 0x6b786c73;
@@ -27,7 +28,8 @@ export interface LiveServerMark {
  */
 export async function markLiveServer(url: string, log: Logger): Promise<LiveServerMark> {
   // Its own connection, never recycled (no idle timeout, no lifetime), so the lock lives as long as the server.
-  const conn = postgres(url, { max: 1, idle_timeout: 0, max_lifetime: 0, connect_timeout: 5, onnotice: () => {} });
+  const { url: plain, ssl } = await connectOptions(url); // sslmode/sslrootcert, as the pool (store/database.ts)
+  const conn = postgres(plain, { max: 1, idle_timeout: 0, max_lifetime: 0, connect_timeout: 5, onnotice: () => {}, ...(ssl === undefined ? {} : { ssl }) });
   try {
     const [row] = await conn<{ alone: boolean }[]>`select pg_try_advisory_lock(${LIVE_SERVER_LOCK}) as alone`;
     const alone = row!.alone;

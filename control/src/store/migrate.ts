@@ -65,7 +65,9 @@ type Tx = TransactionSql;
  * kept none; every renumbering left the file's content as it was).
  */
 async function upgradeBookkeeping(tx: Tx, migrations: Migration[], log: Logger): Promise<void> {
-  await tx`alter table kernex_migrations add column if not exists checksum text`;
+  // Looked up first: ALTER needs the owner, and a data-only role runs this too (DESIGN §10).
+  const [column] = await tx`select 1 from pg_attribute where attrelid = 'kernex_migrations'::regclass and attname = 'checksum' and not attisdropped`;
+  if (!column) await tx`alter table kernex_migrations add column checksum text`;
   const legacy = await tx<{ id: number; name: string }[]>`select id, name from kernex_migrations where checksum is null order by id`;
   if (legacy.length === 0) return;
   const byId = new Map(migrations.map((m) => [m.id, m]));
@@ -121,8 +123,10 @@ export async function migrate(sql: Sql, log: Logger, dir = MIGRATIONS_DIR): Prom
   // Under the same lock: two servers creating the table at once collide on its row type otherwise.
   await sql.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK})`;
-    await tx`
-      create table if not exists kernex_migrations (
+    // Looked up first: even `if not exists` needs CREATE on the schema, which a data-only role lacks (DESIGN §10).
+    const [found] = await tx<{ t: string | null }[]>`select to_regclass('kernex_migrations')::text as t`;
+    if (!found?.t) await tx`
+      create table kernex_migrations (
         id integer primary key,
         name text not null,
         applied_at timestamptz not null default now(),
