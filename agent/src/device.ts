@@ -16,7 +16,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Clock } from './clock.js';
 import { Enrollment } from './enrollment.js';
-import { HttpClient } from './http-client.js';
+import { HttpClient } from './device-http-client.js';
 import { IdentityStore, type DeviceKey } from './identity-store.js';
 import { Outbox } from './outbox.js';
 import { Backoff } from './session/backoff.js';

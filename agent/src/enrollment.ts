@@ -1,7 +1,7 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
-import type { HttpClient } from './http-client.js';
+import type { HttpClient } from './device-http-client.js';
 import type { DeviceKey, IdentityStore, StoredIdentity } from './identity-store.js';
 import { RegistrationError } from './errors.js';
 import { register } from './registration.js';

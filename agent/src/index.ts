@@ -12,4 +12,4 @@ export { verifyBundle } from './bundle/verify.js';
 export { AgentConfigError, DownloadError, RegistrationError, SimulationError, VerifyError } from './errors.js';
 export { Enrollment, type EnrollmentOptions } from './enrollment.js';
 export { IdentityStore, type DeviceKey, type StoredIdentity } from './identity-store.js';
-export { HttpClient, requestText, type HttpAnswer, type HttpClientOptions, type RequestOptions } from './http-client.js';
+export { HttpClient, requestText, type HttpAnswer, type HttpClientOptions, type RequestOptions } from './device-http-client.js';

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { publicKeyPem, signDeviceJwt, type RegistrationRequest, type RegistrationResponse } from '@kernex/shared';
 import type { Clock } from './clock.js';
-import type { HttpAnswer, HttpClient } from './http-client.js';
+import type { HttpAnswer, HttpClient } from './device-http-client.js';
 import { RegistrationError } from './errors.js';
 
 export interface RegisterOptions {

@@ -1,14 +1,17 @@
 import { EventEmitter } from 'node:events';
-import type { Client } from 'aedes';
 import { describe, expect, it } from 'vitest';
-import { Sessions } from './sessions.js';
+import { Sessions, type SessionClient } from './sessions.js';
 
 /** Just enough of an Aedes client: an id and a socket that can close. */
-const fakeClient = (id: string): Client => ({ id, conn: new EventEmitter() }) as unknown as Client;
+interface FakeClient extends SessionClient {
+  id: string;
+  conn: EventEmitter;
+}
+const fakeClient = (id: string): FakeClient => ({ id, conn: new EventEmitter() });
 
 describe('Sessions', () => {
   it('announces a device offline only when its last connection ends', () => {
-    const s = new Sessions();
+    const s = new Sessions<FakeClient>();
     const a = fakeClient('d1');
     s.add('d1', a, () => {});
     expect(s.ready('d1', a)).toBe(true);
@@ -20,7 +23,7 @@ describe('Sessions', () => {
 
   it('keeps a device online through a takeover, whichever order Aedes reports it in', () => {
     for (const oldGoesFirst of [true, false]) {
-      const s = new Sessions();
+      const s = new Sessions<FakeClient>();
       const old = fakeClient('d1');
       const next = fakeClient('d1');
       s.add('d1', old, () => {});
@@ -41,7 +44,7 @@ describe('Sessions', () => {
   });
 
   it('keeps the old connection online when the newcomer dies before its CONNACK', () => {
-    const s = new Sessions();
+    const s = new Sessions<FakeClient>();
     const old = fakeClient('d1');
     const next = fakeClient('d1');
     s.add('d1', old, () => {});
@@ -53,7 +56,7 @@ describe('Sessions', () => {
   });
 
   it('never announces a connection that closed before it was ready', () => {
-    const s = new Sessions();
+    const s = new Sessions<FakeClient>();
     const a = fakeClient('d1');
     s.add('d1', a, () => {});
     expect(s.remove('d1', a)).toBe(false);
@@ -62,7 +65,7 @@ describe('Sessions', () => {
   });
 
   it('runs the gone callback when the socket closes', () => {
-    const s = new Sessions();
+    const s = new Sessions<FakeClient>();
     const a = fakeClient('d1');
     let gone = 0;
     s.add('d1', a, () => gone++);

@@ -9,14 +9,19 @@ import type { Client } from 'aedes';
  * authenticated connection, so the old socket's close never marks a device
  * offline that a newer connection is taking over.
  */
-export class Sessions {
+/** What {@link Sessions} needs of a connection (an Aedes `Client` fits it): its socket's close. */
+export interface SessionClient {
+  readonly conn: { once(event: 'close', listener: () => void): unknown };
+}
+
+export class Sessions<C extends SessionClient = Client> {
   /** Authenticated, not yet closed connections per device. */
-  private readonly live = new Map<string, Set<Client>>();
+  private readonly live = new Map<string, Set<C>>();
   /** Devices announced online (a connection reached CONNACK and has not all gone). */
   private readonly online = new Set<string>();
 
   /** A connection passed authentication; `onGone` runs once its socket closes. */
-  add(deviceId: string, client: Client, onGone: () => void): void {
+  add(deviceId: string, client: C, onGone: () => void): void {
     let set = this.live.get(deviceId);
     if (!set) this.live.set(deviceId, (set = new Set()));
     set.add(client);
@@ -24,7 +29,7 @@ export class Sessions {
   }
 
   /** A connection got its CONNACK: true when it is still live (announce a session). */
-  ready(deviceId: string, client: Client): boolean {
+  ready(deviceId: string, client: C): boolean {
     if (!this.live.get(deviceId)?.has(client)) return false;
     this.online.add(deviceId);
     return true;
@@ -35,7 +40,7 @@ export class Sessions {
    * socket's `close` report it). True when it was the device's last one and
    * the device had been announced online: announce it offline.
    */
-  remove(deviceId: string, client: Client): boolean {
+  remove(deviceId: string, client: C): boolean {
     const set = this.live.get(deviceId);
     if (!set?.delete(client)) return false;
     if (set.size > 0) return false;
@@ -44,13 +49,13 @@ export class Sessions {
   }
 
   /** True when the device has a live connection other than `client` (a takeover is under way). */
-  hasOther(deviceId: string, client: Client): boolean {
+  hasOther(deviceId: string, client: C): boolean {
     const set = this.live.get(deviceId);
     return !!set && [...set].some((c) => c !== client);
   }
 
   /** The device's live connections. */
-  clients(deviceId: string): Client[] {
+  clients(deviceId: string): C[] {
     return [...(this.live.get(deviceId) ?? [])];
   }
 

@@ -1,11 +1,11 @@
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import { schemaErrorText } from '@kernex/shared';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { authPlugin, type DeviceTokenVerifier } from './auth/auth.plugin.js';
-import type { ApiKeysService } from './auth/api-keys.service.js';
-import type { SessionsService } from './auth/sessions.service.js';
+import type { ApiKeysService } from './services/api-keys.service.js';
+import type { SessionsService } from './services/sessions.service.js';
 import type { LiveEventBus } from './events/event-bus.js';
 import { consoleRoutes } from './routes/console.routes.js';
 import { eventsRoutes } from './routes/events.routes.js';
@@ -158,6 +158,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestTimeout: 0,
     // Unknown fields are refused, not silently dropped (DESIGN §6): ajv must not strip them.
     ajv: { customOptions: { removeAdditional: false } },
+    // The router's own refusals (a path that does not decode) get the contract's body and codes too.
+    frameworkErrors: (err, _req, reply) => {
+      void (reply as FastifyReply).code(400).send(toErrorBody(err as FastifyError));
+    },
     ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key, ...serverTimeouts } } : { http: serverTimeouts }),
   }) as unknown as FastifyInstance;
   // Only JSON bodies (and the routes' own upload types): a text/plain body is a 415, not a string that reaches a schema.

@@ -3,17 +3,17 @@ import { createBroker, type KernexBroker } from '@kernex/broker';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
-import { ApiKeysService } from './auth/api-keys.service.js';
+import { ApiKeysService } from './services/api-keys.service.js';
 import type { ServerConfig } from './config.js';
 import { checkTraversableByOthers, lockDataDir, prepareDataDir } from './data-dir.js';
 import { StartupError } from './errors.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, createOrchestratorMetrics, registerServerGauges } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
 import { ServerKeyService } from './services/server-key.service.js';
 import { BundlesService } from './services/bundles.service.js';
 import { openBundleStorage } from './storage/open-bundle-storage.js';
 import type { BundleStorage } from './storage/bundle-storage.js';
-import { createRetentionMetrics, RetentionService } from './services/retention.service.js';
+import { RetentionService } from './services/retention.service.js';
 import { HistoryStore } from './store/history.pg.js';
 import { BundlesStore } from './store/bundles.pg.js';
 import { DeltasStore } from './store/deltas.pg.js';
@@ -22,15 +22,14 @@ import { DeploymentsStore } from './store/deployments.pg.js';
 import { DeploymentsService } from './services/deployments.service.js';
 import { EventWriter } from './orchestrator/event-writer.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
-import { createWriterMetrics } from './services/batch-writer.js';
 import { DeviceAuthService } from './services/device-auth.service.js';
 import { PgDeviceDirectory } from './services/device-directory.service.js';
-import { PresenceWriter } from './services/presence-writer.js';
+import { PresenceWriter } from './presence/presence-writer.js';
 import { DevicesService } from './services/devices.service.js';
 import { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
 import { PublicEndpoints } from './services/public-endpoints.js';
 import { RegistrationService } from './services/registration.service.js';
-import { createTelemetryMetrics, TelemetryIngest } from './services/telemetry-ingest.service.js';
+import { TelemetryIngest } from './services/telemetry-ingest.service.js';
 import { TelemetryService } from './services/telemetry.service.js';
 import { ApiKeysStore } from './store/api-keys.pg.js';
 import { TelemetryStore } from './store/telemetry.pg.js';
@@ -42,12 +41,11 @@ import { SettingsStore } from './store/settings.pg.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrate.js';
 import { explainMigrationPrivilege } from './store/privileges.js';
-import { registerServerGauges } from './monitoring/server-gauges.js';
 import { FleetStatsStore } from './store/fleet-stats.pg.js';
 import { markLiveServer } from './store/live-server.pg.js';
 import { portInUse } from './net/free-port.js';
 import { loadTlsMaterial } from './tls/tls-material.js';
-import { SessionsService } from './auth/sessions.service.js';
+import { SessionsService } from './services/sessions.service.js';
 import { InProcessEventBus } from './events/event-bus.js';
 import { LiveSources } from './events/live-sources.js';
 import { FleetService } from './services/fleet.service.js';
@@ -174,7 +172,6 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const storage = await openBundleStorage(config);
     cleanups.push(async () => storage.close?.());
     const metrics = createMetrics();
-    const retentionMetrics = createRetentionMetrics(metrics.registry);
 
     let url = config.databaseUrl;
     let embedded: EmbeddedDatabase | undefined;
@@ -200,11 +197,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const audit = new AuditService(new AuditStore(sql), log.child({ mod: 'audit' }));
 
     const bundlesStore = new BundlesStore(sql);
-    const bundles = new BundlesService(bundlesStore, storage, serverKey, log.child({ mod: 'bundles' }), {
-      maxBytes: config.maxBundleBytes,
-      limits: config.archiveLimits,
-      onStorageError: (op) => retentionMetrics.storageErrors.inc({ op }),
-    });
+    const deploymentsStore = new DeploymentsStore(sql);
     const deltasStore = new DeltasStore(sql);
     const retention = new RetentionService({
       deltaKeysNamed: (keys) => deltasStore.existingKeys(sql, keys),
@@ -212,14 +205,26 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       history: new HistoryStore(sql),
       storage,
       log: log.child({ mod: 'retention' }),
-      metrics: retentionMetrics,
+      metrics: metrics.retention,
       keep: config.bundleKeep,
       executionRetentionDays: config.executionRetentionDays,
       auditRetentionDays: config.auditRetentionDays,
     });
-    bundles.afterStore = () => retention.requestPrune();
     const deltas = new DeltaService(deltasStore, storage, serverKey, log.child({ mod: 'deltas' }));
-    bundles.onIndex = (row, entries) => deltas.recordIndex(row, entries);
+    const bundles = new BundlesService(
+      bundlesStore,
+      storage,
+      serverKey,
+      log.child({ mod: 'bundles' }),
+      {
+        maxBytes: config.maxBundleBytes,
+        limits: config.archiveLimits,
+        onStorageError: (op) => metrics.retention.storageErrors.inc({ op }),
+        afterStore: () => retention.requestPrune(),
+        onIndex: (row, entries) => deltas.recordIndex(row, entries),
+      },
+      (deviceId, bundleId) => deploymentsStore.deviceMayFetch(deploymentsStore.pool, deviceId, bundleId),
+    );
     retention.start();
     cleanups.push(() => retention.stop());
     const devicesStore = new DevicesStore(sql);
@@ -234,21 +239,20 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       log.warn('another kernex server is running on this database; presence left as it is');
     }
     await live.admitOthers();
-    const writerMetrics = createWriterMetrics(metrics.registry);
+    const writerMetrics = metrics.writers;
     const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }), {}, writerMetrics);
     cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
 
     // Before the broker: cleanups run in reverse, so the broker stops feeding the ingest before its last flush.
     const telemetryStore = new TelemetryStore(sql);
-    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), createTelemetryMetrics(metrics.registry), {}, writerMetrics);
+    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), metrics.telemetry, {}, writerMetrics);
     telemetryIngest.start();
     cleanups.push(() => telemetryIngest.stop());
     const telemetry = new TelemetryService(telemetryStore, log.child({ mod: 'telemetry' }), config.telemetryRetentionDays);
     telemetry.startRetention();
     cleanups.push(async () => telemetry.stopRetention());
-    const deploymentsStore = new DeploymentsStore(sql);
     // Before the broker, like the ingest: its last commit runs after the broker has closed.
-    const eventWriter = new EventWriter(deploymentsStore, log, metrics.registry, writerMetrics);
+    const eventWriter = new EventWriter(deploymentsStore, log, metrics.events, writerMetrics);
     cleanups.push(() => eventWriter.close());
     const directory = new PgDeviceDirectory(devicesStore, presence);
     // An event's PUBACK follows its commit (DESIGN §3).
@@ -285,12 +289,11 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     };
     const registration = new RegistrationService(devicesStore, publicEndpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
 
-    bundles.deviceAccess = (deviceId, bundleId) => deploymentsStore.deviceMayFetch(sql, deviceId, bundleId);
     const orchestrator = new Orchestrator({
       store: deploymentsStore,
       link: broker,
       log,
-      registry: metrics.registry,
+      metrics: createOrchestratorMetrics(metrics.registry, () => deploymentsStore.stateTotals(deploymentsStore.pool).catch(() => undefined)),
       bundleUrl: (id) => publicEndpoints().bundleBlobUrl(id),
       deltaRefs: (tx, bundle, deviceIds) => deltas.refsFor(tx, bundle, deviceIds, publicEndpoints()),
       tickMs: config.orchestratorTickMs,

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { onBrokenPipe } from './broken-pipe.js';
 
-const stream = (): NodeJS.WriteStream => new EventEmitter() as unknown as NodeJS.WriteStream;
+const stream = (): EventEmitter => new EventEmitter();
 const failure = (code: string): NodeJS.ErrnoException => Object.assign(new Error(code), { code });
 
 describe('a closed output pipe', () => {

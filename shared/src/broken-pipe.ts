@@ -10,7 +10,7 @@
  * listener, so later writes to a closed pipe stay silent. Any other stream
  * error is rethrown: it is a real failure and must not be hidden.
  */
-export function onBrokenPipe(onBroken: (stream: 'stdout' | 'stderr') => void, streams: { stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream } = process): void {
+export function onBrokenPipe(onBroken: (stream: 'stdout' | 'stderr') => void, streams: { stdout: Pick<NodeJS.EventEmitter, 'on'>; stderr: Pick<NodeJS.EventEmitter, 'on'> } = process): void {
   let broken = false;
   for (const name of ['stdout', 'stderr'] as const) {
     streams[name].on('error', (err: NodeJS.ErrnoException) => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ACTIVE_STATES, BEFORE_INSTALL_STATES, CANCELLABLE_STATES, DEVICE_WORKING_STATES, FAILURE_STATES, FORWARD_PATH, IN_FLIGHT_STATES, PRE_SWITCH_STATES, SUCCESS_STATES, TERMINAL_STATES } from './execution-states.js';
-import { EXECUTION_STATES } from './protocol.js';
+import { EXECUTION_STATES } from './device-protocol.js';
 
 const sorted = (l: readonly string[]): string[] => [...l].sort();
 

@@ -1,4 +1,4 @@
-import type { ExecutionState } from './protocol.js';
+import type { ExecutionState } from './device-protocol.js';
 
 /**
  * Named sets of execution states (DESIGN §3, §5), the one place each rule's list lives:

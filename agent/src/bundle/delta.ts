@@ -19,7 +19,7 @@ import {
   UnsafeEntryError,
 } from '@kernex/shared';
 import tar from 'tar-stream';
-import type { HttpClient } from '../http-client.js';
+import type { HttpClient } from '../device-http-client.js';
 
 /** Why a delta was not used; the agent then fetches the full bundle (DESIGN §4). */
 export class DeltaRefusedError extends Error {

@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { HttpClient } from '../http-client.js';
+import type { HttpClient } from '../device-http-client.js';
 import { Backoff } from '../session/backoff.js';
 import { DownloadError } from '../errors.js';
 

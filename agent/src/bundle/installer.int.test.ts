@@ -10,7 +10,7 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeArchive, makeBundle } from '../../../shared/src/test-support/make-bundle.js';
 import type { DeviceContext } from '../device.js';
-import { HttpClient } from '../http-client.js';
+import { HttpClient } from '../device-http-client.js';
 import { BundleInstaller } from './installer.js';
 
 const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });

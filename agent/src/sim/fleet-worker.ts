@@ -5,7 +5,7 @@ import pino from 'pino';
 import { Device, type CommandHandler } from '../device.js';
 import { SimulatedInstaller } from './sim-installer.js';
 import { SimulatedMetrics } from './sim-metrics.js';
-import { emptyStats, type FromWorker, type ToWorker, type WorkerSettings, type WorkerSlice, type WorkerStats } from './protocol.js';
+import { emptyStats, type FromWorker, type ToWorker, type WorkerSettings, type WorkerSlice, type WorkerStats } from './worker-messages.js';
 
 /**
  * One simulator worker thread: makes the keys its slice lacks, then starts

@@ -2,7 +2,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Command, ExecutionEvent } from '@kernex/shared';
 import type { DeviceContext } from '../device.js';
-import { HttpClient } from '../http-client.js';
+import { HttpClient } from '../device-http-client.js';
 import { SimulatedInstaller } from './sim-installer.js';
 
 /** A hand-written DeviceContext that records reports and resolves a promise on each. */

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { DeviceKeyType, ExecutionState } from '@kernex/shared';
 import { DEFAULT_KEEPALIVE_S, DEFAULT_TELEMETRY_S } from '../config.js';
 import { defaultKeyCacheDir, KeyPool } from './key-pool.js';
-import { emptyStats, type FromWorker, type WorkerSettings, type WorkerStats } from './protocol.js';
+import { emptyStats, type FromWorker, type WorkerSettings, type WorkerStats } from './worker-messages.js';
 import { SimulationError } from '../errors.js';
 
 /** Options of {@link runSimulation}; the `kernex sim` flags mirror them. */

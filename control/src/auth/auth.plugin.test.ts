@@ -1,16 +1,17 @@
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
-import type { ApiKeysService } from './api-keys.service.js';
+import type { ApiKeysService } from '../services/api-keys.service.js';
 import { authPlugin } from './auth.plugin.js';
 
 /** A hand-written fake: one admin key and one viewer key. */
-const fakeKeys = {
+const fakeKeys: Pick<ApiKeysService, 'verify'> = {
   async verify(key: string) {
-    if (key === 'admin-key') return { id: '1', name: 'a', role: 'admin' };
-    if (key === 'viewer-key') return { id: '2', name: 'v', role: 'viewer' };
+    const row = { keyPrefix: key.slice(0, 8), createdAt: new Date(0), lastUsedAt: null, revokedAt: null };
+    if (key === 'admin-key') return { ...row, id: '1', name: 'a', role: 'admin' };
+    if (key === 'viewer-key') return { ...row, id: '2', name: 'v', role: 'viewer' };
     return undefined;
   },
-} as unknown as ApiKeysService;
+};
 
 async function appWith(register: (app: ReturnType<typeof Fastify>) => void) {
   const app = Fastify();

@@ -1,11 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Errors } from '../errors.js';
-import type { ApiKeysService } from './api-keys.service.js';
+import type { ApiKeysService } from '../services/api-keys.service.js';
 import type { Principal } from './principal.js';
 import { roleAllows, type Access, type Role } from './roles.js';
 import { checkCsrf, sessionCookie } from './session-cookie.js';
-import type { SessionsService } from './sessions.service.js';
+import type { SessionsService } from '../services/sessions.service.js';
 
 
 declare module 'fastify' {
@@ -22,7 +22,7 @@ declare module 'fastify' {
 export type DeviceTokenVerifier = (token: string) => Promise<{ deviceId: string } | undefined>;
 
 export interface AuthOptions {
-  apiKeys: ApiKeysService;
+  apiKeys: Pick<ApiKeysService, 'verify'>;
   verifyDeviceToken?: DeviceTokenVerifier;
   /** Console sessions (DESIGN §9): the cookie stands for the key it was made from. */
   sessions?: SessionsService;

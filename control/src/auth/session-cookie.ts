@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { Errors } from '../errors.js';
-import { SESSION_COOKIE } from './sessions.service.js';
+import { SESSION_COOKIE } from '../services/sessions.service.js';
 
 /** The header the console sends on every change; a cross-site form or image cannot set it. */
 export const CSRF_HEADER = 'x-kernex-csrf';

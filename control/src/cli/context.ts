@@ -1,7 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadCliConfig, type GlobalOptions } from './cli-config.js';
 import { CliError } from './cli-error.js';
-import { ApiClient } from './http-client.js';
+import { ApiClient } from './api-client.js';
 import { Output } from './output.js';
 
 /** What an operator command works with. */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { configFilePath, loadCliConfig, type GlobalOptions } from './cli-config.js';
 import { CliError } from './cli-error.js';
-import { ApiClient } from './http-client.js';
+import { ApiClient } from './api-client.js';
 import { Output } from './output.js';
 
 interface Who {

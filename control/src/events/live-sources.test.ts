@@ -2,12 +2,16 @@ import { EventEmitter } from 'node:events';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { DeploymentView } from '../services/deployments.service.js';
-import type { DeviceView } from '../services/devices.service.js';
 import { InProcessEventBus, type LiveEvent } from './event-bus.js';
 import { LiveSources } from './live-sources.js';
 
-const deploymentView = (id: string, reads: number): DeploymentView =>
-  ({ id, status: 'running', phase: 0, counts: { succeeded: reads }, total: 3 }) as unknown as DeploymentView;
+const deploymentView = (id: string, reads: number): Pick<DeploymentView, 'id' | 'status' | 'phase' | 'counts' | 'total'> => ({
+  id,
+  status: 'running',
+  phase: 0,
+  counts: { succeeded: reads },
+  total: 3,
+});
 
 function setup() {
   const presence = new EventEmitter();
@@ -17,12 +21,12 @@ function setup() {
   const reads: string[] = [];
   const sources = new LiveSources({
     bus,
-    presence: presence as never,
+    presence,
     deployment: async (id) => {
       reads.push(id);
       return deploymentView(id, reads.length);
     },
-    device: async (id) => ({ id, bundles: { app: '2.0.0' } }) as unknown as DeviceView,
+    device: async (id) => ({ id, bundles: { app: '2.0.0' } }),
     log: pino({ level: 'silent' }),
     coalesceMs: 10,
   });

@@ -14,9 +14,9 @@ export interface LiveSourcesOptions {
   bus: LiveEventBus;
   presence: PresenceSource;
   /** Reads a deployment's status, phase and counts after a change. */
-  deployment(id: string): Promise<DeploymentView>;
+  deployment(id: string): Promise<Pick<DeploymentView, 'id' | 'status' | 'phase' | 'counts' | 'total'>>;
   /** Reads a device after its installed bundles changed. */
-  device(id: string): Promise<DeviceView>;
+  device(id: string): Promise<Pick<DeviceView, 'id' | 'bundles'>>;
   log: Logger;
   /** Deployment and bundle changes of one id within this many ms make one event (default 250). */
   coalesceMs?: number;

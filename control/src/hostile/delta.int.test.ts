@@ -5,7 +5,7 @@ import path from 'node:path';
 import { indexSigningText, parseTopic, signDeviceJwt } from '@kernex/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeArchive, type TestEntry } from '../../../shared/src/test-support/make-bundle.js';
-import { nodeAppEntries } from '../bench/node-app.js';
+import { nodeAppEntries } from '../../bench/src/node-app.js';
 import { deltaBlobKey } from '../services/delta.service.js';
 import { api } from '../test-support/devices.js';
 import { enrollmentToken, startAgent, type FleetAgent } from '../test-support/fleet.js';

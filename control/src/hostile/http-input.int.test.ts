@@ -74,6 +74,8 @@ describe('hostile HTTP input on a real server', () => {
     { name: 'token create with the typo tag', method: 'POST', path: '/api/v1/enrollment-tokens', body: { uses: 1, expiresInS: 60, tag: ['site-a'] }, status: 400, code: 'KX_VALIDATION', names: 'body.tag' },
     { name: 'deployment create unknown field', method: 'POST', path: '/api/v1/deployments', body: { bundleId: '00000000-0000-4000-8000-000000000000', target: { all: true }, dryRun: true }, status: 400, code: 'KX_VALIDATION', names: 'body.dryRun' },
     { name: 'deployment create unknown nested field', method: 'POST', path: '/api/v1/deployments', body: { bundleId: '00000000-0000-4000-8000-000000000000', target: { all: true, tag: 'x' } }, status: 400, code: 'KX_VALIDATION', names: 'body.target.tag' },
+    { name: 'a query sent to a route that takes no query', method: 'GET', path: '/api/v1/devices/{device}?verbose=1', status: 400, code: 'KX_VALIDATION', names: 'query.verbose' },
+    { name: 'a query sent to the fleet summary', method: 'GET', path: '/api/v1/fleet/summary?all=true', status: 400, code: 'KX_VALIDATION', names: 'query.all' },
     { name: 'a field sent to a route that takes no body', method: 'POST', path: '/api/v1/devices/{device}/accept', body: { force: true }, status: 400, code: 'KX_VALIDATION', names: 'body.force' },
     { name: 'JSON route given text/plain', method: 'POST', path: '/api/v1/api-keys', body: '{"name":"k","role":"viewer"}', contentType: 'text/plain', status: 415, code: 'KX_UNSUPPORTED_MEDIA_TYPE', names: 'application/json' },
     { name: 'bundle upload given text/plain', method: 'POST', path: '/api/v1/bundles', body: 'not an archive', contentType: 'text/plain', status: 415, code: 'KX_UNSUPPORTED_MEDIA_TYPE', names: 'application/gzip' },

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isUnstorableString } from '@kernex/shared';
 import fp from 'fastify-plugin';
 import type { AuditService } from '../services/audit.service.js';
 import type { NewAuditEntry } from '../store/audit.pg.js';
@@ -14,6 +15,13 @@ declare module 'fastify' {
 const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** Larger JSON answers are not parsed just to find a created resource's id. */
 const MAX_PARSED_PAYLOAD = 64 * 1024;
+
+/**
+ * A target PostgreSQL can store: an id holding a NUL or a lone surrogate (a refused request's)
+ * is kept JSON-escaped, so the entry is written rather than lost with an error (DESIGN §3, §6).
+ */
+const storableTarget = (target: string | null): string | null =>
+  target !== null && isUnstorableString(target) ? JSON.stringify(target).slice(1, -1) : target;
 
 /** The target of a change: the route's `:id`, what the route named, or the `id` of a created resource. */
 function targetOf(req: FastifyRequest, reply: FastifyReply, payload: unknown): string | null {
@@ -64,7 +72,7 @@ export const auditPlugin = fp(async function auditPlugin(app: FastifyInstance, o
       actorName: p?.kind === 'apiKey' ? p.name : null,
       method: req.method,
       route,
-      targetId: targetOf(req, reply, payload),
+      targetId: storableTarget(targetOf(req, reply, payload)),
       statusCode: reply.statusCode,
       result: reply.statusCode < 400 ? 'success' : 'failure',
       errorCode: errorCodeOf(reply, payload),

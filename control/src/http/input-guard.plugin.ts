@@ -73,6 +73,12 @@ export const inputGuardPlugin = fp(async function inputGuardPlugin(app: FastifyI
       const first = Array.isArray(req.body) ? (req.body.length > 0 ? '[0]' : undefined) : Object.keys(req.body)[0];
       if (first !== undefined) throw new Errors.VALIDATION(`body${first.startsWith('[') ? '' : '.'}${first} is not allowed: this route takes no body`);
     }
+    // Nor one that takes no query (DESIGN §6: every query is schema-validated). Only the API:
+    // the console's static files and the docs UI may be asked with cache-busting queries.
+    if (req.routeOptions.schema?.querystring === undefined && req.routeOptions.url?.startsWith('/api/')) {
+      const first = Object.keys((req.query as Record<string, unknown> | undefined) ?? {})[0];
+      if (first !== undefined) throw new Errors.VALIDATION(`query.${first} is not allowed: this route takes no query`);
+    }
     for (const [where, value] of [['params', req.params], ['query', req.query], ['body', req.body]] as const) {
       if (value === undefined || !isParsedJson(value)) continue;
       const bad = findUnstorable(value);

@@ -1,12 +1,16 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { Counter, Histogram, type Registry } from 'prom-client';
-import { WriteInterrupted, writeIsolating, type WriterMetrics, type WriterState } from '../services/batch-writer.js';
+import type { Counter, Histogram } from 'prom-client';
+import type { EventMetrics, WriterMetrics } from '../metrics.js';
+import { WriteInterrupted, writeIsolating, type WriterState } from '../services/batch-writer.js';
 import type { DeploymentsStore, ExecutionRow } from '../store/deployments.pg.js';
-import { IN_FLIGHT_STATES, type ExecutionEvent, type ExecutionState } from '@kernex/shared';
+import { IN_FLIGHT_STATES, RefusalSummary, type ExecutionEvent, type ExecutionState } from '@kernex/shared';
 import { judgeTransition } from './rules.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** What the event writer needs of the deployments store (store/deployments.pg.ts). */
+export type EventRepository = Pick<DeploymentsStore, 'transaction' | 'lockExecutions' | 'applyEventOutcomes' | 'recordBundleOutcomes'>;
 
 /** An execution an event moved, told after its commit (the live event stream, the orchestrator's tick). */
 export interface AppliedEvent {
@@ -74,31 +78,23 @@ export class EventWriter extends EventEmitter<{ applied: [changes: AppliedEvent[
   private readonly maxBatch: number;
   private readonly retryMs: number;
   private readonly log: Logger;
+  private readonly refusals: RefusalSummary;
 
   constructor(
-    private readonly store: DeploymentsStore,
+    private readonly store: EventRepository,
     log: Logger,
-    registry: Registry,
+    metrics: EventMetrics,
     private readonly writerMetrics?: WriterMetrics,
     options: EventWriterOptions = {},
   ) {
     super();
     this.log = log.child({ mod: 'events' });
+    this.refusals = new RefusalSummary(this.log);
     this.flushMs = options.flushMs ?? 2;
     this.maxBatch = options.maxBatch ?? 500;
     this.retryMs = options.retryMs ?? 1000;
-    this.refused = new Counter({
-      name: 'kernex_execution_events_refused_total',
-      help: 'Execution events refused (and acknowledged), by reason: unknown_execution, transition, unstorable',
-      labelNames: ['reason'],
-      registers: [registry],
-    });
-    this.commitSeconds = new Histogram({
-      name: 'kernex_execution_events_commit_seconds',
-      help: 'Time to commit one batch of execution events',
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-      registers: [registry],
-    });
+    this.refused = metrics.refused;
+    this.commitSeconds = metrics.commitSeconds;
     writerMetrics?.watch('events', () => this.state());
   }
 
@@ -191,7 +187,7 @@ export class EventWriter extends EventEmitter<{ applied: [changes: AppliedEvent[
 
   /** One transaction for a batch: lock its executions, judge each event in order, write the outcomes. */
   private commit(part: readonly Pending[]): Promise<Verdict[]> {
-    return this.store.sql.begin(async (tx) => {
+    return this.store.transaction(async (tx) => {
       const ids = [...new Set(part.map((p) => p.event.executionId).filter((id) => UUID.test(id)))].map((id) => id.toLowerCase());
       const rows = new Map<string, ExecutionRow>((await this.store.lockExecutions(tx, ids)).map((r) => [r.id, { ...r }]));
       const states = new Map<string, { id: string; state: ExecutionState; error: string | null }>();
@@ -223,14 +219,15 @@ export class EventWriter extends EventEmitter<{ applied: [changes: AppliedEvent[
       await this.store.applyEventOutcomes(tx, { states: [...states.values()], touched: [...touched] });
       await this.store.recordBundleOutcomes(tx, { succeeded: [...succeeded], rolledBack: [...rolledBack] });
       return verdicts;
-    }) as Promise<Verdict[]>;
+    });
   }
 
   private settle(p: Pending, v: Verdict): void {
     const { deviceId, event } = p;
     if (v.kind === 'refused') {
       this.refused.labels(v.reason).inc();
-      this.log.info({ deviceId, executionId: event.executionId, state: event.state, from: v.from, reason: v.reason }, 'execution event refused');
+      // Each at debug, a warn summary per device and reason: one bad device must not flood the log.
+      this.refusals.refused(deviceId, v.reason, 'execution event refused', { deviceId, executionId: event.executionId, state: event.state, from: v.from });
       p.resolve('refused');
       return;
     }

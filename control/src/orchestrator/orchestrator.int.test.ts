@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOrchestratorMetrics } from '../metrics.js';
 import { DeploymentsStore } from '../store/deployments.pg.js';
 import type { DeviceLink } from './device-link.js';
 import { Orchestrator } from './orchestrator.js';
@@ -11,6 +12,16 @@ import { makeBundle } from '../../../shared/src/test-support/make-bundle.js';
 import { api, makeDevice, register, type TestDevice } from '../test-support/devices.js';
 import { enrollmentToken } from '../test-support/fleet.js';
 import { connectDevice, metric } from '../test-support/mqtt.js';
+
+/** A hand-written device link: records the commands it is given, and never hears from devices. */
+class RecordingLink extends EventEmitter implements DeviceLink {
+  constructor(private readonly published: Command[]) {
+    super();
+  }
+  async publishCommand(_deviceId: string, command: Command): Promise<void> {
+    this.published.push(command);
+  }
+}
 import { startTestServer, type TestServer } from '../test-support/test-server.js';
 
 /** A device played by a test: a real MQTT.js client that reports what the test says. */
@@ -181,9 +192,9 @@ describe('orchestrators the test drives, on a server of their own', () => {
     const devices = await Promise.all(Array.from({ length: 6 }, () => makeDevice()));
     for (const d of devices) expect((await register(server.httpUrl, d, { enrollmentToken: token })).body.status).toBe('accepted');
     const published: Command[] = [];
-    const link = (): DeviceLink => Object.assign(new EventEmitter(), { publishCommand: async (_id: string, c: Command) => void published.push(c) }) as unknown as DeviceLink;
+    const link = (): DeviceLink => new RecordingLink(published);
     const make = (): Orchestrator =>
-      new Orchestrator({ store: new DeploymentsStore(server.sql), link: link(), log: pino({ level: 'silent' }), registry: new Registry(), bundleUrl: (id) => `/b/${id}` });
+      new Orchestrator({ store: new DeploymentsStore(server.sql), link: link(), log: pino({ level: 'silent' }), metrics: createOrchestratorMetrics(new Registry(), async () => undefined), bundleUrl: (id) => `/b/${id}` });
     const [one, two] = [make(), make()];
     const id = await deploy({ bundleId: await bundle('5.0.0'), target: { deviceIds: devices.map((d) => d.id) } });
     await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? one : two).tick()));
@@ -197,10 +208,10 @@ describe('orchestrators the test drives, on a server of their own', () => {
     const devices = await Promise.all(Array.from({ length: 5 }, () => makeDevice()));
     for (const d of devices) expect((await register(server.httpUrl, d, { enrollmentToken: token })).body.status).toBe('accepted');
     const published: Command[] = [];
-    const link = Object.assign(new EventEmitter(), { publishCommand: async (_id: string, c: Command) => void published.push(c) }) as unknown as DeviceLink;
+    const link = new RecordingLink(published);
     const id = await deploy({ bundleId: await bundle('6.0.0'), target: { deviceIds: devices.map((d) => d.id) } });
     // Batches of 2 and no timer tick within the test: only the kick's own repeats can reach all 5.
-    const orchestrator = new Orchestrator({ store: new DeploymentsStore(server.sql), link, log: pino({ level: 'silent' }), registry: new Registry(), bundleUrl: (b) => `/b/${b}`, tickMs: 3_600_000, dispatchBatch: 2 });
+    const orchestrator = new Orchestrator({ store: new DeploymentsStore(server.sql), link, log: pino({ level: 'silent' }), metrics: createOrchestratorMetrics(new Registry(), async () => undefined), bundleUrl: (b) => `/b/${b}`, tickMs: 3_600_000, dispatchBatch: 2 });
     orchestrator.start();
     await orchestrator.settled();
     await orchestrator.stop();

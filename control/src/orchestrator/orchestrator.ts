@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Command, DeltaRef, ExecutionEvent } from '@kernex/shared';
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Sql, TransactionSql } from 'postgres';
+import type { Counter } from 'prom-client';
+import type { OrchestratorMetrics } from '../metrics.js';
+import type { TransactionSql } from 'postgres';
+import type { Db } from '../store/database.js';
 import type { BundleForCommand, DeploymentRow, DeploymentsStore, ExecutionRow } from '../store/deployments.pg.js';
 import type { DeviceLink } from './device-link.js';
 import type { AppliedEvent, EventWriter } from './event-writer.js';
 import { pastThreshold } from './rules.js';
 
-/** One orchestrator at a time across every server of an installation ('kernex' in ASCII). */
-const ADVISORY_LOCK = 0x6b65726e6578n;
 /**
  * Executions dispatched per deployment per tick. A tick that fills a batch runs
  * again at once, and its commands go out while the next batch's transaction
@@ -18,15 +18,22 @@ const ADVISORY_LOCK = 0x6b65726e6578n;
  */
 const DISPATCH_BATCH = 1000;
 
+/** What the orchestrator needs of the deployments store (store/deployments.pg.ts). */
+export type OrchestratorRepository = Pick<
+  DeploymentsStore,
+  | 'transaction' | 'tryOrchestratorLock' | 'active' | 'get' | 'timeOut' | 'tally' | 'cancelQueued' | 'setDeployment'
+  | 'requestRollbacks' | 'takeRollbacks' | 'bundleOf' | 'dispatch' | 'requestCancels' | 'owedTo'
+>;
+
 export interface OrchestratorOptions {
-  store: DeploymentsStore;
+  store: OrchestratorRepository;
   link: DeviceLink;
   log: Logger;
-  registry: Registry;
+  metrics: OrchestratorMetrics;
   /** The blob URL devices are told for a bundle (PublicEndpoints.bundleBlobUrl). */
   bundleUrl(bundleId: string): string;
   /** The `delta` of each device's deploy command, when it gets one (DeltaService.refsFor; DESIGN §4). */
-  deltaRefs?(tx: TransactionSql, bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>>;
+  deltaRefs?(tx: Db, bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>>;
   /** Period of the tick loop, ms (timeouts, phase waits; events and new deployments tick at once). */
   tickMs?: number;
   /** Executions dispatched per deployment per tick (default DISPATCH_BATCH). */
@@ -82,25 +89,7 @@ export class Orchestrator {
 
   constructor(private readonly opts: OrchestratorOptions) {
     this.log = opts.log.child({ mod: 'orchestrator' });
-    const store = opts.store;
-    new Gauge({
-      name: 'kernex_executions',
-      help: 'Executions by state',
-      labelNames: ['state'],
-      registers: [opts.registry],
-      async collect() {
-        // With the database away, /metrics still answers (writers' stalled gauges): keep the last values.
-        const totals = await store.stateTotals(store.sql).catch(() => undefined);
-        if (!totals) return;
-        this.reset();
-        for (const [state, n] of Object.entries(totals)) this.labels(state).set(n);
-      },
-    });
-    this.published = new Counter({ name: 'kernex_commands_published_total', help: 'Commands published to devices, by type', labelNames: ['type'], registers: [opts.registry] });
-  }
-
-  private get sql(): Sql {
-    return this.opts.store.sql;
+    this.published = opts.metrics.published;
   }
 
   start(): void {
@@ -162,9 +151,8 @@ export class Orchestrator {
   private async step(): Promise<{ published: Promise<void> }> {
     const outbound: Outbound[] = [];
     const changed: string[] = [];
-    await this.sql.begin(async (tx) => {
-      const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${ADVISORY_LOCK.toString()}::bigint) as ok`;
-      if (!lock?.ok) return; // Another server's orchestrator is ticking.
+    await this.opts.store.transaction(async (tx) => {
+      if (!(await this.opts.store.tryOrchestratorLock(tx))) return; // Another server's orchestrator is ticking.
       for (const id of await this.opts.store.active(tx)) {
         const d = await this.opts.store.get(tx, id, true);
         if (!d) continue;
@@ -177,7 +165,7 @@ export class Orchestrator {
   }
 
   /** `changed` is called (at most once) when the deployment's status, phase or counts changed. */
-  private async advance(tx: TransactionSql, d: DeploymentRow, onChanged: () => void): Promise<Outbound[]> {
+  private async advance(tx: Db, d: DeploymentRow, onChanged: () => void): Promise<Outbound[]> {
     let told = false;
     const changed = (): void => {
       if (!told) onChanged();
@@ -256,7 +244,7 @@ export class Orchestrator {
   /** Cancels a running deployment: queued executions end, every one between `sent` and `verifying` is told to stop (DESIGN §3). */
   async cancel(id: string): Promise<{ outcome: 'cancelled' | 'absent' | 'not_running'; status?: DeploymentRow['status'] }> {
     const outbound: Outbound[] = [];
-    const result = await this.sql.begin(async (tx) => {
+    const result = await this.opts.store.transaction(async (tx) => {
       const d = await this.opts.store.get(tx, id, true);
       if (!d) return { outcome: 'absent' as const };
       if (d.status !== 'running') return { outcome: 'not_running' as const, status: d.status };
@@ -275,7 +263,7 @@ export class Orchestrator {
   async healDevice(deviceId: string): Promise<void> {
     try {
       const outbound: Outbound[] = [];
-      await this.sql.begin(async (tx) => {
+      await this.opts.store.transaction(async (tx) => {
         const owed = await this.opts.store.owedTo(tx, deviceId);
         for (const e of owed.deploys) {
           const d = await this.opts.store.get(tx, e.deploymentId);
@@ -319,12 +307,12 @@ export class Orchestrator {
   }
 
   /** Deltas for these devices; a failure there costs only the saving: the full bundle goes. */
-  private async deltasFor(tx: TransactionSql, bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>> {
+  private async deltasFor(tx: Db, bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>> {
     if (!this.opts.deltaRefs) return new Map();
     try {
       // In a savepoint: a failed query must not abort the tick's transaction.
       const deltaRefs = this.opts.deltaRefs;
-      return await tx.savepoint((sp) => deltaRefs(sp, bundle, deviceIds));
+      return 'savepoint' in tx ? await tx.savepoint((sp: TransactionSql) => deltaRefs(sp, bundle, deviceIds)) : await deltaRefs(tx, bundle, deviceIds);
     } catch (err) {
       this.log.warn({ err: (err as Error).message, bundleId: bundle.id }, 'deltas not looked up; full bundles sent');
       return new Map();

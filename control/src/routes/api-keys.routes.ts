@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { toApiKeyView, type ApiKeysService } from '../auth/api-keys.service.js';
+import { toApiKeyView, type ApiKeysService } from '../services/api-keys.service.js';
 import { ROLES, type Role } from '../auth/roles.js';
 import { pageQueryProperties, pageSchema, type PageQuery } from '../paging.js';
 import { dateTime, errorResponses, nullableDateTime, uuidParams } from '../http/schemas.js';

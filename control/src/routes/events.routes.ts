@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { ApiKeysService } from '../auth/api-keys.service.js';
+import type { ApiKeysService } from '../services/api-keys.service.js';
 import { sessionCookie } from '../auth/session-cookie.js';
-import type { SessionsService } from '../auth/sessions.service.js';
+import type { SessionsService } from '../services/sessions.service.js';
 import type { LiveEvent, LiveEventBus } from '../events/event-bus.js';
 import { errorResponses } from '../http/schemas.js';
 

@@ -83,19 +83,24 @@ export async function fleetRoutes(app: FastifyInstance, opts: { fleet: FleetServ
     async (req) => ({ items: await fleet.phases(req.params.id) }),
   );
 
-  app.get<{ Params: { id: string }; Querystring: { limit: number } }>(
+  app.get<{ Params: { id: string }; Querystring: { limit: number; cursor?: string } }>(
     '/api/v1/devices/:id/executions',
     {
       config: { access: 'viewer' },
       schema: {
         summary: "A device's executions, newest first, with their errors",
         params: deviceIdParams,
-        querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 } } },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 }, cursor: { type: 'string', maxLength: 512 } },
+        },
         response: {
           200: {
             type: 'object',
-            required: ['items'],
+            required: ['items', 'nextCursor'],
             properties: {
+              nextCursor: { type: ['string', 'null'] },
               items: {
                 type: 'array',
                 items: {
@@ -118,7 +123,7 @@ export async function fleetRoutes(app: FastifyInstance, opts: { fleet: FleetServ
         },
       },
     },
-    async (req) => ({ items: await fleet.deviceExecutions(req.params.id, req.query.limit) }),
+    async (req) => fleet.deviceExecutions(req.params.id, req.query.limit, req.query.cursor),
   );
 
   app.get<{ Params: { id: string }; Querystring: { window: SeriesWindow } }>(

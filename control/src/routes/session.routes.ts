@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { ROLES } from '../auth/roles.js';
 import { clearSessionCookie, sessionCookie, sessionSetCookie } from '../auth/session-cookie.js';
-import type { SessionsService } from '../auth/sessions.service.js';
+import type { SessionsService } from '../services/sessions.service.js';
 import { Errors } from '../errors.js';
 import { dateTime, errorResponses } from '../http/schemas.js';
 

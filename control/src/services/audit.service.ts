@@ -38,10 +38,13 @@ function toEntry(r: AuditRow): AuditEntry {
   };
 }
 
+/** What this needs of the audit store (store/audit.pg.ts implements it). */
+export type AuditRepository = Pick<AuditStore, 'insert' | 'list'>;
+
 /** The audit log (DESIGN §6): every change made through the API, newest first. */
 export class AuditService {
   constructor(
-    private readonly store: AuditStore,
+    private readonly store: AuditRepository,
     private readonly log: Logger,
   ) {}
 

@@ -7,7 +7,7 @@ import { Errors } from '../errors.js';
 import { StorageUnavailableError, type BundleStorage, type ByteRange } from '../storage/bundle-storage.js';
 import type { BundleRow, BundlesStore } from '../store/bundles.pg.js';
 import { decodeCursor, isCursorKey, type Page } from '../paging.js';
-import { inspectBundleStream } from './bundle-archive.js';
+import { inspectBundleStream } from '../bundles/bundle-archive.js';
 import type { ServerKeyService } from './server-key.service.js';
 
 /** What the API answers for a bundle (DESIGN §4). */
@@ -30,10 +30,13 @@ export const toBundleView = (b: BundleRow): BundleView => ({
 /** Decides whether a device may fetch a bundle: only one sent to it in a live execution (DESIGN §4). */
 export type DeviceBundleAccess = (deviceId: string, bundleId: string) => Promise<boolean>;
 
+/** What this needs of the bundles store (store/bundles.pg.ts implements it). */
+export type BundlesRepository = Pick<BundlesStore, 'insert' | 'get' | 'list' | 'exists' | 'delete'>;
+
 /** Upload, list, fetch and delete bundles; the rules of DESIGN §4. */
 export class BundlesService {
   constructor(
-    private readonly store: BundlesStore,
+    private readonly store: BundlesRepository,
     private readonly storage: BundleStorage,
     private readonly serverKey: ServerKeyService,
     private readonly log: Logger,
@@ -42,13 +45,13 @@ export class BundlesService {
       limits?: ArchiveLimits;
       /** Counts a storage operation that failed (kernex_bundle_storage_errors_total). */
       onStorageError?: (op: string) => void;
+      /** Called after each stored bundle (retention prunes in the background). */
+      afterStore?: () => void;
+      /** Records the stored bundle's file index (DeltaService.recordIndex; DESIGN §4). */
+      onIndex?: (bundle: BundleRow, entries: FileIndexEntry[]) => Promise<void>;
     },
-    /** Set by server.ts to the deployments store's `deviceMayFetch`; until then devices get no bundle. */
-    public deviceAccess: DeviceBundleAccess = async () => false,
-    /** Called after each stored bundle (retention prunes in the background). */
-    public afterStore: () => void = () => undefined,
-    /** Records the stored bundle's file index (DeltaService.recordIndex; DESIGN §4). */
-    public onIndex: (bundle: BundleRow, entries: FileIndexEntry[]) => Promise<void> = async () => undefined,
+    /** Which bundles a device may fetch (the deployments store knows what it was sent). */
+    private readonly deviceAccess: DeviceBundleAccess,
   ) {}
 
   /** A storage failure is a 503 the client may retry (devices do); anything else passes through. */
@@ -96,9 +99,9 @@ export class BundlesService {
         throw new Errors.CONFLICT(`bundle ${name} ${version} exists already`);
       }
       // Without its index a bundle is still whole: it only goes without deltas.
-      await this.onIndex(row, inspected.entries).catch((err: Error) => this.log.warn({ bundleId: id, err: err.message }, 'file index not recorded; no deltas to this bundle'));
+      await (this.opts.onIndex?.(row, inspected.entries) ?? Promise.resolve()).catch((err: Error) => this.log.warn({ bundleId: id, err: err.message }, 'file index not recorded; no deltas to this bundle'));
       this.log.info({ bundleId: id, name, version, size: inspected.size }, 'bundle stored');
-      this.afterStore();
+      this.opts.afterStore?.();
       return row;
     } finally {
       await fs.rm(tempFile, { force: true });

@@ -41,14 +41,17 @@ export interface ExecutionView {
   updatedAt: string;
 }
 
+/** What the deployments service needs of the deployments store (store/deployments.pg.ts). */
+export type DeploymentsRepository = Pick<DeploymentsStore, 'pool' | 'transaction' | 'resolveTarget' | 'insertDeployment' | 'get' | 'list' | 'executions' | 'counts'>;
+
 export const DEFAULT_EXECUTION_TIMEOUT_S = 3600;
 
 /** Creates, shows, lists and cancels deployments; the orchestrator does the rest. */
 export class DeploymentsService {
   constructor(
-    private readonly store: DeploymentsStore,
-    private readonly bundles: BundlesStore,
-    private readonly orchestrator: Orchestrator,
+    private readonly store: DeploymentsRepository,
+    private readonly bundles: Pick<BundlesStore, 'get'>,
+    private readonly orchestrator: Pick<Orchestrator, 'kick' | 'cancel'>,
     private readonly log: Logger,
     /** Makes the deltas to the bundle from the versions the targets have (DESIGN §4), before the first command leaves. */
     private readonly prepareDeltas: (bundle: BundleRow, deviceIds: readonly string[]) => Promise<void> = async () => undefined,
@@ -68,7 +71,7 @@ export class DeploymentsService {
     const t = input.target;
     if (!t.all && !t.deviceIds?.length && !t.tags?.length) throw new Errors.VALIDATION('body.target needs deviceIds, tags or all');
 
-    const row = await this.store.sql.begin(async (tx) => {
+    const row = await this.store.transaction(async (tx) => {
       const bundle = await this.bundles.get(input.bundleId);
       if (!bundle) throw new Errors.NOT_FOUND('bundle');
       const { deviceIds, missing } = await this.store.resolveTarget(tx, t);
@@ -95,21 +98,21 @@ export class DeploymentsService {
   }
 
   async get(id: string): Promise<DeploymentView> {
-    const row = await this.store.get(this.store.sql, id);
+    const row = await this.store.get(this.store.pool, id);
     if (!row) throw new Errors.NOT_FOUND('deployment');
     return this.view(row);
   }
 
   async list(limit: number, cursor?: string, status?: DeploymentRow['status']): Promise<Page<DeploymentView>> {
     const after = cursor ? decodeCursor(cursor, isCursorKey) : undefined;
-    const page = await this.store.list(this.store.sql, limit, after, status);
+    const page = await this.store.list(this.store.pool, limit, after, status);
     return { items: await Promise.all(page.items.map((r) => this.view(r))), nextCursor: page.nextCursor };
   }
 
   async executions(id: string, limit: number, cursor?: string, state?: ExecutionState): Promise<Page<ExecutionView>> {
     const after = cursor ? decodeCursor(cursor, isDeviceId) : undefined;
-    if (!(await this.store.get(this.store.sql, id))) throw new Errors.NOT_FOUND('deployment');
-    const rows = await this.store.executions(this.store.sql, id, limit, after, state);
+    if (!(await this.store.get(this.store.pool, id))) throw new Errors.NOT_FOUND('deployment');
+    const rows = await this.store.executions(this.store.pool, id, limit, after, state);
     return toPage(
       rows,
       limit,
@@ -126,7 +129,7 @@ export class DeploymentsService {
   }
 
   private async view(d: DeploymentRow): Promise<DeploymentView> {
-    const found = await this.store.counts(this.store.sql, d.id);
+    const found = await this.store.counts(this.store.pool, d.id);
     const counts = Object.fromEntries(EXECUTION_STATES.map((s) => [s, found[s] ?? 0]));
     return {
       id: d.id,

@@ -1,9 +1,12 @@
-import { JwtError, peekSubject, verifyDeviceJwt } from '@kernex/shared';
+import { JwtError, peekSubject, RefusalSummary, verifyDeviceJwt } from '@kernex/shared';
 import type { Logger } from 'pino';
 import type { DevicesStore } from '../store/devices.pg.js';
 
 /** Most verified tokens kept; the oldest go first beyond this. */
 const MAX_CACHED = 10_000;
+
+/** What this needs of the devices store (store/devices.pg.ts implements it). */
+export type DeviceCredentialsRepository = Pick<DevicesStore, 'credentials'>;
 
 /**
  * Device HTTP authentication (DESIGN §2): `Authorization: Bearer <JWT>` with
@@ -13,11 +16,15 @@ const MAX_CACHED = 10_000;
  */
 export class DeviceAuthService {
   private readonly cache = new Map<string, { deviceId: string; exp: number }>();
+  /** Each refused token at debug, a warn summary per device and reason: a bad device must not flood the log. */
+  private readonly refusals: RefusalSummary;
 
   constructor(
-    private readonly devices: DevicesStore,
-    private readonly log: Logger,
-  ) {}
+    private readonly devices: DeviceCredentialsRepository,
+    log: Logger,
+  ) {
+    this.refusals = new RefusalSummary(log);
+  }
 
   /** The `verifyDeviceToken` of the auth plugin: the device, or undefined when refused. */
   readonly verify = async (token: string): Promise<{ deviceId: string } | undefined> => {
@@ -30,7 +37,7 @@ export class DeviceAuthService {
     if (!deviceId) return undefined;
     const device = await this.devices.credentials(deviceId);
     if (!device || device.status !== 'accepted') {
-      this.log.info({ deviceId, status: device?.status ?? 'unknown' }, 'device token refused');
+      this.refusals.refused(deviceId, device?.status ?? 'unknown_device', 'device token refused', { deviceId });
       return undefined;
     }
     try {
@@ -40,7 +47,7 @@ export class DeviceAuthService {
       return { deviceId };
     } catch (err) {
       if (!(err instanceof JwtError)) throw err;
-      this.log.info({ deviceId, reason: err.reason }, 'device token refused');
+      this.refusals.refused(deviceId, err.reason, 'device token refused', { deviceId });
       return undefined;
     }
   };

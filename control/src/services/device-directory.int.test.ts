@@ -5,7 +5,7 @@ import { DevicesStore } from '../store/devices.pg.js';
 import { migrate } from '../store/migrate.js';
 import { createTestDatabase } from '../test-support/test-database.js';
 import { PgDeviceDirectory } from './device-directory.service.js';
-import { PresenceWriter } from './presence-writer.js';
+import { PresenceWriter } from '../presence/presence-writer.js';
 
 const log = pino({ level: 'silent' });
 

@@ -1,10 +1,13 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { DeviceDirectory, DeviceRecord } from '@kernex/broker';
 import type { DevicesStore } from '../store/devices.pg.js';
-import type { PresenceWriter } from './presence-writer.js';
+import type { PresenceWriter } from '../presence/presence-writer.js';
 
 /** Parsed keys kept; a deviceId's key never changes (the id is its hash), so entries never go stale. */
 const MAX_KEYS = 100_000;
+
+/** What this needs of the devices store (store/devices.pg.ts implements it). */
+export type DeviceDirectoryRepository = Pick<DevicesStore, 'credentials'>;
 
 /**
  * The broker's {@link DeviceDirectory} over PostgreSQL: keys and statuses from
@@ -15,7 +18,7 @@ export class PgDeviceDirectory implements DeviceDirectory {
   private readonly keys = new Map<string, KeyObject>();
 
   constructor(
-    private readonly store: DevicesStore,
+    private readonly store: DeviceDirectoryRepository,
     private readonly presence: PresenceWriter,
   ) {}
 

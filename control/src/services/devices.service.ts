@@ -41,8 +41,8 @@ export interface DeviceSessions {
   disconnectDevice(deviceId: string): Promise<void>;
 }
 
-/** Anything that caches a device's credentials and must forget them when its status changes. */
-export interface CredentialCache {
+/** Anything that holds a device's verified credentials (the broker's cache, the HTTP token check) and must forget them when its status changes. */
+export interface CredentialHolder {
   forget(deviceId: string): void;
 }
 
@@ -53,12 +53,15 @@ const TRANSITIONS = {
   decommission: { from: ['pending', 'accepted', 'rejected'], to: 'decommissioned' },
 } as const satisfies Record<string, { from: readonly DeviceStatus[]; to: DeviceStatus }>;
 
+/** What this needs of the devices store (store/devices.pg.ts implements it). */
+export type DevicesRepository = Pick<DevicesStore, 'get' | 'list' | 'update' | 'transition'>;
+
 /** The device resource: read, list, rename and tag, accept, reject, decommission. */
 export class DevicesService {
   constructor(
-    private readonly store: DevicesStore,
+    private readonly store: DevicesRepository,
     private readonly sessions: DeviceSessions,
-    private readonly caches: readonly CredentialCache[],
+    private readonly credentialHolders: readonly CredentialHolder[],
     private readonly log: Logger,
     /** Told each status change an operator made (the live event stream). */
     private readonly onStatusChange: (d: DeviceView) => void = () => {},
@@ -103,7 +106,7 @@ export class DevicesService {
     this.log.info({ deviceId: id, status: to }, 'device status changed');
     this.onStatusChange(deviceView(row));
     if (to !== 'accepted') {
-      for (const c of this.caches) c.forget(id);
+      for (const c of this.credentialHolders) c.forget(id);
       await this.sessions.disconnectDevice(id);
     }
     return deviceView(row);

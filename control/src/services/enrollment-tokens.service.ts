@@ -30,9 +30,12 @@ const view = (r: EnrollmentTokenRow): EnrollmentTokenView => ({
 });
 
 
+/** What this needs of the enrollment tokens store (store/enrollment-tokens.pg.ts implements it). */
+export type EnrollmentTokensRepository = Pick<EnrollmentTokensStore, 'insert' | 'list' | 'revoke'>;
+
 /** Enrollment tokens (DESIGN §2): made and revoked by admins, used up by registration. */
 export class EnrollmentTokensService {
-  constructor(private readonly store: EnrollmentTokensStore) {}
+  constructor(private readonly store: EnrollmentTokensRepository) {}
 
   /** Makes a token; the secret is in this answer only. */
   async create(input: { uses: number; expiresInS: number; tags?: string[] }): Promise<EnrollmentTokenView & { token: string }> {

@@ -1,6 +1,7 @@
 import { EXECUTION_STATES } from '@kernex/shared';
 import { Errors } from '../errors.js';
 import type { FleetStore, FleetSummaryRow } from '../store/fleet.pg.js';
+import { decodeCursor, isCursorKey, toPage, type Page } from '../paging.js';
 
 /** The windows a telemetry chart offers, and the bucket each is downsampled to (~120-170 points). */
 export const SERIES_WINDOWS = { '1h': { ms: 3_600_000, bucketS: 30 }, '24h': { ms: 86_400_000, bucketS: 600 }, '7d': { ms: 604_800_000, bucketS: 3600 } } as const;
@@ -43,11 +44,12 @@ export class FleetService {
     return [...byPhase.entries()].map(([phase, counts]) => ({ phase, counts, total: Object.values(counts).reduce((a, b) => a + b, 0) }));
   }
 
-  /** The device's last `limit` executions, newest first. */
-  async deviceExecutions(deviceId: string, limit: number): Promise<Array<Record<string, unknown>>> {
+  /** The device's executions, newest first, a page of `limit` (DESIGN §6: `{items, nextCursor}`). */
+  async deviceExecutions(deviceId: string, limit: number, cursor?: string): Promise<Page<Record<string, unknown>>> {
+    const after = cursor === undefined ? undefined : decodeCursor(cursor, isCursorKey);
     if (!(await this.deviceExists(deviceId))) throw new Errors.NOT_FOUND('device');
-    const rows = await this.store.deviceExecutions(deviceId, limit);
-    return rows.map((r) => ({
+    const rows = await this.store.deviceExecutions(deviceId, limit + 1, after);
+    return toPage(rows, limit, (r) => ({ at: r.at, id: r.id }), (r) => ({
       id: r.id,
       deploymentId: r.deploymentId,
       bundle: { name: r.bundleName, version: r.bundleVersion },

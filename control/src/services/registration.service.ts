@@ -22,6 +22,9 @@ export interface Registration {
   response: RegistrationResponse;
 }
 
+/** What this needs of the devices store (store/devices.pg.ts implements it). */
+export type RegistrationRepository = Pick<DevicesStore, 'insert' | 'get' | 'acceptWithToken'>;
+
 /**
  * `POST /api/v1/devices/register` (DESIGN §2): proof of possession of the key,
  * idempotent by key, accepted at once with a valid enrollment token, pending
@@ -29,7 +32,7 @@ export interface Registration {
  */
 export class RegistrationService {
   constructor(
-    private readonly devices: DevicesStore,
+    private readonly devices: RegistrationRepository,
     /** Built once the listeners are up; registrations are served only after that. */
     private readonly endpoints: () => PublicEndpoints,
     private readonly serverPublicKey: string,
@@ -67,7 +70,13 @@ export class RegistrationService {
       hardware: body.hardware,
       tokenHash,
     });
-    if (outcome.kind === 'token_invalid') throw new Errors.ENROLLMENT_TOKEN_INVALID();
+    if (outcome.kind === 'token_invalid') {
+      // Registration is idempotent by key (DESIGN §2): a known device is answered as known even
+      // when the token it registered with has been spent (by itself, often), expired or revoked.
+      // A new or still pending key gains nothing from it: the token is refused.
+      const known = await this.devices.get(deviceId);
+      if (!known || known.status === 'pending') throw new Errors.ENROLLMENT_TOKEN_INVALID();
+    }
     if (outcome.kind === 'inserted') {
       this.log.info({ deviceId, status: outcome.device.status }, 'device registered');
       return { created: true, response: this.answer(deviceId, outcome.device.status, hostHeader) };

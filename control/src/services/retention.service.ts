@@ -1,5 +1,5 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
+import type { RetentionMetrics } from '../metrics.js';
 import type { BundleStorage } from '../storage/bundle-storage.js';
 import type { BundlesStore, PrunedBundle } from '../store/bundles.pg.js';
 import type { HistoryStore } from '../store/history.pg.js';
@@ -13,34 +13,6 @@ const ORPHAN_GRACE_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 /** Missing blobs named in one log line, at most. */
 const MISSING_LOGGED = 20;
-
-/** The metrics of retention and of the bundle storage. */
-export interface RetentionMetrics {
-  bundlesPruned: Counter;
-  orphansRemoved: Counter;
-  blobsMissing: Gauge;
-  historyPruned: Counter<'kind'>;
-  failures: Counter<'task'>;
-  /** Storage operations that failed (the API answered 503), by operation. */
-  storageErrors: Counter<'op'>;
-}
-
-export function createRetentionMetrics(registry: Registry): RetentionMetrics {
-  const registers = [registry];
-  return {
-    bundlesPruned: new Counter({ name: 'kernex_bundles_pruned_total', help: 'Bundle versions deleted by retention (KERNEX_BUNDLE_KEEP), row and blob', registers }),
-    orphansRemoved: new Counter({ name: 'kernex_orphan_blobs_removed_total', help: 'Stored blobs that no bundle row named, removed by the sweep', registers }),
-    blobsMissing: new Gauge({ name: 'kernex_bundle_blobs_missing', help: 'Bundle rows whose blob was missing from storage at the last sweep', registers }),
-    historyPruned: new Counter({
-      name: 'kernex_history_pruned_total',
-      help: 'History rows deleted by retention: ended deployments (with their executions) and audit entries',
-      labelNames: ['kind'],
-      registers,
-    }),
-    failures: new Counter({ name: 'kernex_retention_failures_total', help: 'Background retention runs that failed, by task (retried at the next run)', labelNames: ['task'], registers }),
-    storageErrors: new Counter({ name: 'kernex_bundle_storage_errors_total', help: 'Bundle storage operations that failed, by operation', labelNames: ['op'], registers }),
-  };
-}
 
 export interface RetentionOptions {
   bundles: BundlesStore;

@@ -6,6 +6,9 @@ import type { SettingsStore } from '../store/settings.pg.js';
 const generateKeyPairAsync = promisify(generateKeyPair);
 const SETTING = 'server_signing_key';
 
+/** What this needs of the settings store (store/settings.pg.ts implements it). */
+export type ServerKeyRepository = Pick<SettingsStore, 'get' | 'putIfAbsent'>;
+
 /**
  * The server's own RSA-4096 key (DESIGN §2), made on first start and kept in
  * the database so every server of one installation signs alike. It signs
@@ -19,7 +22,7 @@ export class ServerKeyService {
     readonly publicKeyPem: string,
   ) {}
 
-  static async load(settings: SettingsStore, log: Logger, initialKeyPem?: string): Promise<ServerKeyService> {
+  static async load(settings: ServerKeyRepository, log: Logger, initialKeyPem?: string): Promise<ServerKeyService> {
     let stored = await settings.get<{ privateKeyPem: string }>(SETTING);
     if (!stored && initialKeyPem) stored = await settings.putIfAbsent(SETTING, { privateKeyPem: initialKeyPem });
     if (!stored) {

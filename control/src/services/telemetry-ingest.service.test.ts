@@ -1,11 +1,12 @@
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import type { TelemetrySample, TelemetryStore } from '../store/telemetry.pg.js';
-import { createTelemetryMetrics, TelemetryIngest } from './telemetry-ingest.service.js';
+import type { TelemetrySample } from '../store/telemetry.pg.js';
+import { createTelemetryMetrics } from '../metrics.js';
+import { TelemetryIngest, type TelemetrySampleRepository } from './telemetry-ingest.service.js';
 
 /** A store that records batches and can be told to fail (the database went away). */
-class FakeStore {
+class FakeStore implements TelemetrySampleRepository {
   batches: TelemetrySample[][] = [];
   failing = false;
   async insertBatch(samples: readonly TelemetrySample[]): Promise<number> {
@@ -19,7 +20,7 @@ function setup(options: { maxBatch?: number; maxBuffered?: number } = {}) {
   const store = new FakeStore();
   const registry = new Registry();
   const metrics = createTelemetryMetrics(registry);
-  const ingest = new TelemetryIngest(store as unknown as TelemetryStore, pino({ level: 'silent' }), metrics, { flushMs: 60_000, ...options });
+  const ingest = new TelemetryIngest(store, pino({ level: 'silent' }), metrics, { flushMs: 60_000, ...options });
   const value = async (name: string) => (await registry.getSingleMetric(name)!.get()).values;
   return { store, ingest, value };
 }

@@ -1,8 +1,8 @@
 import type { Telemetry } from '@kernex/shared';
 import type { Logger } from 'pino';
-import { Counter, Histogram, type Registry } from 'prom-client';
 import type { TelemetrySample, TelemetryStore } from '../store/telemetry.pg.js';
-import { WriteInterrupted, writeIsolating, type WriterMetrics, type WriterState } from './batch-writer.js';
+import type { TelemetryMetrics, WriterMetrics } from '../metrics.js';
+import { WriteInterrupted, writeIsolating, type WriterState } from './batch-writer.js';
 
 /** Options of {@link TelemetryIngest}. */
 export interface TelemetryIngestOptions {
@@ -14,30 +14,8 @@ export interface TelemetryIngestOptions {
   maxBuffered?: number;
 }
 
-/** Prometheus metrics of the ingest. */
-export interface TelemetryMetrics {
-  persisted: Counter;
-  dropped: Counter<'reason'>;
-  flushSeconds: Histogram;
-}
-
-export function createTelemetryMetrics(registry: Registry): TelemetryMetrics {
-  return {
-    persisted: new Counter({ name: 'kernex_telemetry_persisted_total', help: 'Telemetry samples written to the database', registers: [registry] }),
-    dropped: new Counter({
-      name: 'kernex_telemetry_dropped_total',
-      help: 'Telemetry samples dropped by the server, by reason (backlog: the database was away too long; unknown_device; refused: PostgreSQL refused the sample)',
-      labelNames: ['reason'],
-      registers: [registry],
-    }),
-    flushSeconds: new Histogram({
-      name: 'kernex_telemetry_flush_seconds',
-      help: 'Time to write one batch of telemetry',
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
-      registers: [registry],
-    }),
-  };
-}
+/** What this needs of the telemetry store (store/telemetry.pg.ts implements it). */
+export type TelemetrySampleRepository = Pick<TelemetryStore, 'insertBatch'>;
 
 /**
  * Batches telemetry from the broker into PostgreSQL: samples wait in memory
@@ -62,7 +40,7 @@ export class TelemetryIngest {
   private readonly maxBuffered: number;
 
   constructor(
-    private readonly store: TelemetryStore,
+    private readonly store: TelemetrySampleRepository,
     private readonly log: Logger,
     private readonly metrics: TelemetryMetrics,
     options: TelemetryIngestOptions = {},

@@ -37,6 +37,9 @@ function parseTime(name: string, value: string | undefined): Date | undefined {
   return new Date(value);
 }
 
+/** What this needs of the telemetry store (store/telemetry.pg.ts implements it). */
+export type TelemetryRepository = Pick<TelemetryStore, 'deviceExists' | 'page' | 'pruneOlderThan'>;
+
 /**
  * Reads a device's telemetry history, paged by time: by receive time within
  * `from <= at < to`, oldest first or (`order=desc`) newest first, `limit` per page, `nextCursor` to go on.
@@ -47,7 +50,7 @@ export class TelemetryService {
   private firstPrune: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly store: TelemetryStore,
+    private readonly store: TelemetryRepository,
     private readonly log: Logger,
     private readonly retentionDays: number,
   ) {}

@@ -1,9 +1,20 @@
-import postgres, { type Sql } from 'postgres';
+import postgres, { type Sql, type TransactionSql } from 'postgres';
 import type { Logger } from 'pino';
 import { StartupError } from '../errors.js';
 import { connectOptions } from './pg-url.js';
 
 export type { Sql } from 'postgres';
+
+/**
+ * What a store method runs its statements on: the pool, or the transaction a store's
+ * `transaction(fn)` opened. Callers outside `store/` only hand it back; they never run SQL on it.
+ */
+export type Db = Sql | TransactionSql;
+
+/** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
+export function inTransaction<T>(sql: Sql, fn: (tx: Db) => Promise<T>): Promise<T> {
+  return sql.begin((tx) => fn(tx)) as Promise<T>;
+}
 
 /** Where a URL points, without its password, for log lines and errors. */
 export function describeUrl(url: string): string {

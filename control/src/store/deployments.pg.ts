@@ -1,9 +1,10 @@
 import { ACTIVE_STATES, CANCELLABLE_STATES, FAILURE_STATES, IN_FLIGHT_STATES, type BundleRef, type ExecutionState } from '@kernex/shared';
-import type { Sql, TransactionSql } from 'postgres';
+import type { Sql } from 'postgres';
+import { inTransaction, type Db } from './database.js';
 import { toPage, type CursorKey, type Page } from '../paging.js';
 
-/** What may run SQL: the pool or a transaction. */
-type Db = Sql | TransactionSql;
+/** One orchestrator at a time across every server of an installation ('kernex' in ASCII). */
+const ORCHESTRATOR_LOCK = 0x6b65726e6578n;
 
 /**
  * One rollout phase (DESIGN §5): `percent` is cumulative, the share of the target released
@@ -93,7 +94,26 @@ const toExecution = (r: Record<string, any>): ExecutionRow => ({
 
 /** Deployments and executions (DESIGN §5). Every method takes the pool or a transaction. */
 export class DeploymentsStore {
-  constructor(readonly sql: Sql) {}
+  constructor(private readonly sql: Sql) {}
+
+  /** The pool: statements outside a transaction. */
+  get pool(): Db {
+    return this.sql;
+  }
+
+  /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T> {
+    return inTransaction(this.sql, fn);
+  }
+
+  /**
+   * Takes the orchestrator's advisory lock for the rest of transaction `tx`; false when another
+   * server's orchestrator holds it (this tick has nothing to do).
+   */
+  async tryOrchestratorLock(tx: Db): Promise<boolean> {
+    const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${ORCHESTRATOR_LOCK.toString()}::bigint) as ok`;
+    return lock?.ok === true;
+  }
 
   /** Accepted devices matching a target: listed ids, any of the tags, or all. Unknown or unaccepted ids are returned apart. */
   async resolveTarget(db: Db, t: Target): Promise<{ deviceIds: string[]; missing: string[] }> {

@@ -76,7 +76,13 @@ export class DevicesStore {
     return row;
   }
 
+  /**
+   * The key and status of a device; undefined for an unknown one. An id that is not one
+   * (24 lowercase hex, DESIGN §2) is unknown without a query: a NUL in an MQTT clientId or a
+   * JWT `sub` would make PostgreSQL fail the lookup, a 500 or CONNACK 3 instead of a refusal.
+   */
   async credentials(id: string): Promise<DeviceCredentials | undefined> {
+    if (!/^[0-9a-f]{24}$/.test(id)) return undefined;
     const [row] = await this.sql<DeviceCredentials[]>`select id, public_key as "publicKey", status from devices where id = ${id}`;
     return row;
   }

@@ -1,6 +1,6 @@
 import type { Sql } from 'postgres';
 
-/** Counts for the fleet gauges of /metrics (monitoring/server-gauges.ts). */
+/** Counts for the fleet gauges of /metrics (registerServerGauges in metrics.ts). */
 export class FleetStatsStore {
   constructor(private readonly sql: Sql) {}
 

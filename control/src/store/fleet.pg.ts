@@ -1,4 +1,5 @@
 import type { Sql } from 'postgres';
+import type { CursorKey } from '../paging.js';
 
 /** Fleet-wide aggregates for the console's overview (DESIGN §9): computed by PostgreSQL, never by paging every row. */
 export interface FleetSummaryRow {
@@ -30,6 +31,8 @@ export interface DeviceExecutionRow {
   error: string | null;
   createdAt: Date;
   updatedAt: Date;
+  /** created_at to the microsecond, for the page's cursor. */
+  at: string;
 }
 
 /** Read-only SQL over `devices`, `executions` and `device_telemetry` for the console's views. */
@@ -66,13 +69,17 @@ export class FleetStore {
   }
 
   /** A device's executions, newest first. */
-  async deviceExecutions(deviceId: string, limit: number): Promise<DeviceExecutionRow[]> {
-    return this.sql<DeviceExecutionRow[]>`
+  /** Up to `limit` rows newest first, after `after` (a page's last row) when given. */
+  async deviceExecutions(deviceId: string, limit: number, after?: CursorKey): Promise<DeviceExecutionRow[]> {
+    const sql = this.sql;
+    return sql<DeviceExecutionRow[]>`
       select e.id, e.deployment_id as "deploymentId", d.bundle_name as "bundleName", d.bundle_version as "bundleVersion",
-             e.state, e.error, e.created_at as "createdAt", e.updated_at as "updatedAt"
+             e.state, e.error, e.created_at as "createdAt", e.updated_at as "updatedAt",
+             to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at
       from executions e join deployments d on d.id = e.deployment_id
       where e.device_id = ${deviceId}
-      order by e.created_at desc, e.id limit ${limit}`;
+      ${after ? sql`and (e.created_at, e.id) < (${after.at}::timestamptz, ${after.id}::uuid)` : sql``}
+      order by e.created_at desc, e.id desc limit ${limit}`;
   }
 
   /** Execution counts per phase and state of one deployment. */
@@ -88,14 +95,18 @@ export class FleetStore {
    * load. Values that are not numbers count as absent.
    */
   async series(deviceId: string, since: Date, bucketS: number): Promise<SeriesPoint[]> {
-    const num = (expr: string): string => `case when jsonb_typeof(${expr}) = 'number' then (${expr})::text::float8 end`;
+    // numeric, not float8: a device may send any non-negative number (1e308, 1e-300), and
+    // float8 arithmetic on those fails the whole query (overflow, underflow). The mean is
+    // rounded and clamped back into float8's range.
+    const num = (expr: string): string => `case when jsonb_typeof(${expr}) = 'number' then (${expr})::text::numeric end`;
+    const mean = (expr: string): string => `least(greatest(round(avg(${expr}), 6), -1e300), 1e300)::float8`;
     const sql = this.sql;
     return sql<SeriesPoint[]>`
       select date_bin(make_interval(secs => ${bucketS}), at, timestamptz 'epoch') as at,
-             avg(${sql.unsafe(num("data->'cpu'"))}) as cpu,
-             avg(100 * ${sql.unsafe(num("data->'mem'->0"))} / nullif(${sql.unsafe(num("data->'mem'->1"))}, 0)) as mem,
-             avg(100 - 100 * ${sql.unsafe(num("data->'disk'->0"))} / nullif(${sql.unsafe(num("data->'disk'->1"))}, 0)) as disk,
-             avg(${sql.unsafe(num("data->'load'->0"))}) as load,
+             ${sql.unsafe(mean(num("data->'cpu'")))} as cpu,
+             ${sql.unsafe(mean(`100 * ${num("data->'mem'->0")} / nullif(${num("data->'mem'->1")}, 0)`))} as mem,
+             ${sql.unsafe(mean(`100 - 100 * ${num("data->'disk'->0")} / nullif(${num("data->'disk'->1")}, 0)`))} as disk,
+             ${sql.unsafe(mean(num("data->'load'->0")))} as load,
              count(*)::int as samples
       from device_telemetry
       where device_id = ${deviceId} and at >= ${since}

@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { EXECUTION_STATES } from '../protocol.js';
-import type { BundleManifest, Command, DeviceStatusMessage, ExecutionEvent, RegistrationRequest, Telemetry } from '../protocol.js';
+import { EXECUTION_STATES } from '../device-protocol.js';
+import type { BundleManifest, Command, DeviceStatusMessage, ExecutionEvent, RegistrationRequest, Telemetry } from '../device-protocol.js';
 import { BUNDLE_NAME_PATTERN, BUNDLE_PATH_PATTERN, schemaErrorText, SEMVER_PATTERN, SHA256_PATTERN } from './expectations.js';
 
 export * from './expectations.js';

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { SessionRow, SessionsStore } from '../store/sessions.pg.js';
 import type { ApiKeysService } from './api-keys.service.js';
-import type { Role } from './roles.js';
+import type { Role } from '../auth/roles.js';
 
 /** How long a console session lives; signing in again makes a new one. */
 export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { startTcpProxy, type TcpProxy } from '../net/tcp-proxy.js';
+import { startTcpProxy, type TcpProxy } from '@kernex/control/net/tcp-proxy';
 import { startKernexServer, type KernexProcess } from './kernex-process.js';
 
 /** Bytes an idle agent costs, measured through a byte-counting loopback proxy. */

@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads';
 import mqtt, { type MqttClient } from 'mqtt';
-import { now, type FromWorker, type ToWorker } from './protocol.js';
+import { now, type FromWorker, type ToWorker } from './swarm-messages.js';
 
 /**
  * A worker thread holding a share of the swarm's MQTT.js clients. One Node

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import type { FromWorker, SwarmClientSpec } from './protocol.js';
+import type { FromWorker, SwarmClientSpec } from './swarm-messages.js';
 
-export type { SwarmClientSpec } from './protocol.js';
+export type { SwarmClientSpec } from './swarm-messages.js';
 
 export interface SwarmOptions {
   url: string;

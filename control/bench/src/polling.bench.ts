@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startTcpProxy } from '../net/tcp-proxy.js';
+import { startTcpProxy } from '@kernex/control/net/tcp-proxy';
 import { percentile } from './stats.js';
 
 /**

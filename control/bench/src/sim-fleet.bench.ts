@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { simEntry } from '../cli/sim.command.js';
+import { fileURLToPath } from 'node:url';
 import { cpuSeconds, metricValue, startKernexServer } from './kernex-process.js';
 import { rssOf } from './targets.js';
 
@@ -31,7 +31,7 @@ export async function simFleetRun(devices: number, workers: number, connectRate:
     const serverCpu0 = await cpuSeconds(server.pid);
     const adminKey = server.adminHeaders.authorization!.slice('Bearer '.length);
     const t0 = performance.now();
-    const sim = spawn(process.execPath, [simEntry(), 'sim', '--devices', String(devices), '--workers', String(workers), '--connect-rate', String(connectRate), '--summary-s', '0', '--key-cache', keyCache, '--json'], {
+    const sim = spawn(process.execPath, [fileURLToPath(import.meta.resolve('@kernex/agent/sim-cli')), 'sim', '--devices', String(devices), '--workers', String(workers), '--connect-rate', String(connectRate), '--summary-s', '0', '--key-cache', keyCache, '--json'], {
       env: { ...process.env, KERNEX_URL: server.httpUrl, KERNEX_API_KEY: adminKey },
       stdio: ['ignore', 'pipe', 'inherit'],
     });

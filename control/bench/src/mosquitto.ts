@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '../net/free-port.js';
+import { freePort } from '@kernex/control/net/free-port';
 
 /** A Mosquitto 2 broker (Debian's package) on loopback, the reference for broker-level figures. */
 export interface MosquittoProcess {

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { DevicesStore, PresenceChange } from '../store/devices.pg.js';
-import { WriteInterrupted, writeIsolating, type WriterMetrics, type WriterState } from './batch-writer.js';
+import type { WriterMetrics } from '../metrics.js';
+import { WriteInterrupted, writeIsolating, type WriterState } from '../services/batch-writer.js';
 
 export interface PresenceWriterOptions {
   /** Longest a change waits before it is written (default 1 s). */
@@ -9,6 +10,9 @@ export interface PresenceWriterOptions {
   /** Write at once when this many devices changed (default 500). */
   maxBatch?: number;
 }
+
+/** What this needs of the devices store (store/devices.pg.ts implements it). */
+export type PresenceRepository = Pick<DevicesStore, 'writePresence'>;
 
 /**
  * Writes `online`/`last_seen_at` from the broker's connect and disconnect
@@ -30,7 +34,7 @@ export class PresenceWriter extends EventEmitter<{ flushed: [count: number] }> {
   private failing = false;
 
   constructor(
-    private readonly store: DevicesStore,
+    private readonly store: PresenceRepository,
     private readonly log: Logger,
     options: PresenceWriterOptions = {},
     private readonly writerMetrics?: WriterMetrics,

@@ -2,7 +2,7 @@ import { benchBundle, uploadBundle } from './bench-bundle.js';
 import { connectedGauge, connectStorm, registerDevices, swarmClients } from './fleet.bench.js';
 import { cpuSeconds, startKernexServer } from './kernex-process.js';
 import { percentile } from './stats.js';
-import { now } from './swarm/protocol.js';
+import { now } from './swarm/swarm-messages.js';
 
 /** Figures of one command fan-out run. */
 export interface FanoutRun {

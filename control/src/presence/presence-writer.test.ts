@@ -1,10 +1,10 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { DevicesStore, PresenceChange } from '../store/devices.pg.js';
-import { PresenceWriter } from './presence-writer.js';
+import type { PresenceChange } from '../store/devices.pg.js';
+import { PresenceWriter, type PresenceRepository } from './presence-writer.js';
 
 /** A store whose first write fails, as when the database is briefly away; `during` runs inside that write. */
-class FlakyStore {
+class FlakyStore implements PresenceRepository {
   failures = 1;
   during: () => void = () => {};
   readonly written: PresenceChange[][] = [];
@@ -20,7 +20,7 @@ class FlakyStore {
 describe('PresenceWriter when a write fails', () => {
   it('keeps the changes for the next write, unless a newer change of the same device came in meanwhile', async () => {
     const store = new FlakyStore();
-    const writer = new PresenceWriter(store as unknown as DevicesStore, pino({ level: 'silent' }), { intervalMs: 60_000 });
+    const writer = new PresenceWriter(store, pino({ level: 'silent' }), { intervalMs: 60_000 });
     const t0 = new Date(1000);
     const t1 = new Date(2000);
     store.during = () => writer.record('d2', false, t1);

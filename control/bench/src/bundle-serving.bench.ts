@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { benchBundle, uploadBundle } from './bench-bundle.js';
 import { cpuSeconds, startKernexServer } from './kernex-process.js';
-import { now } from './swarm/protocol.js';
+import { now } from './swarm/swarm-messages.js';
 
 /** Figures of one bundle-serving run. */
 export interface BundleServingRun {

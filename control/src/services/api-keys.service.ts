@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
 import { decodeCursor, isStorableTime, isUuid, toPage, type Page } from '../paging.js';
 import type { ApiKeyRow, ApiKeysStore } from '../store/api-keys.pg.js';
-import type { Role } from './roles.js';
+import type { Role } from '../auth/roles.js';
 
 /** An API key as the API shows it: never its secret, only its first characters. */
 export interface ApiKeyView {
@@ -44,9 +44,12 @@ export function generateApiKey(): string {
   return `kx_${randomBytes(32).toString('base64url')}`;
 }
 
+/** What this needs of the API keys store (store/api-keys.pg.ts implements it). */
+export type ApiKeysRepository = Pick<ApiKeysStore, 'insert' | 'list' | 'revoke' | 'countActive' | 'findActiveByHash' | 'touch'>;
+
 export class ApiKeysService {
   constructor(
-    private readonly store: ApiKeysStore,
+    private readonly store: ApiKeysRepository,
     private readonly log: Logger,
   ) {}
 
