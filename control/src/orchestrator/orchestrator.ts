@@ -3,8 +3,7 @@ import type { Command, DeltaRef, ExecutionEvent } from '@kernex/shared';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { OrchestratorMetrics } from '../metrics.js';
-import type { TransactionSql } from 'postgres';
-import type { Db } from '../store/database.js';
+import { inSavepoint, type Db } from '../store/database.js';
 import type { BundleForCommand, DeploymentRow, DeploymentsStore, ExecutionRow } from '../store/deployments.pg.js';
 import type { DeviceLink } from './device-link.js';
 import type { AppliedEvent, EventWriter } from './event-writer.js';
@@ -312,7 +311,7 @@ export class Orchestrator {
     try {
       // In a savepoint: a failed query must not abort the tick's transaction.
       const deltaRefs = this.opts.deltaRefs;
-      return 'savepoint' in tx ? await tx.savepoint((sp: TransactionSql) => deltaRefs(sp, bundle, deviceIds)) : await deltaRefs(tx, bundle, deviceIds);
+      return await inSavepoint(tx, (db) => deltaRefs(db, bundle, deviceIds));
     } catch (err) {
       this.log.warn({ err: (err as Error).message, bundleId: bundle.id }, 'deltas not looked up; full bundles sent');
       return new Map();
