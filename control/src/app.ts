@@ -23,6 +23,7 @@ import type { ServerMetrics } from './metrics.js';
 import { bundlesRoutes } from './routes/bundles.routes.js';
 import { deploymentsRoutes } from './routes/deployments.routes.js';
 import type { BundlesService } from './services/bundles.service.js';
+import type { DeltaService } from './services/delta.service.js';
 import type { DeploymentsService } from './services/deployments.service.js';
 import { apiKeysRoutes } from './routes/api-keys.routes.js';
 import { auditRoutes } from './routes/audit.routes.js';
@@ -45,7 +46,7 @@ export interface AppDeps {
   apiKeys: ApiKeysService;
   audit: AuditService;
   verifyDeviceToken?: DeviceTokenVerifier;
-  bundles?: { service: BundlesService; maxBundleBytes: number };
+  bundles?: { service: BundlesService; maxBundleBytes: number; deltas?: DeltaService };
   deployments?: DeploymentsService;
   /** Limits and CORS of the admin API (config.ts); defaults when absent. */
   http?: Partial<HttpOptions>;
@@ -233,7 +234,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(telemetryRoutes, { telemetry: deps.telemetry });
 
   if (deps.bundles) {
-    await app.register(bundlesRoutes, { bundles: deps.bundles.service, maxBundleBytes: deps.bundles.maxBundleBytes });
+    await app.register(bundlesRoutes, { bundles: deps.bundles.service, maxBundleBytes: deps.bundles.maxBundleBytes, bytesServed: deps.metrics.bundleBytesServed, deltas: deps.bundles.deltas });
   }
   if (deps.deployments) await app.register(deploymentsRoutes, { deployments: deps.deployments });
   if (deps.console) {

@@ -18,6 +18,8 @@ export interface ServerMetrics {
   httpRateLimited: Counter<'scope'>;
   /** Connections closed because a client was too slow, by which limit (headers, body). */
   httpSlowClients: Counter<'limit'>;
+  /** Bundle bytes sent, by kind: full bundles and deltas (DESIGN §4). */
+  bundleBytesServed: Counter<'kind'>;
 }
 
 /**
@@ -46,11 +48,20 @@ export function createMetrics(): ServerMetrics {
     labelNames: ['limit'],
     registers: [registry],
   });
+  const bundleBytesServed = new Counter({
+    name: 'kernex_bundle_bytes_served_total',
+    help: 'Bundle bytes sent to devices and clients, by kind (full, delta)',
+    labelNames: ['kind'],
+    registers: [registry],
+  });
+  bundleBytesServed.inc({ kind: 'full' }, 0);
+  bundleBytesServed.inc({ kind: 'delta' }, 0);
   return {
     registry,
     httpDuration,
     httpRateLimited,
     httpSlowClients,
+    bundleBytesServed,
     telemetry: createTelemetryMetrics(registry),
     writers: createWriterMetrics(registry),
     events: createEventMetrics(registry),

@@ -12,9 +12,12 @@ import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
 import { ServerKeyService } from './services/server-key.service.js';
 import { BundlesService } from './services/bundles.service.js';
 import { openBundleStorage } from './storage/open-bundle-storage.js';
+import type { BundleStorage } from './storage/bundle-storage.js';
 import { RetentionService } from './services/retention.service.js';
 import { HistoryStore } from './store/history.pg.js';
 import { BundlesStore } from './store/bundles.pg.js';
+import { DeltasStore } from './store/deltas.pg.js';
+import { DeltaService } from './services/delta.service.js';
 import { DeploymentsStore } from './store/deployments.pg.js';
 import { DeploymentsService } from './services/deployments.service.js';
 import { EventWriter } from './orchestrator/event-writer.js';
@@ -82,6 +85,9 @@ export interface RunningServer {
     events: EventWriter;
     sessions: SessionsService;
     bus: InProcessEventBus;
+    deltas: DeltaService;
+    /** The bundle storage (file or S3), as the services use it. */
+    storage: BundleStorage;
   };
   /** The API URL a person on this machine uses (the public URL when set). */
   apiUrl: string;
@@ -192,7 +198,9 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
 
     const bundlesStore = new BundlesStore(sql);
     const deploymentsStore = new DeploymentsStore(sql);
+    const deltasStore = new DeltasStore(sql);
     const retention = new RetentionService({
+      deltaKeysNamed: (keys) => deltasStore.existingKeys(sql, keys),
       bundles: bundlesStore,
       history: new HistoryStore(sql),
       storage,
@@ -202,6 +210,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       executionRetentionDays: config.executionRetentionDays,
       auditRetentionDays: config.auditRetentionDays,
     });
+    const deltas = new DeltaService(deltasStore, storage, serverKey, log.child({ mod: 'deltas' }));
     const bundles = new BundlesService(
       bundlesStore,
       storage,
@@ -213,6 +222,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
         onStorageError: (op) => metrics.retention.storageErrors.inc({ op }),
         afterStore: () => retention.requestPrune(),
         onUploadEnded: (outcome) => metrics.retention.uploads.inc({ outcome }),
+        onIndex: (row, entries) => deltas.recordIndex(row, entries),
       },
       (deviceId, bundleId) => deploymentsStore.deviceMayFetch(deploymentsStore.pool, deviceId, bundleId),
     );
@@ -286,11 +296,12 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       log,
       metrics: createOrchestratorMetrics(metrics.registry, () => deploymentsStore.stateTotals(deploymentsStore.pool).catch(() => undefined)),
       bundleUrl: (id) => publicEndpoints().bundleBlobUrl(id),
+      deltaRefs: (tx, bundle, deviceIds) => deltas.refsFor(tx, bundle, deviceIds, publicEndpoints()),
       tickMs: config.orchestratorTickMs,
       events: eventWriter,
       onChange: (c) => liveEvents?.orchestratorChanged(c),
     });
-    const deployments = new DeploymentsService(deploymentsStore, bundlesStore, orchestrator, log.child({ mod: 'deployments' }));
+    const deployments = new DeploymentsService(deploymentsStore, bundlesStore, orchestrator, log.child({ mod: 'deployments' }), (bundle, ids) => deltas.prepareFor(bundle, ids));
     liveEvents = new LiveSources({ bus, presence: broker, deployment: (id) => deployments.get(id), device: (id) => devices.get(id), log });
     liveEvents.start();
     cleanups.push(() => liveEvents!.stop());
@@ -315,7 +326,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       metrics,
       checks,
       apiKeys,
-      bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes },
+      bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes, deltas },
       deployments,
       audit,
       http: {
@@ -376,7 +387,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, retention, events: eventWriter, sessions, bus },
+      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, retention, events: eventWriter, sessions, bus, deltas, storage },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();

@@ -23,6 +23,22 @@ export const DEVICE_STATUSES = ['pending', 'accepted', 'rejected', 'decommission
 /** One registration status; only `accepted` devices may connect (DESIGN §2). */
 export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
 
+/**
+ * The delta A→B a `deploy` command may carry (DESIGN §4): a .tar.gz of B's
+ * files whose content A lacks, and B's signed file index to check the rebuilt tree.
+ */
+export interface DeltaRef {
+  /** Version A the delta starts from. */
+  from: string;
+  url: string;
+  sha256: string;
+  size: number;
+  /** URL of B's file index (canonical JSON). */
+  index: string;
+  /** base64 signature of `kernex-index:{name}:{version}:{sha256 of the index}` by the server key. */
+  indexSignature: string;
+}
+
 /** Bundle reference inside a `deploy` command. */
 export interface BundleRef {
   id: string;
@@ -32,6 +48,8 @@ export interface BundleRef {
   size: number;
   url: string;
   signature: string;
+  /** Present only when the device's installed version is known and the delta is clearly smaller. */
+  delta?: DeltaRef;
 }
 
 interface CommandBase {
@@ -45,6 +63,8 @@ export interface DeployCommand extends CommandBase {
   type: 'deploy';
   bundle: BundleRef;
   timeoutS: number;
+  /** Seconds the device stays in `verifying` after switching, re-checking its health (DESIGN §5; default 0). */
+  soakS?: number;
 }
 
 /** Stop `executionId` if it has not finished installing (DESIGN §3). */

@@ -11,3 +11,4 @@ export * from './storable.js';
 export * from './refusal-summary.js';
 export * from './shutdown.js';
 export * from './broken-pipe.js';
+export * from './file-index.js';

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { DeployCommand, ExecutionState } from '@kernex/shared';
+import type { SoakRecord } from './soak.js';
 
 /** What the agent remembers about one execution, so it acts on each (executionId, type) at most once. */
 export interface ExecutionRecord {
@@ -14,6 +15,8 @@ export interface ExecutionRecord {
   /** Version that was current before this execution switched it (for `rollback`); null: none. */
   previous?: string | null;
   error?: string;
+  /** Set while the execution soaks after its switch (DESIGN §5), so a restart resumes it. */
+  soak?: SoakRecord;
   at: number;
 }
 

@@ -1,4 +1,6 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -6,6 +8,7 @@ import {
   DEFAULT_HEALTH_CHECK_TIMEOUT_S,
   DEVICE_WORKING_STATES,
   SEMVER_PATTERN,
+  validateManifest,
   type CancelCommand,
   type Command,
   type DeployCommand,
@@ -18,7 +21,9 @@ import { InstallStepError } from '../errors.js';
 import { BundleState, type ExecutionRecord } from './bundle-state.js';
 import { download } from './download.js';
 import { extractBundle, type ExtractOptions } from './extract.js';
+import { buildFromDelta, DeltaRefusedError, fetchIndex, verifyTree } from './delta.js';
 import { runScript } from './run-script.js';
+import { runSoak, type SoakRecord } from './soak.js';
 import { verifyBundle } from './verify.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -89,6 +94,13 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
       if (!DEVICE_WORKING_STATES.includes(rec.state)) continue;
       if (BEFORE_INSTALL_STATES.includes(rec.state) && rec.command) {
         this.enqueue(rec.command, device);
+      } else if (rec.state === 'verifying' && rec.soak && rec.name && this.state.installed[rec.name]?.current === rec.version) {
+        // DESIGN §5: a soak survives a restart or a reboot; it carries on where it was.
+        device.log.info({ executionId: id, elapsedS: Math.round((Date.now() - rec.soak.startedAt) / 1000), soakS: rec.soak.soakS }, 'soak resumed');
+        const soak = rec.soak;
+        this.queue = this.queue
+          .then(() => this.soakThenSucceed(device, id, soak))
+          .catch((err: unknown) => device.log.error({ err, executionId: id }, 'soak failed unexpectedly'));
       } else {
         const current = rec.name ? this.state.installed[rec.name]?.current : undefined;
         if (current !== undefined && current === rec.version) await this.finish(device, id, rec, 'succeeded');
@@ -196,8 +208,20 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
 
     const part = path.join(this.root, '.downloads', `${bundle.id.replace(/[^A-Za-z0-9-]/g, '_')}.part`);
     const fail = (state: ExecutionState, err: unknown): Promise<void> => this.finish(device, id, rec(), state, (err as Error).message);
-    try {
-      await this.step(device, id, 'downloading');
+    await this.step(device, id, 'downloading');
+    let built: string | undefined;
+    if (bundle.delta) {
+      try {
+        built = await this.viaDelta(cmd, device, signal, before, log);
+      } catch (err) {
+        if (signal.aborted) return this.finish(device, id, rec(), 'cancelled');
+        // DESIGN §4: on any mismatch, a missing A or a failed delta download, the full bundle; the event says why.
+        const why = `delta from ${bundle.delta.from} not used (${(err as Error).message}); fetching the full bundle`;
+        log.warn({ err: (err as Error).message }, 'delta refused; fetching the full bundle');
+        await this.report(device, id, 'downloading', why);
+      }
+    }
+    if (!built) try {
       await fs.mkdir(path.dirname(part), { recursive: true });
       await download({
         url: new URL(bundle.url, device.server).toString(),
@@ -224,12 +248,13 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     await this.step(device, id, 'installing');
     const dir = path.join(this.root, bundle.name, bundle.version);
     const failedInstall = before !== undefined ? 'rolled_back' : 'failed';
+    const env = { KERNEX_BUNDLE_NAME: bundle.name, KERNEX_BUNDLE_VERSION: bundle.version, KERNEX_BUNDLE_DIR: dir, KERNEX_PREVIOUS_DIR: before ? path.join(this.root, bundle.name, before) : '' };
+    let manifest: Awaited<ReturnType<typeof extractBundle>>;
     try {
-      const manifest = await this.unpack(part, dir);
+      manifest = built ? await this.adopt(built, dir) : await this.unpack(part, dir);
       if (manifest.name !== bundle.name || manifest.version !== bundle.version) {
         throw new InstallStepError(`archive holds ${manifest.name}@${manifest.version}, not the bundle sent`);
       }
-      const env = { KERNEX_BUNDLE_NAME: bundle.name, KERNEX_BUNDLE_VERSION: bundle.version, KERNEX_BUNDLE_DIR: dir, KERNEX_PREVIOUS_DIR: before ? path.join(this.root, bundle.name, before) : '' };
       if (signal.aborted) throw new InstallStepError('cancelled');
       const installed = await runScript({ script: manifest.install, cwd: dir, timeoutS: Math.min(cmd.timeoutS, MAX_INSTALL_S), env, label: 'install', signal });
       if (!installed.ok) throw new InstallStepError(installed.error);
@@ -259,7 +284,107 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     await this.state.setExecution(id, { ...rec(), previous: before ?? null });
     await this.prune(bundle.name, [bundle.version, ...(before ? [before] : [])]);
     log.info({ previous: before ?? null }, 'bundle installed');
-    await this.finish(device, id, rec(), 'succeeded');
+    if (!cmd.soakS) return this.finish(device, id, rec(), 'succeeded');
+    const check = manifest.healthCheck ? { script: manifest.healthCheck.script, timeoutS: manifest.healthCheck.timeoutS ?? DEFAULT_HEALTH_CHECK_TIMEOUT_S } : undefined;
+    const soak: SoakRecord = { startedAt: Date.now(), soakS: cmd.soakS, timeoutS: cmd.timeoutS, env, ...(check ? { check } : {}) };
+    await this.state.setExecution(id, { ...rec(), soak });
+    await this.soakThenSucceed(device, id, soak);
+  }
+
+  /**
+   * The soak (DESIGN §5): stays in `verifying` for soakS seconds re-running the
+   * health check, then reports succeeded; a failed check switches back to the
+   * previous version (rolled_back), or removes the bundle when there was none (failed).
+   */
+  private async soakThenSucceed(device: DeviceContext, id: string, soak: SoakRecord): Promise<void> {
+    const rec = (): ExecutionRecord => this.state.execution(id)!;
+    const { name, version } = rec() as { name: string; version: string };
+    const log = device.log.child({ mod: 'installer', executionId: id, bundle: `${name}@${version}` });
+    const dir = path.join(this.root, name, version);
+    log.info({ soakS: soak.soakS }, 'soak started');
+    const failed = await runSoak(soak, {
+      check: async () => {
+        if (!soak.check) return undefined;
+        const r = await runScript({ script: soak.check.script, cwd: dir, timeoutS: soak.check.timeoutS, env: soak.env, label: 'health check' });
+        log.debug({ ok: r.ok }, 'soak check ran');
+        return r.ok ? undefined : `health check failed during the soak: ${r.error ?? 'failed'}`;
+      },
+      progress: (progress) => this.report(device, id, 'verifying', undefined, progress),
+    });
+    if (failed === undefined) {
+      log.info({ soakS: soak.soakS }, 'soak passed');
+      return this.finish(device, id, rec(), 'succeeded');
+    }
+    const previous = rec().previous ?? undefined;
+    if (previous && (await exists(path.join(this.root, name, previous)))) {
+      await this.switchCurrent(name, previous);
+      await this.state.setInstalled(name, { current: previous });
+    } else {
+      await fs.rm(path.join(this.root, name, 'current'), { force: true });
+      await this.state.setInstalled(name, undefined);
+    }
+    await fs.rm(dir, { recursive: true, force: true });
+    log.warn({ err: failed, to: previous ?? null }, 'soak failed; switched back');
+    return this.finish(device, id, rec(), previous ? 'rolled_back' : 'failed', failed);
+  }
+
+  /**
+   * B from the kept A plus the delta (DESIGN §4): B's signed index, the delta
+   * downloaded (resuming like a bundle), the tree built in a staging directory
+   * and checked entry for entry against the index. Returns the staging
+   * directory; throws (leaving nothing behind) when anything does not match.
+   */
+  private async viaDelta(cmd: DeployCommand, device: DeviceContext, signal: AbortSignal, before: string | undefined, log: Logger): Promise<string> {
+    const { bundle } = cmd;
+    const delta = bundle.delta!;
+    if (delta.from !== before) throw new DeltaRefusedError(`version ${delta.from} is not the one installed (${before ?? 'none'})`);
+    const fromDir = path.join(this.root, bundle.name, delta.from);
+    if (!(await exists(path.join(fromDir, 'manifest.json')))) throw new DeltaRefusedError(`version ${delta.from} is not kept on the device`);
+    const index = await fetchIndex({
+      http: device.http,
+      url: new URL(delta.index, device.server).toString(),
+      token: await device.httpToken(),
+      signature: delta.indexSignature,
+      serverPublicKeyPem: device.serverPublicKey,
+      name: bundle.name,
+      version: bundle.version,
+      signal,
+    });
+    const part = path.join(this.root, '.downloads', `${bundle.id.replace(/[^A-Za-z0-9-]/g, '_')}.delta.part`);
+    await fs.mkdir(path.dirname(part), { recursive: true });
+    const staging = path.join(this.root, bundle.name, `.staging-${randomUUID()}`);
+    try {
+      await download({ url: new URL(delta.url, device.server).toString(), http: device.http, file: part, size: delta.size, sha256: delta.sha256, token: () => device.httpToken(), signal, log, attempts: this.opts.downloadAttempts });
+      const { size } = await fs.stat(part);
+      if (size !== delta.size) throw new DeltaRefusedError(`delta has ${size} bytes, expected ${delta.size}`);
+      const sha = createHash('sha256');
+      await pipeline(createReadStream(part), sha);
+      if (sha.digest('hex') !== delta.sha256) throw new DeltaRefusedError('delta does not match its sha256');
+      const started = process.cpuUsage();
+      const made = await buildFromDelta({ delta: part, index, fromDir, dest: staging, limits: this.opts.extract?.limits });
+      await verifyTree(staging, index);
+      const cpu = process.cpuUsage(started);
+      log.info({ ...made, deltaBytes: delta.size, bundleBytes: bundle.size, cpuMs: Math.round((cpu.user + cpu.system) / 1000) }, 'bundle rebuilt from delta');
+      return staging;
+    } catch (err) {
+      await fs.rm(staging, { recursive: true, force: true });
+      throw err;
+    } finally {
+      await fs.rm(part, { force: true });
+    }
+  }
+
+  /** Moves a tree rebuilt from a delta to `dir` and reads its manifest, as unpacking would. */
+  private async adopt(staging: string, dir: string): Promise<Awaited<ReturnType<typeof extractBundle>>> {
+    try {
+      await fs.rm(dir, { recursive: true, force: true });
+      await fs.rename(staging, dir);
+      const manifest: unknown = JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8'));
+      if (!validateManifest(manifest)) throw new InstallStepError(`manifest.json ${validateManifest.lastError()}`);
+      return manifest;
+    } finally {
+      await fs.rm(staging, { recursive: true, force: true });
+    }
   }
 
   /** Extracts into a staging directory, then renames it to `dir`; removes the download. */
@@ -304,8 +429,8 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     await this.report(device, id, state, error);
   }
 
-  private report(device: DeviceContext, executionId: string, state: ExecutionState, error?: string): Promise<void> {
-    return device.report({ executionId, state, ts: Date.now(), ...(error ? { error: error.slice(0, 2048) } : {}) });
+  private report(device: DeviceContext, executionId: string, state: ExecutionState, error?: string, progress?: number): Promise<void> {
+    return device.report({ executionId, state, ts: Date.now(), ...(progress !== undefined ? { progress } : {}), ...(error ? { error: error.slice(0, 2048) } : {}) });
   }
 }
 

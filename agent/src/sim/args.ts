@@ -29,6 +29,7 @@ key it makes an enrollment token for its N devices and tags them.
   --download-sample F     share of devices that really download bundles (0..1, default 1)
   --fail-rate F           share of installs that fail (0..1, default 0)
   --install-ms MS         simulated install time (default ${DEFAULTS.installMs})
+  --soak-fail-rate F      share of soaks (deployments with soakS) whose health check fails (0..1, default 0)
   --flap-mean-s S         cut each device's link at random, mean S seconds (default off)
   --duration-s S          stop after S seconds (default: run until SIGINT/SIGTERM)
   --summary-s S           progress line on stderr every S seconds (default 5; 0 = none)
@@ -60,6 +61,7 @@ export function parseSimArgs(argv: string[], env: SimEnvironment): (SimulationOp
       'download-sample': { type: 'string' },
       'fail-rate': { type: 'string' },
       'install-ms': { type: 'string' },
+      'soak-fail-rate': { type: 'string' },
       'flap-mean-s': { type: 'string' },
       'duration-s': { type: 'string' },
       'summary-s': { type: 'string' },
@@ -101,6 +103,7 @@ export function parseSimArgs(argv: string[], env: SimEnvironment): (SimulationOp
     downloadSample: num('download-sample', 0, 1),
     failRate: num('fail-rate', 0, 1),
     installMs: num('install-ms', 0),
+    soakFailRate: num('soak-fail-rate', 0, 1),
     flapMeanS: num('flap-mean-s', 0),
     durationS: num('duration-s', 0),
     summaryS: num('summary-s', 0) ?? 5,

@@ -66,6 +66,7 @@ function startDevice(index: number, pem: string, deviceId: string): void {
   const installer = new SimulatedInstaller({
     download: Math.random() < settings.downloadSample,
     failRate: settings.failRate,
+    soakFailRate: settings.soakFailRate,
     installMs: settings.installMs,
     onState: (executionId, state) => executionStates.set(`${deviceId}/${executionId}`, state),
     onBytes: (n) => (stats.downloadedBytes += n),

@@ -76,4 +76,23 @@ describe('SimulatedInstaller', () => {
     await installer.handle(deploy('e9'), device);
     expect(device.events.map((e) => e.state)).toEqual(['cancelled']);
   });
+
+  it('soaks in verifying with progress before succeeding, and a failed soak check rolls back (soakS, soakFailRate)', async () => {
+    const soaked = (executionId: string, version: string): Command => ({ ...(deploy(executionId, version) as Extract<Command, { type: 'deploy' }>), soakS: 0.2 } as Command);
+    const device = fakeDevice();
+    const healthy = new SimulatedInstaller({ download: false, failRate: 0, soakFailRate: 0, installMs: 0 });
+    await healthy.handle(soaked('s1', '1.0.0'), device);
+    await device.next('succeeded', 's1');
+    const progress = device.events.filter((e) => e.state === 'verifying' && e.progress !== undefined).map((e) => e.progress);
+    expect(progress).toEqual([25, 50, 75, 100]);
+
+    const sick = new SimulatedInstaller({ download: false, failRate: 0, soakFailRate: 1, installMs: 0 });
+    const other = fakeDevice();
+    await sick.handle(deploy('s2', '1.0.0'), other);
+    await other.next('succeeded', 's2');
+    await sick.handle(soaked('s3', '2.0.0'), other);
+    await other.next('rolled_back', 's3');
+    expect(other.events.at(-1)?.error).toMatch(/soak/);
+    expect(sick.installed()).toEqual({ app: '1.0.0' });
+  });
 });

@@ -8,6 +8,8 @@ export interface SimInstallerOptions {
   download: boolean;
   /** Share of installs that fail (0..1); a failure rolls back when there was a previous version. */
   failRate: number;
+  /** Share of soaks (DESIGN §5 `soakS`) whose health check fails partway (0..1): those roll back. */
+  soakFailRate?: number;
   /** How long the simulated install takes, ms. */
   installMs: number;
   /** Called on every state this device reports (the simulator's counters). */
@@ -101,8 +103,11 @@ export class SimulatedInstaller implements CommandHandler, BundleInventory {
     if (rec.previous === version) return this.report(device, id, 'skipped');
     await this.report(device, id, 'downloading', { progress: 0 });
     try {
-      if (this.opts.download) await this.download(cmd, device);
-      else await sleep(Math.min(SIMULATED_MAX_MS, (cmd.bundle.size / SIMULATED_BPS) * 1000));
+      // DESIGN §4: a delta from the version this device has is what goes over the link; the fleet's bytes count it.
+      const delta = cmd.bundle.delta && cmd.bundle.delta.from === rec.previous ? cmd.bundle.delta : undefined;
+      const blob = delta ? { url: delta.url, size: delta.size, sha256: delta.sha256 } : { url: cmd.bundle.url, size: cmd.bundle.size, sha256: cmd.bundle.sha256 };
+      if (this.opts.download) await this.download(blob, device);
+      else await sleep(Math.min(SIMULATED_MAX_MS, (blob.size / SIMULATED_BPS) * 1000));
     } catch (err) {
       return this.report(device, id, 'failed', { error: `download failed: ${(err as Error).message}` });
     }
@@ -116,16 +121,42 @@ export class SimulatedInstaller implements CommandHandler, BundleInventory {
       return this.report(device, id, rec.previous === undefined ? 'failed' : 'rolled_back', { error: 'simulated install failure' });
     }
     this.bundles[name] = version;
+    if (cmd.soakS) {
+      const error = await this.soak(cmd, device);
+      if (error) {
+        if (rec.previous === undefined) delete this.bundles[name];
+        else this.bundles[name] = rec.previous;
+        return this.report(device, id, rec.previous === undefined ? 'failed' : 'rolled_back', { error });
+      }
+    }
     await this.report(device, id, 'succeeded');
   }
 
+  /**
+   * The soak as the agent runs it (DESIGN §5): `verifying` for soakS seconds with
+   * a check every min(30 s, soakS/4), a progress event after each; a device
+   * drawn by `soakFailRate` fails one check at random. Not kept across a restart:
+   * the simulator keeps nothing on disk.
+   */
+  private async soak(cmd: DeployCommand, device: DeviceContext): Promise<string | undefined> {
+    const every = Math.min(30_000, (cmd.soakS! * 1000) / 4);
+    const checks = Math.max(1, Math.ceil((cmd.soakS! * 1000) / every));
+    const failAt = Math.random() < (this.opts.soakFailRate ?? 0) ? 1 + Math.floor(Math.random() * checks) : 0;
+    for (let n = 1; n <= checks; n++) {
+      await sleep(Math.min(every, cmd.soakS! * 1000 - (n - 1) * every));
+      if (n === failAt) return 'simulated health check failure during the soak';
+      await this.report(device, cmd.executionId, 'verifying', { progress: Math.round((n * 100) / checks) });
+    }
+    return undefined;
+  }
+
   /** GETs the blob in Range chunks with the device's HTTP token, checking size and sha256. */
-  private async download(cmd: DeployCommand, device: DeviceContext): Promise<void> {
-    const url = new URL(cmd.bundle.url, device.server);
+  private async download(blob: { url: string; size: number; sha256: string }, device: DeviceContext): Promise<void> {
+    const url = new URL(blob.url, device.server);
     const hash = createHash('sha256');
     let offset = 0;
-    while (offset < cmd.bundle.size) {
-      const end = Math.min(cmd.bundle.size, offset + CHUNK_BYTES) - 1;
+    while (offset < blob.size) {
+      const end = Math.min(blob.size, offset + CHUNK_BYTES) - 1;
       const res = await device.http.stream(url, { headers: { authorization: `Bearer ${await device.httpToken()}`, range: `bytes=${offset}-${end}` } });
       const status = res.statusCode ?? 0;
       const chunks: Buffer[] = [];
@@ -138,8 +169,8 @@ export class SimulatedInstaller implements CommandHandler, BundleInventory {
       if (body.length === 0) throw new Error('blob ended early');
       if (status === 200) break;
     }
-    if (offset !== cmd.bundle.size) throw new Error(`size ${offset}, expected ${cmd.bundle.size}`);
-    if (hash.digest('hex') !== cmd.bundle.sha256) throw new Error('sha256 mismatch');
+    if (offset !== blob.size) throw new Error(`size ${offset}, expected ${blob.size}`);
+    if (hash.digest('hex') !== blob.sha256) throw new Error('sha256 mismatch');
   }
 
   private async report(device: DeviceContext, executionId: string, state: ExecutionState, extra: { progress?: number; error?: string } = {}): Promise<void> {

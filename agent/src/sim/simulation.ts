@@ -33,6 +33,8 @@ export interface SimulationOptions {
   /** Share of devices that really download bundles (0..1, default 1). */
   downloadSample?: number;
   failRate?: number;
+  /** Share of soaks whose health check fails partway (0..1, default 0). */
+  soakFailRate?: number;
   installMs?: number;
   /** Mean seconds between random link cuts per device (exponential); 0 = steady. */
   flapMeanS?: number;
@@ -77,6 +79,7 @@ export const DEFAULTS = {
   reconnectMaxS: 30,
   downloadSample: 1,
   failRate: 0,
+  soakFailRate: 0,
   installMs: 1000,
   flapMeanS: 0,
   namePrefix: 'sim',
@@ -152,6 +155,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     connectRate: o.connectRate / workerCount,
     downloadSample: o.downloadSample,
     failRate: o.failRate,
+    soakFailRate: o.soakFailRate,
     installMs: o.installMs,
     flapMeanS: o.flapMeanS,
     logLevel: o.logLevel,

@@ -14,6 +14,8 @@ export interface WorkerSettings {
   connectRate: number;
   downloadSample: number;
   failRate: number;
+  /** Share of soaks that fail a health check (DESIGN §5 `soakS`). */
+  soakFailRate: number;
   installMs: number;
   /** Mean seconds between link cuts per device; 0 = steady links. */
   flapMeanS: number;

@@ -3,7 +3,17 @@ import fs, { type FileHandle } from 'node:fs/promises';
 import { finished, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { ArchiveGuard, ArchiveTooLargeError, INFLATE_CHUNK_BYTES, inflatedBound, UnsafeEntryError, validateManifest, type ArchiveLimits, type BundleManifest } from '@kernex/shared';
+import {
+  ArchiveGuard,
+  ArchiveTooLargeError,
+  INFLATE_CHUNK_BYTES,
+  inflatedBound,
+  UnsafeEntryError,
+  validateManifest,
+  type ArchiveLimits,
+  type BundleManifest,
+  type FileIndexEntry,
+} from '@kernex/shared';
 import tar from 'tar-stream';
 import { Errors } from '../errors.js';
 
@@ -15,6 +25,8 @@ export interface InspectedBundle {
   sha256: string;
   size: number;
   manifest: BundleManifest;
+  /** Every entry as it unpacks (DESIGN §4 file index), in archive order; hardlinks as the files they name. */
+  entries: FileIndexEntry[];
 }
 
 /**
@@ -59,18 +71,36 @@ export async function inspectBundleStream(
   const guard = new ArchiveGuard(opts.limits);
   const extract = tar.extract();
   let manifestText: string | undefined;
+  const entries = new Map<string, FileIndexEntry>();
   const walk = async (): Promise<void> => {
     for await (const entry of extract) {
       const accepted = guard.check(entry.header);
-      if (accepted.path === 'manifest.json' && accepted.kind === 'file') {
-        if (accepted.size > MAX_MANIFEST_BYTES) throw new Errors.BUNDLE_INVALID(`manifest.json is larger than ${MAX_MANIFEST_BYTES} bytes`);
+      const mode = (entry.header.mode ?? 0o644) & 0o7777;
+      if (accepted.kind === 'file') {
+        const isManifest = accepted.path === 'manifest.json';
+        if (isManifest && accepted.size > MAX_MANIFEST_BYTES) throw new Errors.BUNDLE_INVALID(`manifest.json is larger than ${MAX_MANIFEST_BYTES} bytes`);
+        const fileHash = createHash('sha256');
         const chunks: Buffer[] = [];
-        for await (const c of entry) chunks.push(c as Buffer);
-        manifestText = Buffer.concat(chunks).toString('utf8');
+        for await (const c of entry) {
+          fileHash.update(c as Buffer);
+          if (isManifest) chunks.push(c as Buffer);
+        }
+        if (isManifest) manifestText = Buffer.concat(chunks).toString('utf8');
+        entries.set(accepted.path, { path: accepted.path, type: 'file', mode, size: accepted.size, sha256: fileHash.digest('hex') });
       } else {
         entry.resume();
         // 'close' too: an entry torn down with the archive ends neither way.
         await new Promise<void>((resolve, reject) => entry.once('end', resolve).once('close', resolve).once('error', reject));
+        if (accepted.kind === 'directory') {
+          if (accepted.path !== '.') entries.set(accepted.path, { path: accepted.path, type: 'directory', mode, size: 0 });
+        } else if (accepted.kind === 'symlink') {
+          const target = accepted.target!;
+          entries.set(accepted.path, { path: accepted.path, type: 'symlink', mode, size: 0, target, sha256: createHash('sha256').update(target).digest('hex') });
+        } else {
+          // A hardlink unpacks as one more name of the file it names: the same content.
+          const linked = entries.get(accepted.target!)!;
+          entries.set(accepted.path, { ...linked, path: accepted.path });
+        }
       }
     }
   };
@@ -106,7 +136,15 @@ export async function inspectBundleStream(
   if (manifest.healthCheck && !guard.hasFile(normal(manifest.healthCheck.script))) {
     throw new Errors.BUNDLE_INVALID(`health check script '${manifest.healthCheck.script}' is not a file of the bundle`);
   }
-  return { sha256: hash.digest('hex'), size, manifest };
+  // Parents the archive leaves implicit are made on unpacking (mode 0755): the index names them too.
+  for (const p of [...entries.keys()]) {
+    const parts = p.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const dir = parts.slice(0, i).join('/');
+      if (!entries.has(dir)) entries.set(dir, { path: dir, type: 'directory', mode: 0o755, size: 0 });
+    }
+  }
+  return { sha256: hash.digest('hex'), size, manifest, entries: [...entries.values()] };
 }
 
 /** Writes the whole chunk (a write may take only part of it). */

@@ -26,6 +26,8 @@ describe('kernex option parsing', () => {
       target: { deviceIds: ['d1', 'd2'] },
       rollout: { phases: [{ percent: 50, waitS: 60 }, { percent: 100, waitS: 60 }], rollbackOnAbort: false },
     });
+    // `--soak 10m` (DESIGN §5 soakS).
+    expect(deploymentRequest('b', { ...base, tag: ['edge'], soak: parseDuration('10m') })).toEqual({ bundleId: 'b', target: { tags: ['edge'] }, rollout: { soakS: 600 } });
     expect(() => deploymentRequest('b', base)).toThrow(/exactly one of/);
     expect(() => deploymentRequest('b', { ...base, all: true, tag: ['x'] })).toThrow(/exactly one of/);
   });

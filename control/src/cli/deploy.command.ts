@@ -17,6 +17,7 @@ interface DeployOptions {
   maxFailure?: number;
   maxConcurrent?: number;
   rollbackOnAbort: boolean;
+  soak?: number;
   wait?: boolean;
   interval: number;
 }
@@ -51,6 +52,7 @@ export function deploymentRequest(bundleId: string, o: DeployOptions): Record<st
   if (o.maxFailure !== undefined) rollout.maxFailurePercent = o.maxFailure;
   if (o.maxConcurrent !== undefined) rollout.maxConcurrent = o.maxConcurrent;
   if (!o.rollbackOnAbort) rollout.rollbackOnAbort = false;
+  if (o.soak !== undefined) rollout.soakS = o.soak;
   return { bundleId, target, ...(Object.keys(rollout).length ? { rollout } : {}) };
 }
 
@@ -96,6 +98,7 @@ export function deployCommand(): Command {
     .option('--max-failure <pct>', 'abort when more than this percentage of a phase fails', percent)
     .option('--max-concurrent <n>', 'at most this many devices installing at once', positiveInt)
     .option('--no-rollback-on-abort', 'on abort, leave devices that succeeded on the new version')
+    .option('--soak <duration>', 'keep each device verifying this long after it switched, re-running its health check, before it counts as succeeded (e.g. 600, 10m)', parseDuration)
     .option('--wait', 'wait until the deployment ends, with progress; exit 0 if every device succeeded or was skipped, 3 if aborted, 4 otherwise')
     .option('--interval <seconds>', 'how often --wait asks the server', seconds, 2)
     .action(

@@ -31,6 +31,9 @@ const EXPECTED_ACCESS: Record<string, Expected> = {
   'GET /api/v1/bundles': 'viewer',
   'GET /api/v1/bundles/:id': 'viewer',
   'GET /api/v1/bundles/:id/blob': 'viewer or device',
+  // DESIGN §4 "Delta transfer": B's index and the delta A→B, fetched like the blob.
+  'GET /api/v1/bundles/:id/index': 'viewer or device',
+  'GET /api/v1/bundles/:id/deltas/:fromId/blob': 'viewer or device',
   'POST /api/v1/bundles': 'operator',
   'DELETE /api/v1/bundles/:id': 'operator',
   'GET /api/v1/deployments': 'viewer',

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { Command, ExecutionEvent } from '@kernex/shared';
+import type { Command, DeltaRef, ExecutionEvent } from '@kernex/shared';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { OrchestratorMetrics } from '../metrics.js';
-import type { Db } from '../store/database.js';
+import { inSavepoint, type Db } from '../store/database.js';
 import type { BundleForCommand, DeploymentRow, DeploymentsStore, ExecutionRow } from '../store/deployments.pg.js';
 import type { DeviceLink } from './device-link.js';
 import type { AppliedEvent, EventWriter } from './event-writer.js';
@@ -31,6 +31,8 @@ export interface OrchestratorOptions {
   metrics: OrchestratorMetrics;
   /** The blob URL devices are told for a bundle (PublicEndpoints.bundleBlobUrl). */
   bundleUrl(bundleId: string): string;
+  /** The `delta` of each device's deploy command, when it gets one (DeltaService.refsFor; DESIGN §4). */
+  deltaRefs?(tx: Db, bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>>;
   /** Period of the tick loop, ms (timeouts, phase waits; events and new deployments tick at once). */
   tickMs?: number;
   /** Executions dispatched per deployment per tick (default DISPATCH_BATCH). */
@@ -218,7 +220,8 @@ export class Orchestrator {
       changed();
       const bundle = await store.bundleOf(tx, d.id);
       if (!bundle) throw new Error(`deployment ${d.id} has lost its bundle`);
-      for (const e of sent) out.push({ deviceId: e.deviceId, command: this.deployCommand(e, bundle, d.timeoutS) });
+      const deltas = await this.deltasFor(tx, bundle, sent.map((e) => e.deviceId));
+      for (const e of sent) out.push({ deviceId: e.deviceId, command: this.deployCommand(e, bundle, d, deltas.get(e.deviceId)) });
       log.debug({ sent: sent.length, phase: d.phase }, 'executions dispatched');
     }
 
@@ -264,7 +267,7 @@ export class Orchestrator {
         for (const e of owed.deploys) {
           const d = await this.opts.store.get(tx, e.deploymentId);
           const bundle = await this.opts.store.bundleOf(tx, e.deploymentId);
-          if (d && bundle) outbound.push({ deviceId, command: this.deployCommand(e, bundle, d.timeoutS) });
+          if (d && bundle) outbound.push({ deviceId, command: this.deployCommand(e, bundle, d, (await this.deltasFor(tx, bundle, [deviceId])).get(deviceId)) });
         }
         for (const e of owed.cancels) outbound.push({ deviceId, command: this.cancelCommand(e) });
         for (const e of owed.rollbacks) {
@@ -302,8 +305,31 @@ export class Orchestrator {
     );
   }
 
-  private deployCommand(e: ExecutionRow, bundle: BundleForCommand, timeoutS: number): Command {
-    return { id: randomUUID(), type: 'deploy', executionId: e.id, issuedAt: new Date().toISOString(), timeoutS, bundle: { ...bundle, url: this.opts.bundleUrl(bundle.id) } };
+  /** Deltas for these devices; a failure there costs only the saving: the full bundle goes. */
+  private async deltasFor(tx: Db, bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>> {
+    if (!this.opts.deltaRefs) return new Map();
+    try {
+      // In a savepoint: a failed query must not abort the tick's transaction.
+      const deltaRefs = this.opts.deltaRefs;
+      return await inSavepoint(tx, (db) => deltaRefs(db, bundle, deviceIds));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, bundleId: bundle.id }, 'deltas not looked up; full bundles sent');
+      return new Map();
+    }
+  }
+
+  private deployCommand(e: ExecutionRow, bundle: BundleForCommand, d: DeploymentRow, delta?: DeltaRef): Command {
+    // `soakS` only when set: rollouts stored before it existed have none (DESIGN §5: default 0).
+    const soakS = d.rollout.soakS ?? 0;
+    return {
+      id: randomUUID(),
+      type: 'deploy',
+      executionId: e.id,
+      issuedAt: new Date().toISOString(),
+      timeoutS: d.timeoutS,
+      ...(soakS > 0 ? { soakS } : {}),
+      bundle: { ...bundle, url: this.opts.bundleUrl(bundle.id), ...(delta ? { delta } : {}) },
+    };
   }
 
   private cancelCommand(e: ExecutionRow): Command {

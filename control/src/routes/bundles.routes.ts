@@ -1,3 +1,4 @@
+import type { Counter } from 'prom-client';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Readable } from 'node:stream';
 import { Errors } from '../errors.js';
@@ -5,11 +6,17 @@ import { errorBodySchema, uuidParams } from '../http/schemas.js';
 import { pageQueryProperties, pageSchema } from '../paging.js';
 import { toBundleView, type BundlesService } from '../services/bundles.service.js';
 import { BlobNotFoundError } from '../storage/bundle-storage.js';
-import { parseRange } from './byte-range.js';
+import { sendBlob } from './blob-reply.js';
+import { deltasRoutes } from './deltas.routes.js';
+import type { DeltaService } from '../services/delta.service.js';
 
 export interface BundlesRoutesOptions {
   bundles: BundlesService;
   maxBundleBytes: number;
+  /** Bundle bytes sent to clients, full bundles and deltas (kernex_bundle_bytes_served_total). */
+  bytesServed?: Counter<'kind'>;
+  /** Delta transfer (DESIGN §4): the index and delta routes, beside the blob's. */
+  deltas?: DeltaService;
 }
 
 const errorBody = errorBodySchema;
@@ -40,6 +47,8 @@ const mediaType = (header: string | undefined): string => (header ?? '').split('
 /** `/api/v1/bundles` (DESIGN §4). Thin: rules are in BundlesService. */
 export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOptions): Promise<void> {
   const { bundles } = opts;
+
+  if (opts.deltas) await deltasRoutes(app, { bundles, deltas: opts.deltas, bytesServed: opts.bytesServed });
 
   // Raw archive bodies stay streams: the service reads them once, never whole.
   app.addContentTypeParser(ARCHIVE_TYPES, (_req, payload, done) => done(null, payload));
@@ -165,26 +174,8 @@ export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOpt
       const id = (req.params as { id: string }).id;
       const row = await bundles.get(id);
       await bundles.assertCanFetch(req.principal!, id);
-      const etag = `"${row.sha256}"`;
-      const ifRange = req.headers['if-range'];
-      // RFC 9110 §13.1.5: a Range with a stale If-Range gets the whole body.
-      const range = ifRange === undefined || ifRange === etag ? parseRange(req.headers.range, row.size) : undefined;
-      void reply.header('accept-ranges', 'bytes').header('etag', etag);
-      if (range === 'unsatisfiable') {
-        void reply.header('content-range', `bytes */${row.size}`);
-        throw new Errors.RANGE_NOT_SATISFIABLE(row.size);
-      }
       try {
-        const stream = await bundles.openBlob(id, range);
-        void reply.header('content-type', 'application/gzip');
-        if (range) {
-          return reply
-            .code(206)
-            .header('content-range', `bytes ${range.start}-${range.end}/${row.size}`)
-            .header('content-length', range.end - range.start + 1)
-            .send(stream);
-        }
-        return reply.header('content-length', row.size).send(stream);
+        return await sendBlob(req, reply, { sha256: row.sha256, size: row.size, open: (range) => bundles.openBlob(id, range), counted: (n) => opts.bytesServed?.inc({ kind: 'full' }, n) });
       } catch (err) {
         if (err instanceof BlobNotFoundError) throw new Errors.NOT_FOUND('bundle blob');
         retryLater(reply, err);

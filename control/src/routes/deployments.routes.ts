@@ -31,6 +31,7 @@ const rollout = {
     maxFailurePercent: { type: 'number', minimum: 0, maximum: 100 },
     maxConcurrent: { type: 'integer', minimum: 1 },
     rollbackOnAbort: { type: 'boolean' },
+    soakS: { type: 'integer', minimum: 0, maximum: 86_400 * 7, description: 'seconds a device stays in verifying after switching, re-checking its health, before it counts as succeeded' },
   },
 } as const;
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { bundleSigningText, DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits, type BundleRef } from '@kernex/shared';
+import { bundleSigningText, type FileIndexEntry, DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits, type BundleRef } from '@kernex/shared';
 import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
 import { StorageUnavailableError, type BundleStorage, type ByteRange } from '../storage/bundle-storage.js';
@@ -49,6 +49,8 @@ export class BundlesService {
       afterStore?: () => void;
       /** Told when an upload has ended and its temp file is gone (kernex_bundle_uploads_total). */
       onUploadEnded?: (outcome: 'stored' | 'refused') => void;
+      /** Records the stored bundle's file index (DeltaService.recordIndex; DESIGN §4). */
+      onIndex?: (bundle: BundleRow, entries: FileIndexEntry[]) => Promise<void>;
     },
     /** Which bundles a device may fetch (the deployments store knows what it was sent). */
     private readonly deviceAccess: DeviceBundleAccess,
@@ -99,6 +101,8 @@ export class BundlesService {
         await this.dropBlob(id);
         throw new Errors.CONFLICT(`bundle ${name} ${version} exists already`);
       }
+      // Without its index a bundle is still whole: it only goes without deltas.
+      await (this.opts.onIndex?.(row, inspected.entries) ?? Promise.resolve()).catch((err: Error) => this.log.warn({ bundleId: id, err: err.message }, 'file index not recorded; no deltas to this bundle'));
       this.log.info({ bundleId: id, name, version, size: inspected.size }, 'bundle stored');
       this.opts.afterStore?.();
       outcome = 'stored';
@@ -142,5 +146,10 @@ export class BundlesService {
   /** Opens the blob, whole or a range of it. */
   openBlob(id: string, range?: ByteRange): Promise<Readable> {
     return this.storage.open(id, range).catch((err: unknown) => this.unavailable(err));
+  }
+
+  /** Opens another blob of the bundle storage by key (a delta, DESIGN §4). */
+  openStored(key: string, range?: ByteRange): Promise<Readable> {
+    return this.storage.open(key, range).catch((err: unknown) => this.unavailable(err));
   }
 }

@@ -4,7 +4,7 @@ import type { Principal } from '../auth/principal.js';
 import { Errors } from '../errors.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import { assignPhases, phasesProblem } from '../orchestrator/rules.js';
-import type { BundlesStore } from '../store/bundles.pg.js';
+import type { BundleRow, BundlesStore } from '../store/bundles.pg.js';
 import type { DeploymentRow, DeploymentsStore, Rollout, Target } from '../store/deployments.pg.js';
 import { decodeCursor, isCursorKey, isDeviceId, toPage, type Page } from '../paging.js';
 
@@ -53,6 +53,8 @@ export class DeploymentsService {
     private readonly bundles: Pick<BundlesStore, 'get'>,
     private readonly orchestrator: Pick<Orchestrator, 'kick' | 'cancel'>,
     private readonly log: Logger,
+    /** Makes the deltas to the bundle from the versions the targets have (DESIGN §4), before the first command leaves. */
+    private readonly prepareDeltas: (bundle: BundleRow, deviceIds: readonly string[]) => Promise<void> = async () => undefined,
   ) {}
 
   async create(input: CreateDeployment, principal: Principal | undefined): Promise<DeploymentView> {
@@ -64,6 +66,7 @@ export class DeploymentsService {
       maxFailurePercent: input.rollout?.maxFailurePercent ?? 100,
       maxConcurrent: input.rollout?.maxConcurrent ?? null,
       rollbackOnAbort: input.rollout?.rollbackOnAbort ?? true,
+      soakS: input.rollout?.soakS ?? 0,
     };
     const t = input.target;
     if (!t.all && !t.deviceIds?.length && !t.tags?.length) throw new Errors.VALIDATION('body.target needs deviceIds, tags or all');
@@ -74,6 +77,8 @@ export class DeploymentsService {
       const { deviceIds, missing } = await this.store.resolveTarget(tx, t);
       if (missing.length) throw new Errors.VALIDATION(`body.target.deviceIds: not accepted devices: ${missing.slice(0, 10).join(', ')}`);
       if (deviceIds.length === 0) throw new Errors.VALIDATION('body.target matches no accepted device');
+      // A delta that cannot be made costs only its saving: those devices get the full bundle.
+      await this.prepareDeltas(bundle, deviceIds).catch((err: Error) => this.log.warn({ bundleId: bundle.id, err: err.message }, 'deltas not made'));
       const phases = assignPhases(deviceIds.length, rollout.phases);
       return this.store.insertDeployment(
         tx,

@@ -51,6 +51,16 @@ export class PublicEndpoints {
   bundleBlobUrl(bundleId: string): string {
     return `${this.apiBaseUrl}/api/v1/bundles/${encodeURIComponent(bundleId)}/blob`;
   }
+
+  /** The URL of a bundle's signed file index (DESIGN §4 "Delta transfer"). */
+  bundleIndexUrl(bundleId: string): string {
+    return `${this.apiBaseUrl}/api/v1/bundles/${encodeURIComponent(bundleId)}/index`;
+  }
+
+  /** The URL of the delta from bundle `fromId` to bundle `toId` (DESIGN §4). */
+  bundleDeltaUrl(toId: string, fromId: string): string {
+    return `${this.apiBaseUrl}/api/v1/bundles/${encodeURIComponent(toId)}/deltas/${encodeURIComponent(fromId)}/blob`;
+  }
 }
 
 /** The hostname of a URL (IPv6 kept in brackets), or undefined when it does not parse. */

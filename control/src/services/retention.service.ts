@@ -6,6 +6,8 @@ import type { HistoryStore } from '../store/history.pg.js';
 
 /** A bundle id, as blob keys of bundles are: other keys in the store are not the sweep's. */
 const BUNDLE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+const DELTA_KEY = new RegExp(`^delta-${UUID}-${UUID}$`);
 /** A blob younger than this is never an orphan: its upload may be between storing it and writing its row. */
 const ORPHAN_GRACE_MS = 3_600_000;
 const DAY_MS = 86_400_000;
@@ -22,6 +24,8 @@ export interface RetentionOptions {
   keep: number;
   executionRetentionDays: number;
   auditRetentionDays: number;
+  /** Delta blobs (`delta-{from}-{to}`, DESIGN §4): those of `keys` whose row still exists. Absent: delta blobs are left alone. */
+  deltaKeysNamed?(keys: string[]): Promise<string[]>;
 }
 
 /**
@@ -84,6 +88,12 @@ export class RetentionService {
       const cutoff = Date.now() - graceMs;
       const candidates = [...stored].filter(([key, at]) => BUNDLE_ID.test(key) && !rowsAfter.has(key) && at.getTime() <= cutoff).map(([key]) => key);
       const named = new Set(await bundles.existing(candidates));
+      // A delta's row goes with either of its bundles (cascade): its blob is then an orphan too.
+      if (this.opts.deltaKeysNamed) {
+        const deltas = [...stored].filter(([key, at]) => DELTA_KEY.test(key) && at.getTime() <= cutoff).map(([key]) => key);
+        const kept = new Set(await this.opts.deltaKeysNamed(deltas));
+        for (const key of deltas) if (!kept.has(key)) candidates.push(key);
+      }
       const removed: string[] = [];
       for (const key of candidates) {
         if (named.has(key)) continue;

@@ -80,3 +80,8 @@ export function isRowRefusal(err: unknown): boolean {
   if (!(err instanceof postgres.PostgresError)) return false;
   return /^(22|23|54)/.test(err.code);
 }
+
+/** Runs `fn` in a savepoint when `db` is a transaction, so a query it fails does not abort the transaction. */
+export async function inSavepoint<T>(db: Db, fn: (db: Db) => Promise<T>): Promise<T> {
+  return 'savepoint' in db ? ((await db.savepoint((sp) => fn(sp))) as T) : fn(db);
+}

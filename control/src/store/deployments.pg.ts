@@ -21,6 +21,8 @@ export interface Rollout {
   maxFailurePercent: number;
   maxConcurrent: number | null;
   rollbackOnAbort: boolean;
+  /** Seconds each device soaks in `verifying` before `succeeded` (DESIGN §5). */
+  soakS: number;
 }
 
 /** Who a deployment targets, as the operator gave it. */

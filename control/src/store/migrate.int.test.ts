@@ -79,6 +79,7 @@ describe('migrate', () => {
       '010_create-audit-log',
       '011_add-bundle-bookkeeping',
       '012_create-console-sessions',
+      '013_add-delta-transfer',
     ]);
   });
 
@@ -169,7 +170,7 @@ describe('migrate', () => {
       [11, 'add-device-telemetry-columns'],
       [12, 'create-device-telemetry'],
     ]);
-    expect(await migrate(sql, log)).toEqual([7, 8, 9, 11, 12]);
+    expect(await migrate(sql, log)).toEqual([7, 8, 9, 11, 12, 13]);
     expect(await schema()).toEqual(await freshSchema());
     expect(await recorded()).toEqual([
       '1:create-settings:checksum',
@@ -184,6 +185,7 @@ describe('migrate', () => {
       '10:create-audit-log:checksum',
       '11:add-bundle-bookkeeping:checksum',
       '12:create-console-sessions:checksum',
+      '13:add-delta-transfer:checksum',
     ]);
     expect(await migrate(sql, log)).toEqual([]);
   });
@@ -205,7 +207,7 @@ describe('migrate', () => {
       [12, 'create-deployments'],
       [13, 'create-executions'],
     ]);
-    expect(await migrate(sql, log)).toEqual([11, 12]);
+    expect(await migrate(sql, log)).toEqual([11, 12, 13]);
     expect(await schema()).toEqual(await freshSchema());
     expect((await recorded()).every((r) => r.endsWith(':checksum'))).toBe(true);
     expect((await recorded()).map((r) => r.split(':')[1])).toEqual((await listMigrations()).map((m) => m.name));

@@ -82,6 +82,18 @@ const bundleRef = {
     size: { type: 'integer', minimum: 0 },
     url: { type: 'string', minLength: 1, maxLength: 2048 },
     signature: { type: 'string', minLength: 1, maxLength: 2048 },
+    delta: {
+      type: 'object',
+      required: ['from', 'url', 'sha256', 'size', 'index', 'indexSignature'],
+      properties: {
+        from: { type: 'string', minLength: 1, maxLength: 64 },
+        url: { type: 'string', minLength: 1, maxLength: 2048 },
+        sha256: { type: 'string', pattern: SHA256_PATTERN },
+        size: { type: 'integer', minimum: 0 },
+        index: { type: 'string', minLength: 1, maxLength: 2048 },
+        indexSignature: { type: 'string', minLength: 1, maxLength: 2048 },
+      },
+    },
   },
 } as const;
 
@@ -97,6 +109,7 @@ export const commandSchema = {
     issuedAt: { type: 'string' },
     bundle: bundleRef,
     timeoutS: { type: 'integer', minimum: 1 },
+    soakS: { type: 'integer', minimum: 0 },
     name: id,
   },
   allOf: [
