@@ -21,7 +21,10 @@ export interface AgentConfig {
   caFile: string | undefined;
   /** Key made on first start: `rsa` (RSA-4096, the default) or `p256`. */
   keyType: DeviceKeyType;
-  /** Connect here instead of the URLs the server hands out (a device behind a relay, or tests). */
+  /**
+   * Connect here instead of the URLs the server hands out (a device behind a relay, or tests):
+   * one URL or a comma-separated list, tried in turn on failure as the server's list is.
+   */
   mqttUrl: string | undefined;
   /** Optional device name sent at registration (default: the host name). */
   name: string;
@@ -125,6 +128,20 @@ export function loadAgentConfig(argv: string[] = process.argv.slice(2), env: Env
     return raw.replace(/\/+$/, '');
   };
 
+  const urlList = (flag: Flag, protocols: string[]): string | undefined => {
+    const raw = get(flag);
+    if (raw === undefined) return undefined;
+    const list = raw.split(',').map((u) => u.trim()).filter(Boolean);
+    for (const u of list) {
+      try {
+        if (!protocols.includes(new URL(u).protocol)) problems.push(`${label(flag)} must be ${protocols.join(' or ')} URLs, got '${u}'`);
+      } catch {
+        problems.push(`${label(flag)} is not a valid URL: '${u}'`);
+      }
+    }
+    return list.map((u) => u.replace(/\/+$/, '')).join(',');
+  };
+
   const server = url('server', ['http:', 'https:']);
   if (server === undefined && !problems.length) problems.push(`${label('server')} is required: the server's HTTP base URL`);
   const keyType = get('key-type') ?? 'rsa';
@@ -142,7 +159,7 @@ export function loadAgentConfig(argv: string[] = process.argv.slice(2), env: Env
     reconnectMaxS: seconds('reconnect-max-s', DEFAULT_RECONNECT_MAX_S, 1, 3600),
     caFile: caFile === undefined ? undefined : path.resolve(caFile),
     keyType: keyType as DeviceKeyType,
-    mqttUrl: url('mqtt-url', ['mqtt:', 'mqtts:', 'ws:', 'wss:']),
+    mqttUrl: urlList('mqtt-url', ['mqtt:', 'mqtts:', 'ws:', 'wss:']),
     name: get('name') ?? os.hostname(),
     logLevel,
     testHooks: env.KERNEX_TEST_HOOKS === '1',

@@ -58,6 +58,11 @@ export class Sessions {
     return this.online.has(deviceId);
   }
 
+  /** The devices announced online. */
+  onlineIds(): string[] {
+    return [...this.online];
+  }
+
   get onlineCount(): number {
     return this.online.size;
   }

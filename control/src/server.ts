@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { createBroker, type KernexBroker } from '@kernex/broker';
 import type { FastifyInstance } from 'fastify';
@@ -38,6 +39,10 @@ import { migrate } from './store/migrate.js';
 import { markLiveServer } from './store/live-server.pg.js';
 import { portInUse } from './net/free-port.js';
 import { loadTlsMaterial } from './tls/tls-material.js';
+import { ClusterNode } from './cluster/cluster-node.js';
+import { RedisBus } from './cluster/redis-bus.js';
+import { NodesService, type NodeSource } from './services/nodes.service.js';
+import { NodesStore } from './store/nodes.pg.js';
 
 /** A started server: its parts and the ports it bound. */
 export interface RunningServer {
@@ -68,7 +73,12 @@ export interface RunningServer {
     telemetry: TelemetryService;
     telemetryIngest: TelemetryIngest;
     presence: PresenceWriter;
+    nodes: NodesService;
   };
+  /** This node's id (KERNEX_NODE_ID, or host:port). */
+  nodeId: string;
+  /** The node's place in a cluster (KERNEX_REDIS_URL); undefined on a single node. */
+  cluster: { node: ClusterNode; bus: RedisBus } | undefined;
   /** The API URL a person on this machine uses (the public URL when set). */
   apiUrl: string;
   /** The admin key this start made (first start without KERNEX_ADMIN_KEY), already printed once. */
@@ -133,6 +143,19 @@ export interface StartOptions {
   signingKeyPem?: string;
 }
 
+/** Wakes the leader through PostgreSQL NOTIFY, at most once per few milliseconds however many kicks come in. */
+function wakeLeader(store: NodesStore, log: Logger): () => void {
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    setTimeout(() => {
+      pending = false;
+      store.wake().catch((err: unknown) => log.warn({ err }, 'waking the orchestrator leader failed'));
+    }, 20).unref();
+  };
+}
+
 export async function startServer(config: Readonly<ServerConfig>, log: Logger, options: StartOptions = {}): Promise<RunningServer> {
   const t0 = performance.now();
   let started = false;
@@ -183,10 +206,34 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       log.warn('another kernex server is running on this database; presence left as it is');
     }
     await live.admitOthers();
+
+    // DESIGN §8: with KERNEX_REDIS_URL this process is one node of a cluster; without it nothing here starts.
+    const nodeId = config.nodeId ?? `${os.hostname()}:${config.httpPort || process.pid}`;
+    const metrics = createMetrics();
+    let cluster: { node: ClusterNode; bus: RedisBus; store: NodesStore } | undefined;
+    // Bound once the broker and the orchestrator exist; the node starts before them.
+    let connections = (): number => 0;
+    let onLeadership = (_leader: boolean): void => {};
+    if (config.redisUrl) {
+      const bus = await RedisBus.connect(config.redisUrl, nodeId, log.child({ mod: 'cluster-bus' }), metrics.registry);
+      cleanups.push(() => bus.close());
+      const nodesStore = new NodesStore(url, sql);
+      cleanups.push(() => nodesStore.close()); // after the lease has ended (below)
+      const node = await ClusterNode.start({
+        id: nodeId,
+        store: nodesStore,
+        log: log.child({ mod: 'cluster' }),
+        registry: metrics.registry,
+        connections: () => connections(),
+        onLeadership: (leader) => onLeadership(leader),
+      });
+      cleanups.push(() => node.stop()); // after the broker has closed and presence is written
+      devicesStore.writeAsNode({ id: nodeId, generation: node.generation });
+      cluster = { node, bus, store: nodesStore };
+    }
     const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }));
     cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
 
-    const metrics = createMetrics();
     // Before the broker: cleanups run in reverse, so the broker stops feeding the ingest before its last flush.
     const telemetryStore = new TelemetryStore(sql);
     const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), createTelemetryMetrics(metrics.registry));
@@ -196,7 +243,8 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     telemetry.startRetention();
     cleanups.push(async () => telemetry.stopRetention());
     const directory = new PgDeviceDirectory(devicesStore, presence);
-    const broker = await createBroker({ log, registry: metrics.registry, directory });
+    const broker = await createBroker({ log, registry: metrics.registry, directory, bus: cluster?.bus });
+    connections = () => broker.connectedCount;
     // The broker has validated each sample against the shared schema and its size limit.
     broker.on('device:telemetry', (deviceId, sample) => telemetryIngest.add(deviceId, sample));
     cleanups.push(() => broker.close());
@@ -215,7 +263,21 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const wsPort = portOf('ws');
 
     const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
-    const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }));
+    // In a cluster a reject or decommission reaches the device, and every credential cache, on whichever node (DESIGN §8).
+    const sessions = cluster
+      ? {
+          disconnectDevice: async (deviceId: string) => {
+            cluster!.bus.publish({ kind: 'disconnect', deviceId });
+            await broker.disconnectDevice(deviceId);
+          },
+        }
+      : broker;
+    cluster?.bus.on('message', (msg) => {
+      if (msg.kind !== 'disconnect') return;
+      deviceAuth.forget(msg.deviceId);
+      void broker.disconnectDevice(msg.deviceId);
+    });
+    const devices = new DevicesService(devicesStore, sessions, [deviceAuth], log.child({ mod: 'devices' }));
     const enrollmentTokens = new EnrollmentTokensService(new EnrollmentTokensStore(sql));
     // Every URL told to devices comes from here (DESIGN §7); built once HTTP listens, before any device is served.
     let endpoints: PublicEndpoints | undefined;
@@ -234,13 +296,41 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       registry: metrics.registry,
       bundleUrl: (id) => publicEndpoints().bundleBlobUrl(id),
       tickMs: config.orchestratorTickMs,
+      leadership: cluster && { isLeader: () => cluster!.node.isLeader(), wake: wakeLeader(cluster.store, log) },
     });
+    if (cluster) {
+      const { node, bus, store } = cluster;
+      onLeadership = (leader) => {
+        if (leader) orchestrator.kick();
+      };
+      // Events stored on any node, and deployments made there, wake the leader (DESIGN §8).
+      const listening = await store.listenWake(() => {
+        if (node.isLeader()) orchestrator.kick();
+      });
+      cleanups.push(() => listening.unlisten().catch(() => {}));
+      if (node.isLeader()) orchestrator.kick();
+      // The bus is at most once: whatever crossed while Redis was away is sent again from the database.
+      bus.on('recovered', () => {
+        const here = broker.connectedDevices();
+        log.info({ devices: here.length }, 'healing connected devices after a redis outage');
+        for (const deviceId of here) void orchestrator.healDevice(deviceId);
+      });
+    }
+    const thisNode: NodeSource = {
+      list: async () => [{ id: nodeId, startedAt: new Date(performance.timeOrigin), leaseExpiresAt: null, leader: true, connections: broker.connectedCount }],
+    };
+    const nodes = new NodesService(cluster ? cluster.store : thisNode);
     const deployments = new DeploymentsService(deploymentsStore, bundlesStore, orchestrator, log.child({ mod: 'deployments' }));
 
     const app = await buildApp({
       log,
       metrics,
-      checks: { started: () => started, database: () => pingDatabase(sql), broker: () => broker.isListening() },
+      checks: {
+        started: () => started,
+        database: () => pingDatabase(sql),
+        broker: () => broker.isListening(),
+        ...(cluster ? { redis: () => cluster!.bus.isUp() } : {}),
+      },
       apiKeys,
       bundles: { service: bundles, maxBundleBytes: config.maxBundleBytes },
       deployments,
@@ -260,6 +350,8 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       enrollmentTokens,
       telemetry,
       https: config.https ? tls : undefined,
+      nodes,
+      rateLimitRedis: cluster?.bus.client,
     });
     cleanups.push(() => app.close());
     // Before the HTTP listener opens, so no request is ever answered without the key in place
@@ -275,7 +367,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       throw listenError(err, 'KERNEX_HTTP_PORT', config.httpPort);
     }
     const httpPort = (app.server.address() as AddressInfo).port;
-    endpoints = new PublicEndpoints({ publicUrl: config.publicUrl, https: config.https, host: config.host, ports: { http: httpPort, mqtt: mqttPort, mqtts: mqttsPort, ws: wsPort } });
+    endpoints = new PublicEndpoints({ publicUrl: config.publicUrl, https: config.https, host: config.host, ports: { http: httpPort, mqtt: mqttPort, mqtts: mqttsPort, ws: wsPort }, mqttUrls: config.mqttUrls });
     // Before the broker closes (cleanups run in reverse), so no tick publishes into a closed broker.
     orchestrator.start();
     cleanups.push(() => orchestrator.stop());
@@ -284,7 +376,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const apiUrl = localApiUrl(config, httpPort);
     started = true; // from here /readyz answers 200
     log.info(
-      { url: apiUrl, httpPort, mqttPort, mqttsPort, wsPort, https: config.https, caFile: tls?.caFile, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
+      { url: apiUrl, nodeId, cluster: Boolean(cluster), httpPort, mqttPort, mqttsPort, wsPort, https: config.https, caFile: tls?.caFile, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
       'kernex server ready',
     );
 
@@ -302,7 +394,9 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest },
+      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, nodes },
+      nodeId,
+      cluster: cluster && { node: cluster.node, bus: cluster.bus },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();

@@ -29,6 +29,12 @@ export interface OrchestratorOptions {
   tickMs?: number;
   /** Executions dispatched per deployment per tick (default DISPATCH_BATCH). */
   dispatchBatch?: number;
+  /**
+   * In a cluster (DESIGN §8): only the leader ticks; on another node a kick
+   * (an event stored here, a deployment made here) wakes the leader instead.
+   * Absent on a single node, which always leads.
+   */
+  leadership?: { isLeader(): boolean; wake(): void };
 }
 
 interface Outbound {
@@ -86,7 +92,9 @@ export class Orchestrator {
     // and for a subscription restored with a persistent session.
     this.opts.link.on('device:subscribed', this.onSubscribed);
     this.opts.link.on('device:event', this.onEvent);
-    this.timer = setInterval(() => this.kick(), this.opts.tickMs ?? 1000);
+    this.timer = setInterval(() => {
+      if (this.leads()) this.kick();
+    }, this.opts.tickMs ?? 1000);
     this.kick();
   }
 
@@ -101,6 +109,10 @@ export class Orchestrator {
   /** Runs a tick soon; ticks never overlap, and a kick during one runs another after it. */
   kick(): void {
     if (this.stopped) return;
+    if (!this.leads()) {
+      this.opts.leadership!.wake();
+      return;
+    }
     if (this.ticking) {
       this.again = true;
       return;
@@ -121,6 +133,10 @@ export class Orchestrator {
     })().finally(() => {
       this.ticking = undefined;
     });
+  }
+
+  private leads(): boolean {
+    return !this.opts.leadership || this.opts.leadership.isLeader();
   }
 
   /** Resolves after the tick running now, if any (tests). */

@@ -7,6 +7,8 @@ export interface HealthChecks {
   started(): boolean;
   database(): Promise<boolean>;
   broker(): boolean;
+  /** In a cluster: Redis answers (DESIGN §8). Absent on a single node. */
+  redis?(): boolean;
 }
 
 const readySchema = {
@@ -17,7 +19,7 @@ const readySchema = {
     checks: {
       type: 'object',
       required: ['started', 'database', 'broker'],
-      properties: { started: { type: 'boolean' }, database: { type: 'boolean' }, broker: { type: 'boolean' } },
+      properties: { started: { type: 'boolean' }, database: { type: 'boolean' }, broker: { type: 'boolean' }, redis: { type: 'boolean' } },
     },
   },
 } as const;
@@ -52,8 +54,9 @@ export async function healthRoutes(
     },
     async (_req, reply) => {
       const [started, database, broker] = [opts.checks.started(), await opts.checks.database(), opts.checks.broker()];
-      const ready = started && database && broker;
-      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { started, database, broker } });
+      const redis = opts.checks.redis?.();
+      const ready = started && database && broker && redis !== false;
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { started, database, broker, ...(redis === undefined ? {} : { redis }) } });
     },
   );
 

@@ -1,0 +1,82 @@
+import { cmdTopic } from '@kernex/shared';
+import type { AedesPublishPacket } from 'aedes';
+import mqemitter from 'mqemitter';
+
+type MQEmitter = mqemitter.MQEmitter;
+type Message = mqemitter.Message;
+
+/**
+ * A broker publish carried to the other nodes of a cluster (DESIGN §8). The
+ * origin broker's id and counter travel with it, so Aedes' own duplicate check
+ * (per client, per origin broker) still applies on the receiving node.
+ */
+export interface CrossingPacket {
+  topic: string;
+  /** base64 of the payload. */
+  payload: string;
+  qos: 0 | 1;
+  brokerId: string;
+  brokerCounter: number;
+}
+
+/**
+ * What carries broker publishes between nodes (the server implements it over
+ * Redis pub/sub). At most once: a packet sent while the bus is down is lost,
+ * and the server heals from PostgreSQL (DESIGN §1, §8).
+ */
+export interface BrokerBus {
+  /** Hands a packet to every other node; must not throw. */
+  send(packet: CrossingPacket): void;
+  /** Registers the one listener for packets from the other nodes. */
+  onPacket(listener: (packet: CrossingPacket) => void): void;
+}
+
+/** Aedes' own emitter options (matchEmptyLevels per [MQTT-4.7.1-3]). */
+const EMITTER_OPTIONS = { concurrency: 100, matchEmptyLevels: true };
+
+/**
+ * What must cross to other nodes: commands (server → device, `kx/{id}/cmd`)
+ * and Aedes' announcement of a new client (`$SYS/{broker}/new/clients`), by
+ * which the node holding an older connection with the same clientId closes it
+ * (a takeover across nodes). Devices' telemetry, events and status stay on the
+ * node they arrived at, and so do Aedes' heartbeats: one Redis carries every
+ * message sent to it (moscajs/aedes#703), and those are most of the traffic.
+ */
+export function crossesNodes(topic: string): boolean {
+  const parts = topic.split('/');
+  if (parts.length === 3 && parts[0] === 'kx' && parts[2] === 'cmd') return topic === cmdTopic(parts[1]!);
+  return parts.length === 4 && parts[0] === '$SYS' && parts[2] === 'new' && parts[3] === 'clients';
+}
+
+/**
+ * Aedes' emitter for a cluster node: a local mqemitter that also hands what
+ * {@link crossesNodes} to the bus, and emits locally what the bus brings in.
+ * Only publishes made on this node are sent (packets from the bus are emitted
+ * on the local emitter directly), so nothing loops.
+ */
+export function createClusterEmitter(bus: BrokerBus): MQEmitter {
+  const local = mqemitter(EMITTER_OPTIONS);
+  const localEmit = local.emit.bind(local);
+  bus.onPacket((p) => {
+    const packet = {
+      cmd: 'publish',
+      topic: p.topic,
+      payload: Buffer.from(p.payload, 'base64'),
+      qos: p.qos,
+      retain: false,
+      dup: false,
+      brokerId: p.brokerId,
+      brokerCounter: p.brokerCounter,
+    };
+    localEmit(packet as unknown as Message, () => {});
+  });
+  local.emit = (message: Message, cb?: (err?: Error) => void): void => {
+    const packet = message as unknown as AedesPublishPacket & { brokerId?: string; brokerCounter?: number };
+    if (typeof packet.topic === 'string' && crossesNodes(packet.topic) && packet.brokerId) {
+      const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload ?? []);
+      bus.send({ topic: packet.topic, payload: payload.toString('base64'), qos: packet.qos === 0 ? 0 : 1, brokerId: packet.brokerId, brokerCounter: packet.brokerCounter ?? 0 });
+    }
+    localEmit(message, cb);
+  };
+  return local;
+}
