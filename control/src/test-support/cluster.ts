@@ -10,6 +10,7 @@ export const adminHeaders = { authorization: `Bearer ${CLUSTER_ADMIN_KEY}` };
 /** One `kernex server` node of a test cluster, on fixed loopback ports so it can be restarted on them. */
 export interface ClusterNodeProcess {
   id: string;
+  dataDir: string;
   httpPort: number;
   mqttPort: number;
   httpUrl: string;
@@ -52,6 +53,7 @@ export async function startCluster(opts: { count: number; databaseUrl: string; r
     };
     const node: ClusterNodeProcess = {
       id: `node-${i + 1}`,
+      dataDir,
       httpPort: http,
       mqttPort: mqtt,
       httpUrl: `http://127.0.0.1:${http}`,
@@ -76,7 +78,8 @@ export async function startCluster(opts: { count: number; databaseUrl: string; r
   return nodes;
 }
 
-/** Stops every node still running (SIGKILL: tests end fast) and removes nothing else. */
+/** Stops every node still running (SIGKILL: tests end fast) and removes their data directories. */
 export async function stopCluster(nodes: ClusterNodeProcess[]): Promise<void> {
   await Promise.all(nodes.map((n) => (n.server ? n.kill() : undefined)));
+  await Promise.all(nodes.map((n) => fs.rm(n.dataDir, { recursive: true, force: true })));
 }
