@@ -30,8 +30,12 @@ const VALIDATORS: Partial<Record<DeviceChannel, Validator<unknown>>> = {
   status: validateStatus,
 };
 
-/** A publish that passed the ACL and its schema. */
-export type OnDeviceMessage = (deviceId: string, channel: DeviceChannel, payload: unknown) => void;
+/**
+ * A publish that passed the ACL and its schema. When it returns a promise,
+ * the publish is acknowledged (PUBACK) only once it resolves, and not at all
+ * if the connection closed meanwhile (the device sends it again).
+ */
+export type OnDeviceMessage = (deviceId: string, channel: DeviceChannel, payload: unknown, client: Client) => void | Promise<void>;
 
 export interface AuthorizeDeps {
   metrics: BrokerMetrics;
@@ -101,12 +105,22 @@ export function createAuthorizers(deps: AuthorizeDeps) {
       return callback(null);
     }
     metrics.messagesIn.inc({ channel: topic.channel });
+    let stored: void | Promise<void> = undefined;
     try {
-      deps.onMessage(deviceId, topic.channel, payload);
+      stored = deps.onMessage(deviceId, topic.channel, payload, client);
     } catch (err) {
       log.error({ err, deviceId, channel: topic.channel }, 'device message listener failed');
     }
-    callback(null);
+    if (!stored) return callback(null);
+    stored.then(
+      () => {
+        if (!client.closed) callback(null);
+      },
+      (err: Error) => {
+        log.error({ err, deviceId, channel: topic.channel }, 'device message not stored; closing the connection');
+        callback(err);
+      },
+    );
   }
 
   function authorizeSubscribe(client: Client, sub: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void): void {

@@ -54,6 +54,14 @@ export interface BrokerOptions {
   /** Time from accept to CONNACK before the connection is closed; default {@link CONNECT_TIMEOUT_MS}. */
   connectTimeoutMs?: number;
   /**
+   * Stores an execution event (DESIGN §3): its PUBACK is sent only once the
+   * returned promise resolves, so an acknowledged event is in the database. A
+   * promise that stays pending (database away) withholds the PUBACK; the
+   * device keeps the event and sends it again. Without it, events are
+   * acknowledged at once (broker-level benchmarks).
+   */
+  storeEvent?: (deviceId: string, event: ExecutionEvent, connection: { readonly closed: boolean }) => Promise<unknown>;
+  /**
    * A cluster node's bus to the other nodes (DESIGN §8): commands and takeovers
    * cross it, everything else stays local. Absent on a single node.
    */
@@ -83,7 +91,7 @@ export interface ListenOptions {
  * - `device:subscribed (deviceId)`: the device's `kx/{id}/cmd` subscription is in place: a new
  *   SUBSCRIBE, or one restored with a persistent session (then just before `device:connect`).
  *   Commands published before it on a clean session are lost, so send pending ones on this event.
- * - `device:event (deviceId, event)`: a valid message on `kx/{id}/events`.
+ * - `device:event (deviceId, event)`: a valid message on `kx/{id}/events`, before it is stored (its PUBACK waits for `storeEvent`).
  * - `device:telemetry (deviceId, telemetry)`: a valid message on `kx/{id}/telemetry`.
  * - `device:status (deviceId, message)`: a valid message on `kx/{id}/status` (also the will).
  */
@@ -273,10 +281,15 @@ export async function createBroker(options: BrokerOptions): Promise<KernexBroker
     refusals,
     log,
     takenOver: (deviceId, client) => sessions.hasOther(deviceId, client),
-    onMessage: (deviceId: string, channel: DeviceChannel, payload: unknown) => {
-      if (channel === 'events') broker.safeEmit('device:event', deviceId, payload as ExecutionEvent);
-      else if (channel === 'telemetry') broker.safeEmit('device:telemetry', deviceId, payload as Telemetry);
+    onMessage: (deviceId: string, channel: DeviceChannel, payload: unknown, client: Client) => {
+      if (channel === 'events') {
+        broker.safeEmit('device:event', deviceId, payload as ExecutionEvent);
+        // The PUBACK waits for the commit.
+        return options.storeEvent?.(deviceId, payload as ExecutionEvent, client).then(() => {});
+      }
+      if (channel === 'telemetry') broker.safeEmit('device:telemetry', deviceId, payload as Telemetry);
       else if (channel === 'status') broker.safeEmit('device:status', deviceId, payload as DeviceStatusMessage);
+      return undefined;
     },
   });
 

@@ -33,3 +33,18 @@ export class StartupError extends Error {
     this.name = 'StartupError';
   }
 }
+
+/**
+ * A batched write stopped because the database failed for another reason
+ * than a row it refused (it is away): `unwritten` lists, in order, what was
+ * not written, to be kept for the next attempt.
+ */
+export class WriteInterrupted<T> extends Error {
+  constructor(
+    readonly unwritten: T[],
+    override readonly cause: unknown,
+  ) {
+    super((cause as Error)?.message ?? String(cause));
+    this.name = 'WriteInterrupted';
+  }
+}

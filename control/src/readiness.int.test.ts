@@ -30,11 +30,11 @@ describe('/readyz', () => {
     expect((await readyz()).status).toBe(200);
 
     await proxy.cut();
-    expect(await readyz()).toEqual({ status: 503, body: { status: 'not ready', checks: { started: true, database: false, broker: true } } });
+    expect(await readyz()).toEqual({ status: 503, body: { status: 'not ready', checks: { started: true, database: false, broker: true, telemetryWriter: true, presenceWriter: true, eventsWriter: true } } });
     expect((await fetch(`${server.httpUrl}/healthz`)).status).toBe(200);
 
     await proxy.restore();
-    expect(await readyz()).toEqual({ status: 200, body: { status: 'ready', checks: { started: true, database: true, broker: true } } });
+    expect(await readyz()).toEqual({ status: 200, body: { status: 'ready', checks: { started: true, database: true, broker: true, telemetryWriter: true, presenceWriter: true, eventsWriter: true } } });
   });
 
   it('turns 503 when the broker stops listening', async () => {

@@ -17,7 +17,9 @@ import { LocalBundleStorage } from './storage/local-bundle-storage.js';
 import { BundlesStore } from './store/bundles.pg.js';
 import { DeploymentsStore } from './store/deployments.pg.js';
 import { DeploymentsService } from './services/deployments.service.js';
+import { EventWriter } from './orchestrator/event-writer.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
+import { createWriterMetrics } from './services/batch-writer.js';
 import { DeviceAuthService } from './services/device-auth.service.js';
 import { PgDeviceDirectory } from './services/device-directory.service.js';
 import { PresenceWriter } from './services/presence-writer.js';
@@ -73,6 +75,7 @@ export interface RunningServer {
     telemetry: TelemetryService;
     telemetryIngest: TelemetryIngest;
     presence: PresenceWriter;
+    events: EventWriter;
     nodes: NodesService;
   };
   /** This node's id (KERNEX_NODE_ID, or host:port). */
@@ -210,6 +213,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     // DESIGN §8: with KERNEX_REDIS_URL this process is one node of a cluster; without it nothing here starts.
     const nodeId = config.nodeId ?? `${os.hostname()}:${config.httpPort || process.pid}`;
     const metrics = createMetrics();
+    const writerMetrics = createWriterMetrics(metrics.registry);
     let cluster: { node: ClusterNode; bus: RedisBus; store: NodesStore } | undefined;
     // Bound once the broker and the orchestrator exist; the node starts before them.
     let connections = (): number => 0;
@@ -231,19 +235,30 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       devicesStore.writeAsNode({ id: nodeId, generation: node.generation });
       cluster = { node, bus, store: nodesStore };
     }
-    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }));
+    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }), {}, writerMetrics);
     cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
 
     // Before the broker: cleanups run in reverse, so the broker stops feeding the ingest before its last flush.
     const telemetryStore = new TelemetryStore(sql);
-    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), createTelemetryMetrics(metrics.registry));
+    const telemetryIngest = new TelemetryIngest(telemetryStore, log.child({ mod: 'telemetry' }), createTelemetryMetrics(metrics.registry), {}, writerMetrics);
     telemetryIngest.start();
     cleanups.push(() => telemetryIngest.stop());
     const telemetry = new TelemetryService(telemetryStore, log.child({ mod: 'telemetry' }), config.telemetryRetentionDays);
     telemetry.startRetention();
     cleanups.push(async () => telemetry.stopRetention());
+    const deploymentsStore = new DeploymentsStore(sql);
+    // Before the broker, like the ingest: its last commit runs after the broker has closed.
+    const eventWriter = new EventWriter(deploymentsStore, log, metrics.registry, writerMetrics);
+    cleanups.push(() => eventWriter.close());
     const directory = new PgDeviceDirectory(devicesStore, presence);
-    const broker = await createBroker({ log, registry: metrics.registry, directory, bus: cluster?.bus });
+    // An event's PUBACK follows its commit (DESIGN §3).
+    const broker = await createBroker({
+      log,
+      registry: metrics.registry,
+      directory,
+      storeEvent: (deviceId, event, connection) => eventWriter.submit(deviceId, event, connection),
+      bus: cluster?.bus,
+    });
     connections = () => broker.connectedCount;
     // The broker has validated each sample against the shared schema and its size limit.
     broker.on('device:telemetry', (deviceId, sample) => telemetryIngest.add(deviceId, sample));
@@ -287,7 +302,6 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     };
     const registration = new RegistrationService(devicesStore, publicEndpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
 
-    const deploymentsStore = new DeploymentsStore(sql);
     bundles.deviceAccess = (deviceId, bundleId) => deploymentsStore.deviceMayFetch(sql, deviceId, bundleId);
     const orchestrator = new Orchestrator({
       store: deploymentsStore,
@@ -296,6 +310,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       registry: metrics.registry,
       bundleUrl: (id) => publicEndpoints().bundleBlobUrl(id),
       tickMs: config.orchestratorTickMs,
+      events: eventWriter,
       leadership: cluster && { isLeader: () => cluster!.node.isLeader(), wake: wakeLeader(cluster.store, log) },
     });
     if (cluster) {
@@ -329,6 +344,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
         started: () => started,
         database: () => pingDatabase(sql),
         broker: () => broker.isListening(),
+        writers: () => writerMetrics.healthy(),
         ...(cluster ? { redis: () => cluster!.bus.isUp() } : {}),
       },
       apiKeys,
@@ -394,7 +410,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, nodes },
+      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, events: eventWriter, nodes },
       nodeId,
       cluster: cluster && { node: cluster.node, bus: cluster.bus },
       timings: { database: databaseMs, ready: readyMs },

@@ -63,7 +63,7 @@ describe('kernex keys and audit, as a subprocess against a real server', () => {
   it('reports readiness without needing a key', async () => {
     const res = await runCli(['status', '--json'], { KERNEX_URL: server.httpUrl, XDG_CONFIG_HOME: configHome });
     expect(res.code).toBe(0);
-    expect(JSON.parse(res.stdout)).toEqual({ url: server.httpUrl, status: 'ready', checks: { started: true, database: true, broker: true } });
+    expect(JSON.parse(res.stdout)).toEqual({ url: server.httpUrl, status: 'ready', checks: { started: true, database: true, broker: true, telemetryWriter: true, presenceWriter: true, eventsWriter: true } });
     expect((await runCli(['status'], env)).stdout).toMatch(/^status:\s+ready$/m);
   });
 

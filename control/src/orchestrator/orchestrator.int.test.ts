@@ -18,6 +18,8 @@ interface Sim {
   device: TestDevice;
   client: MqttClient;
   commands: Command[];
+  /** Commands handed out by next() so far. */
+  taken: number;
   next(): Promise<Command>;
   report(executionId: string, state: ExecutionState, error?: string): Promise<void>;
 }
@@ -37,10 +39,11 @@ describe('orchestrator rules against real PostgreSQL and MQTT', () => {
       device,
       client,
       commands: [],
+      taken: 0,
+      // Commands are taken in order, also one that arrived before next() was called.
       async next() {
-        const seen = s.commands.length;
-        while (s.commands.length <= seen) await new Promise((resolve) => client.once('message', resolve));
-        return s.commands[seen]!;
+        while (s.commands.length <= s.taken) await new Promise((resolve) => client.once('message', resolve));
+        return s.commands[s.taken++]!;
       },
       async report(executionId, state, error) {
         await client.publishAsync(eventsTopic(device.id), JSON.stringify({ executionId, state, ts: Date.now(), ...(error ? { error } : {}) }), { qos: 1 });
@@ -61,6 +64,15 @@ describe('orchestrator rules against real PostgreSQL and MQTT', () => {
     expect(res.status).toBe(201);
     return res.body.id as string;
   };
+  /** The next command any of `fleet` gets, and which sim got it. */
+  async function nextOfAny(fleet: Sim[]): Promise<{ s: Sim; c: Command }> {
+    for (;;) {
+      const s = fleet.find((f) => f.commands.length > f.taken);
+      if (s) return { s, c: s.commands[s.taken++]! };
+      await Promise.race(fleet.map((f) => new Promise((resolve) => f.client.once('message', resolve))));
+    }
+  }
+
   const show = async (id: string): Promise<any> => (await api('GET', `${server.httpUrl}/api/v1/deployments/${id}`, server.adminHeaders)).body;
 
   beforeAll(async () => {
@@ -79,7 +91,7 @@ describe('orchestrator rules against real PostgreSQL and MQTT', () => {
     const id = await deploy({ bundleId, target: { deviceIds: fleet.map((s) => s.device.id) }, rollout: { maxConcurrent: 1 } });
     const order: string[] = [];
     for (let i = 0; i < 3; i++) {
-      const cmd = await Promise.race(fleet.map((s) => s.next().then((c) => ({ s, c }))));
+      const cmd = await nextOfAny(fleet);
       expect(cmd.c.type).toBe('deploy');
       order.push(cmd.s.device.id);
       const d = await show(id);

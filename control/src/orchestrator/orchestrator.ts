@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { Command, ExecutionEvent } from '@kernex/shared';
+import type { Command } from '@kernex/shared';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Sql, TransactionSql } from 'postgres';
 import type { BundleForCommand, DeploymentRow, DeploymentsStore, ExecutionRow } from '../store/deployments.pg.js';
 import type { DeviceLink } from './device-link.js';
-import { judgeTransition, pastThreshold } from './rules.js';
+import type { EventWriter } from './event-writer.js';
+import { pastThreshold } from './rules.js';
 
 /** One orchestrator at a time across every server of an installation ('kernex' in ASCII). */
 const ADVISORY_LOCK = 0x6b65726e6578n;
@@ -16,7 +17,6 @@ const ADVISORY_LOCK = 0x6b65726e6578n;
  * one UPDATE of every row (10,000 rows: ~300 ms in PostgreSQL with the server idle).
  */
 const DISPATCH_BATCH = 1000;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface OrchestratorOptions {
   store: DeploymentsStore;
@@ -29,6 +29,8 @@ export interface OrchestratorOptions {
   tickMs?: number;
   /** Executions dispatched per deployment per tick (default DISPATCH_BATCH). */
   dispatchBatch?: number;
+  /** Where device events are stored (before their PUBACK); a commit that moved an execution ticks at once. */
+  events?: EventWriter;
   /**
    * In a cluster (DESIGN §8): only the leader ticks; on another node a kick
    * (an event stored here, a deployment made here) wakes the leader instead.
@@ -49,18 +51,18 @@ interface Outbound {
  * phases, dispatches queued executions within `maxConcurrent`, and completes
  * deployments. Commands are published after the transaction commits; one lost
  * in between (a crash) is published again when its device connects, and the
- * agent acts on each execution at most once. Events move executions forward only.
+ * agent acts on each execution at most once. Events are stored by the
+ * {@link EventWriter}, which moves executions forward only.
  */
 export class Orchestrator {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private again = false;
   private stopped = true;
-  private readonly refused: Counter<'reason'>;
   private readonly published: Counter<'type'>;
   private readonly log: Logger;
   private readonly onSubscribed = (deviceId: string): void => void this.healDevice(deviceId);
-  private readonly onEvent = (deviceId: string, event: ExecutionEvent): void => void this.applyEvent(deviceId, event);
+  private readonly onApplied = (): void => this.kick();
 
   constructor(private readonly opts: OrchestratorOptions) {
     this.log = opts.log.child({ mod: 'orchestrator' });
@@ -71,12 +73,13 @@ export class Orchestrator {
       labelNames: ['state'],
       registers: [opts.registry],
       async collect() {
-        const totals = await store.stateTotals(store.sql);
+        // With the database away, /metrics still answers (writers' stalled gauges): keep the last values.
+        const totals = await store.stateTotals(store.sql).catch(() => undefined);
+        if (!totals) return;
         this.reset();
         for (const [state, n] of Object.entries(totals)) this.labels(state).set(n);
       },
     });
-    this.refused = new Counter({ name: 'kernex_execution_events_refused_total', help: 'Execution events refused, by reason', labelNames: ['reason'], registers: [opts.registry] });
     this.published = new Counter({ name: 'kernex_commands_published_total', help: 'Commands published to devices, by type', labelNames: ['type'], registers: [opts.registry] });
   }
 
@@ -91,7 +94,7 @@ export class Orchestrator {
     // before its subscription is lost. 'device:subscribed' fires for a new SUBSCRIBE
     // and for a subscription restored with a persistent session.
     this.opts.link.on('device:subscribed', this.onSubscribed);
-    this.opts.link.on('device:event', this.onEvent);
+    this.opts.events?.on('applied', this.onApplied);
     this.timer = setInterval(() => {
       if (this.leads()) this.kick();
     }, this.opts.tickMs ?? 1000);
@@ -102,7 +105,7 @@ export class Orchestrator {
     this.stopped = true;
     clearInterval(this.timer);
     this.opts.link.off('device:subscribed', this.onSubscribed);
-    this.opts.link.off('device:event', this.onEvent);
+    this.opts.events?.off('applied', this.onApplied);
     await this.ticking;
   }
 
@@ -265,36 +268,6 @@ export class Orchestrator {
       await this.publish(outbound);
     } catch (err) {
       this.log.error({ err, deviceId }, 'healing a connected device failed');
-    }
-  }
-
-  /** Applies a device's event: forward only; unknown executions and impossible transitions are refused and counted. */
-  async applyEvent(deviceId: string, event: ExecutionEvent): Promise<'applied' | 'same' | 'refused'> {
-    try {
-      const verdict = await this.sql.begin(async (tx) => {
-        if (!UUID.test(event.executionId)) return 'unknown' as const;
-        const e = await this.opts.store.lockExecution(tx, event.executionId, deviceId);
-        if (!e) return 'unknown' as const;
-        const v = judgeTransition(e.state, event.state, e.rollbackRequested);
-        if (v === 'apply') {
-          await this.opts.store.setExecutionState(tx, e.id, event.state, event.error ?? null);
-          const rolledBack = event.state === 'rolled_back' && e.state === 'succeeded';
-          await this.opts.store.recordBundleOutcomes(tx, { succeeded: event.state === 'succeeded' ? [e.id] : [], rolledBack: rolledBack ? [e.id] : [] });
-        } else if (v === 'same') await this.opts.store.touchExecution(tx, e.id);
-        return v === 'refuse' ? ({ from: e.state } as const) : v;
-      });
-      if (verdict === 'unknown' || typeof verdict === 'object') {
-        const reason = verdict === 'unknown' ? 'unknown_execution' : 'transition';
-        this.refused.labels(reason).inc();
-        this.log.info({ deviceId, executionId: event.executionId, state: event.state, from: typeof verdict === 'object' ? verdict.from : undefined, reason }, 'execution event refused');
-        return 'refused';
-      }
-      this.log.debug({ deviceId, executionId: event.executionId, state: event.state }, 'execution event applied');
-      if (verdict === 'apply') this.kick();
-      return verdict === 'same' ? 'same' : 'applied';
-    } catch (err) {
-      this.log.error({ err, deviceId, executionId: event.executionId }, 'execution event failed');
-      return 'refused';
     }
   }
 

@@ -7,6 +7,8 @@ export interface HealthChecks {
   started(): boolean;
   database(): Promise<boolean>;
   broker(): boolean;
+  /** Per batched writer (telemetry, presence, events): false while it is stalled (has work, cannot make progress). */
+  writers?(): Record<string, boolean>;
   /** In a cluster: Redis answers (DESIGN §8). Absent on a single node. */
   redis?(): boolean;
 }
@@ -19,7 +21,17 @@ const readySchema = {
     checks: {
       type: 'object',
       required: ['started', 'database', 'broker'],
-      properties: { started: { type: 'boolean' }, database: { type: 'boolean' }, broker: { type: 'boolean' }, redis: { type: 'boolean' } },
+      properties: {
+        started: { type: 'boolean' },
+        database: { type: 'boolean' },
+        broker: { type: 'boolean' },
+        // One per batched writer: false while it has work it cannot write (kernex_writer_stalled).
+        telemetryWriter: { type: 'boolean' },
+        presenceWriter: { type: 'boolean' },
+        eventsWriter: { type: 'boolean' },
+        // In a cluster only (DESIGN §8).
+        redis: { type: 'boolean' },
+      },
     },
   },
 } as const;
@@ -50,13 +62,14 @@ export async function healthRoutes(
     {
       config: { access: 'public', rateLimit: false },
       logLevel: 'warn',
-      schema: { summary: 'Readiness: the start has finished, the database answers and the broker listens', response: { 200: readySchema, 503: readySchema, ...errorResponses } },
+      schema: { summary: 'Readiness: the start has finished, the database answers, the broker listens, and no writer is stalled', response: { 200: readySchema, 503: readySchema, ...errorResponses } },
     },
     async (_req, reply) => {
       const [started, database, broker] = [opts.checks.started(), await opts.checks.database(), opts.checks.broker()];
+      const writers = Object.fromEntries(Object.entries(opts.checks.writers?.() ?? {}).map(([name, ok]) => [`${name}Writer`, ok]));
       const redis = opts.checks.redis?.();
-      const ready = started && database && broker && redis !== false;
-      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { started, database, broker, ...(redis === undefined ? {} : { redis }) } });
+      const ready = started && database && broker && Object.values(writers).every(Boolean) && redis !== false;
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { started, database, broker, ...writers, ...(redis === undefined ? {} : { redis }) } });
     },
   );
 

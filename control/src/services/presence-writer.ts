@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { DevicesStore, PresenceChange } from '../store/devices.pg.js';
+import { WriteInterrupted, writeIsolating, type WriterMetrics, type WriterState } from './batch-writer.js';
 
 export interface PresenceWriterOptions {
   /** Longest a change waits before it is written (default 1 s). */
@@ -13,24 +14,38 @@ export interface PresenceWriterOptions {
  * Writes `online`/`last_seen_at` from the broker's connect and disconnect
  * events in batches: one multi-row UPDATE per second (or per `maxBatch`
  * devices), the last change of each device winning, instead of one write per
- * event. A failed write keeps the changes for the next attempt.
+ * event. A write that fails because the database is away keeps the changes
+ * for the next attempt; a change PostgreSQL refuses (a value it cannot store)
+ * is set apart by splitting the batch, dropped and counted.
  * Emits `flushed` (count) after each successful write, for tests and metrics.
  */
 export class PresenceWriter extends EventEmitter<{ flushed: [count: number] }> {
   private pending = new Map<string, PresenceChange>();
+  /** The batch being written: still waiting until it is committed. */
+  private inFlight: PresenceChange[] = [];
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
   private readonly intervalMs: number;
   private readonly maxBatch: number;
+  private failing = false;
 
   constructor(
     private readonly store: DevicesStore,
     private readonly log: Logger,
     options: PresenceWriterOptions = {},
+    private readonly writerMetrics?: WriterMetrics,
   ) {
     super();
     this.intervalMs = options.intervalMs ?? 1000;
     this.maxBatch = options.maxBatch ?? 500;
+    writerMetrics?.watch('presence', () => this.state());
+  }
+
+  /** Backlog, age of the oldest change, whether the database is away (`/readyz`, metrics). */
+  state(): WriterState {
+    let oldestAt: number | undefined;
+    for (const c of [...this.inFlight, ...this.pending.values()]) oldestAt = Math.min(oldestAt ?? Infinity, c.at.getTime());
+    return { backlog: this.inFlight.length + this.pending.size, oldestAt, failing: this.failing };
   }
 
   record(deviceId: string, online: boolean, at: Date): void {
@@ -56,15 +71,34 @@ export class PresenceWriter extends EventEmitter<{ flushed: [count: number] }> {
     if (this.pending.size === 0) return;
     const batch = [...this.pending.values()];
     this.pending = new Map();
+    let written = 0;
+    this.inFlight = batch;
     try {
-      await this.store.writePresence(batch);
-      this.log.debug({ count: batch.length }, 'presence written');
-      this.emit('flushed', batch.length);
+      await writeIsolating(
+        batch,
+        async (part) => {
+          await this.store.writePresence(part);
+          written += part.length;
+        },
+        (change, err) => {
+          this.writerMetrics?.refused.labels('presence').inc();
+          this.log.warn({ deviceId: change.deviceId, err: (err as Error).message }, 'presence change refused by the database; dropped');
+        },
+      );
+      if (this.failing) this.log.info({ count: written }, 'presence writes resumed');
+      this.failing = false;
+      this.log.debug({ count: written }, 'presence written');
+      this.emit('flushed', written);
     } catch (err) {
-      this.log.warn({ err, count: batch.length }, 'presence write failed; will retry');
+      const unwritten = err instanceof WriteInterrupted ? (err.unwritten as PresenceChange[]) : batch;
+      const cause = err instanceof WriteInterrupted ? err.cause : err;
+      if (!this.failing) this.log.warn({ err: (cause as Error).message, count: unwritten.length }, 'presence write failed; will retry');
+      this.failing = true;
       // Keep them unless a newer change of the same device came in meanwhile.
-      for (const c of batch) if (!this.pending.has(c.deviceId)) this.pending.set(c.deviceId, c);
+      for (const c of unwritten) if (!this.pending.has(c.deviceId)) this.pending.set(c.deviceId, c);
       this.timer ??= setTimeout(() => void this.flush(), this.intervalMs);
+    } finally {
+      this.inFlight = [];
     }
   }
 }

@@ -49,3 +49,15 @@ export async function pingDatabase(sql: Sql, timeoutMs = 2000): Promise<boolean>
     clearTimeout(timer);
   }
 }
+
+/**
+ * True when PostgreSQL refused what a statement carried, not the connection:
+ * a data exception (class 22: NUL in text or jsonb, a lone surrogate, a date
+ * out of range), an integrity violation (23) or a program limit (54). Such a
+ * statement fails the same way however often it is retried, so batched
+ * writers split the batch to find the row instead of retrying it.
+ */
+export function isRowRefusal(err: unknown): boolean {
+  if (!(err instanceof postgres.PostgresError)) return false;
+  return /^(22|23|54)/.test(err.code);
+}

@@ -262,16 +262,6 @@ export class DeploymentsStore {
     return r ? { id: r.id, name: r.name, version: r.version, sha256: r.sha256, size: Number(r.size), signature: r.signature } : undefined;
   }
 
-  /** Locks an execution of a device, to apply an event to it. */
-  async lockExecution(db: Db, executionId: string, deviceId: string): Promise<ExecutionRow | undefined> {
-    const [r] = await db`select * from executions where id = ${executionId} and device_id = ${deviceId} for update`;
-    return r ? toExecution(r) : undefined;
-  }
-
-  async setExecutionState(db: Db, id: string, state: ExecutionState, error: string | null): Promise<void> {
-    await db`update executions set state = ${state}, error = coalesce(${error}, error), updated_at = now() where id = ${id}`;
-  }
-
   /**
    * A device's `bundles` follows its executions (DESIGN §5), for a batch of
    * applied events. `succeeded`: it names the new version, and each execution
@@ -312,9 +302,29 @@ export class DeploymentsStore {
     }
   }
 
-  /** Progress without a new state still counts as progress (resets the no-progress timer). */
-  async touchExecution(db: Db, id: string): Promise<void> {
-    await db`update executions set updated_at = now() where id = ${id}`;
+  /** Locks executions by id (in id order, so concurrent batches cannot deadlock), to apply a batch of events. */
+  async lockExecutions(db: Db, ids: readonly string[]): Promise<ExecutionRow[]> {
+    if (ids.length === 0) return [];
+    const rows = await db`select * from executions where id = any(${[...ids]}::uuid[]) order by id for update`;
+    return rows.map(toExecution);
+  }
+
+  /**
+   * Writes a batch of event outcomes: new states (one UPDATE over unnest'ed
+   * arrays) and the progress reports that keep an in-flight execution alive
+   * (`updated_at`). The devices' bundles follow in {@link recordBundleOutcomes}.
+   */
+  async applyEventOutcomes(
+    db: Db,
+    o: { states: ReadonlyArray<{ id: string; state: ExecutionState; error: string | null }>; touched: readonly string[] },
+  ): Promise<void> {
+    if (o.states.length) {
+      await db`
+        update executions e set state = v.state, error = coalesce(v.error, e.error), updated_at = now()
+        from unnest(${o.states.map((c) => c.id)}::uuid[], ${o.states.map((c) => c.state)}::text[], ${o.states.map((c) => c.error) as string[]}::text[]) as v(id, state, error)
+        where e.id = v.id`;
+    }
+    if (o.touched.length) await db`update executions set updated_at = now() where id = any(${[...o.touched]}::uuid[])`;
   }
 
   /** True while a running deployment uses the bundle. */
