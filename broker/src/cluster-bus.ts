@@ -1,5 +1,5 @@
 import { cmdTopic } from '@kernex/shared';
-import type { AedesPublishPacket } from 'aedes';
+import type { Aedes, AedesPublishPacket } from 'aedes';
 import mqemitter from 'mqemitter';
 
 type MQEmitter = mqemitter.MQEmitter;
@@ -48,35 +48,49 @@ export function crossesNodes(topic: string): boolean {
   return parts.length === 4 && parts[0] === '$SYS' && parts[2] === 'new' && parts[3] === 'clients';
 }
 
+/** A cluster node's emitter, and the step that connects it to its Aedes once that exists. */
+export interface ClusterEmitter {
+  mq: MQEmitter;
+  /** From now on packets from the bus are published on `aedes`. */
+  attach(aedes: Aedes): void;
+}
+
 /**
  * Aedes' emitter for a cluster node: a local mqemitter that also hands what
- * {@link crossesNodes} to the bus, and emits locally what the bus brings in.
- * Only publishes made on this node are sent (packets from the bus are emitted
- * on the local emitter directly), so nothing loops.
+ * {@link crossesNodes} to the bus. A packet from the bus is published on the
+ * local Aedes as if made here (so a persistent session's outgoing queue gets
+ * it, as Aedes' QoS 1 delivery needs), and is marked by its broker counter so
+ * it is not sent back out: nothing loops.
  */
-export function createClusterEmitter(bus: BrokerBus): MQEmitter {
+export function createClusterEmitter(bus: BrokerBus): ClusterEmitter {
   const local = mqemitter(EMITTER_OPTIONS);
   const localEmit = local.emit.bind(local);
+  /** Broker counters of packets that came from the bus, until they are emitted here. */
+  const fromBus = new Set<number>();
+  let aedes: Aedes | undefined;
   bus.onPacket((p) => {
-    const packet = {
-      cmd: 'publish',
-      topic: p.topic,
-      payload: Buffer.from(p.payload, 'base64'),
-      qos: p.qos,
-      retain: false,
-      dup: false,
-      brokerId: p.brokerId,
-      brokerCounter: p.brokerCounter,
-    };
-    localEmit(packet as unknown as Message, () => {});
+    if (!aedes || aedes.closed) return;
+    aedes.publish({ cmd: 'publish', topic: p.topic, payload: Buffer.from(p.payload, 'base64'), qos: p.qos, retain: false, dup: false } as AedesPublishPacket, () => {});
+    // Aedes numbered the packet synchronously (aedes-packet takes ++broker.counter). Bounded: a
+    // packet Aedes drops before emitting it (a closing broker) would otherwise stay here.
+    if (fromBus.size >= 10_000) fromBus.clear();
+    fromBus.add((aedes as unknown as { counter: number }).counter);
   });
   local.emit = (message: Message, cb?: (err?: Error) => void): void => {
     const packet = message as unknown as AedesPublishPacket & { brokerId?: string; brokerCounter?: number };
-    if (typeof packet.topic === 'string' && crossesNodes(packet.topic) && packet.brokerId) {
-      const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload ?? []);
-      bus.send({ topic: packet.topic, payload: payload.toString('base64'), qos: packet.qos === 0 ? 0 : 1, brokerId: packet.brokerId, brokerCounter: packet.brokerCounter ?? 0 });
+    if (typeof packet.topic === 'string' && crossesNodes(packet.topic) && packet.brokerId === aedes?.id) {
+      const counter = packet.brokerCounter ?? 0;
+      if (!fromBus.delete(counter)) {
+        const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload ?? []);
+        bus.send({ topic: packet.topic, payload: payload.toString('base64'), qos: packet.qos === 0 ? 0 : 1, brokerId: packet.brokerId, brokerCounter: counter });
+      }
     }
     localEmit(message, cb);
   };
-  return local;
+  return {
+    mq: local,
+    attach(a) {
+      aedes = a;
+    },
+  };
 }

@@ -293,8 +293,9 @@ export async function createBroker(options: BrokerOptions): Promise<KernexBroker
     },
   });
 
-  const mq = options.bus ? createClusterEmitter(options.bus) : undefined;
-  const aedes = await Aedes.createBroker({ authenticate, ...authorizers, connectTimeout, ...(mq ? { mq } : {}) });
+  const cluster = options.bus ? createClusterEmitter(options.bus) : undefined;
+  const aedes = await Aedes.createBroker({ authenticate, ...authorizers, connectTimeout, ...(cluster ? { mq: cluster.mq } : {}) });
+  cluster?.attach(aedes);
   broker = new Broker(aedes, metrics, log, new ConnectionEdge(aedes, limits, metrics, refusals), sessions, cache);
 
   aedes.on('clientReady', (client) => {
