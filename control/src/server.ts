@@ -218,6 +218,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     // Bound once the broker and the orchestrator exist; the node starts before them.
     let connections = (): number => 0;
     let onLeadership = (_leader: boolean): void => {};
+    let onLapsed = (): void => {};
     if (config.redisUrl) {
       const bus = await RedisBus.connect(config.redisUrl, nodeId, log.child({ mod: 'cluster-bus' }), metrics.registry);
       cleanups.push(() => bus.close());
@@ -230,6 +231,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
         registry: metrics.registry,
         connections: () => connections(),
         onLeadership: (leader) => onLeadership(leader),
+        onLapsed: () => onLapsed(),
       });
       cleanups.push(() => node.stop()); // after the broker has closed and presence is written
       devicesStore.writeAsNode({ id: nodeId, generation: node.generation });
@@ -260,6 +262,10 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       bus: cluster?.bus,
     });
     connections = () => broker.connectedCount;
+    onLapsed = () => {
+      const now = new Date();
+      for (const deviceId of broker.connectedDevices()) presence.record(deviceId, true, now);
+    };
     // The broker has validated each sample against the shared schema and its size limit.
     broker.on('device:telemetry', (deviceId, sample) => telemetryIngest.add(deviceId, sample));
     cleanups.push(() => broker.close());

@@ -22,6 +22,8 @@ export interface ClusterNodeOptions {
   connections(): number;
   /** Leadership changed: start or stop driving deployments. */
   onLeadership(leader: boolean): void;
+  /** The lease had lapsed (a long pause, a lost database): write this node's devices online again. */
+  onLapsed(): void;
 }
 
 /**
@@ -39,6 +41,7 @@ export class ClusterNode {
   private readonly swept: Counter;
   private readonly failures: Counter;
   private readonly leaderGauge: Gauge;
+  private readonly lapses: Counter;
 
   private constructor(
     private readonly o: ClusterNodeOptions,
@@ -47,6 +50,7 @@ export class ClusterNode {
   ) {
     this.swept = new Counter({ name: 'kernex_cluster_devices_swept_total', help: 'Devices marked offline because their node’s lease ended', registers: [o.registry] });
     this.failures = new Counter({ name: 'kernex_cluster_lease_failures_total', help: 'Lease renewals (and sweeps) that failed', registers: [o.registry] });
+    this.lapses = new Counter({ name: 'kernex_cluster_lease_lapses_total', help: 'Renewals that found this node’s lease already ended', registers: [o.registry] });
     this.leaderGauge = new Gauge({ name: 'kernex_cluster_leader', help: '1 while this node runs the orchestrator', registers: [o.registry] });
   }
 
@@ -88,8 +92,12 @@ export class ClusterNode {
         // The reserved connection was lost and another process took this id meanwhile.
         log.error({ nodeId: id }, 'node id taken by another process after a lost database connection');
       }
-      if (!(await store.renew(id, this.generation, LEASE_MS, this.o.connections()))) {
-        log.error({ nodeId: id, generation: this.generation }, 'lease row taken by a later start of this node id');
+      const renewed = await store.renew(id, this.generation, LEASE_MS, this.o.connections());
+      if (!renewed.owned) log.error({ nodeId: id, generation: this.generation }, 'lease row taken by a later start of this node id');
+      if (renewed.lapsed) {
+        this.lapses.inc();
+        log.warn({ nodeId: id }, 'lease had lapsed; writing this node’s devices online again');
+        this.o.onLapsed();
       }
       this.setLeader(await store.tryLead());
       const swept = await store.sweep();

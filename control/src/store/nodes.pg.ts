@@ -59,13 +59,20 @@ export class NodesStore {
     return { generation: Number(row!.generation), startedAt: row!.startedAt };
   }
 
-  /** Renews this generation's lease; false when a later start of the same id owns the row. */
-  async renew(id: string, generation: number, leaseMs: number, connections: number): Promise<boolean> {
-    const rows = await this.conn`
+  /**
+   * Renews this generation's lease. `owned` false: a later start of the same id owns the row.
+   * `lapsed`: the lease had ended before this renewal, so other nodes may have swept this
+   * node's devices offline meanwhile.
+   */
+  async renew(id: string, generation: number, leaseMs: number, connections: number): Promise<{ owned: boolean; lapsed: boolean }> {
+    const [row] = await this.conn<{ lapsed: boolean }[]>`
+      with old as (select lease_expires_at <= now() as lapsed from nodes where id = ${id} and generation = ${generation} for update)
       update nodes set lease_expires_at = now() + ${leaseMs} * interval '1 millisecond', connections = ${connections},
         backend_pid = pg_backend_pid()
-      where id = ${id} and generation = ${generation}`;
-    return rows.count === 1;
+      from old
+      where id = ${id} and generation = ${generation}
+      returning old.lapsed`;
+    return { owned: Boolean(row), lapsed: row?.lapsed ?? false };
   }
 
   /** Ends the lease at an orderly stop. */
