@@ -44,8 +44,13 @@ const EMITTER_OPTIONS = { concurrency: 100, matchEmptyLevels: true };
  */
 export function crossesNodes(topic: string): boolean {
   const parts = topic.split('/');
-  if (parts.length === 3 && parts[0] === 'kx' && parts[2] === 'cmd') return topic === cmdTopic(parts[1]!);
+  if (parts.length === 3 && parts[0] === 'kx' && parts[2] === 'cmd') return /^[0-9a-f]{24}$/.test(parts[1]!) && topic === cmdTopic(parts[1]!);
   return parts.length === 4 && parts[0] === '$SYS' && parts[2] === 'new' && parts[3] === 'clients';
+}
+
+/** A `$SYS/{broker}/...` topic of another broker. */
+function foreignSys(topic: string, brokerId: string): boolean {
+  return topic.startsWith('$SYS/') && topic.split('/')[1] !== brokerId;
 }
 
 /** A cluster node's emitter, and the step that connects it to its Aedes once that exists. */
@@ -70,15 +75,17 @@ export function createClusterEmitter(bus: BrokerBus): ClusterEmitter {
   let aedes: Aedes | undefined;
   bus.onPacket((p) => {
     if (!aedes || aedes.closed) return;
-    aedes.publish({ cmd: 'publish', topic: p.topic, payload: Buffer.from(p.payload, 'base64'), qos: p.qos, retain: false, dup: false } as AedesPublishPacket, () => {});
-    // Aedes numbered the packet synchronously (aedes-packet takes ++broker.counter). Bounded: a
+    // Marked before the publish: aedes-packet takes ++broker.counter synchronously, and a QoS 0
+    // packet (a takeover's $SYS announcement) is emitted before publish() returns. Bounded: a
     // packet Aedes drops before emitting it (a closing broker) would otherwise stay here.
     if (fromBus.size >= 10_000) fromBus.clear();
-    fromBus.add((aedes as unknown as { counter: number }).counter);
+    fromBus.add((aedes as unknown as { counter: number }).counter + 1);
+    aedes.publish({ cmd: 'publish', topic: p.topic, payload: Buffer.from(p.payload, 'base64'), qos: p.qos, retain: false, dup: false } as AedesPublishPacket, () => {});
   });
   local.emit = (message: Message, cb?: (err?: Error) => void): void => {
     const packet = message as unknown as AedesPublishPacket & { brokerId?: string; brokerCounter?: number };
-    if (typeof packet.topic === 'string' && crossesNodes(packet.topic) && packet.brokerId === aedes?.id) {
+    // Only this broker's own publishes, and only its own $SYS announcements: nothing from elsewhere goes back out.
+    if (aedes && typeof packet.topic === 'string' && crossesNodes(packet.topic) && packet.brokerId === aedes.id && !foreignSys(packet.topic, aedes.id)) {
       const counter = packet.brokerCounter ?? 0;
       if (!fromBus.delete(counter)) {
         const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload ?? []);

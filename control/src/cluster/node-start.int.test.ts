@@ -47,6 +47,7 @@ describe('starting a node', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain(`127.0.0.1:${port}`);
     expect(lines[0]).toContain('KERNEX_REDIS_URL');
+    expect(lines[0]).not.toContain('unexpected error');
   });
 
   it('refuses a second live node with the same KERNEX_NODE_ID, and lets it start once the first has stopped', async () => {
