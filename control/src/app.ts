@@ -5,6 +5,13 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { Logger } from 'pino';
 import { authPlugin, type DeviceTokenVerifier } from './auth/auth.plugin.js';
 import type { ApiKeysService } from './auth/api-keys.service.js';
+import type { SessionsService } from './auth/sessions.service.js';
+import type { LiveEventBus } from './events/event-bus.js';
+import { consoleRoutes } from './routes/console.routes.js';
+import { eventsRoutes } from './routes/events.routes.js';
+import { fleetRoutes } from './routes/fleet.routes.js';
+import { sessionRoutes } from './routes/session.routes.js';
+import type { FleetService } from './services/fleet.service.js';
 import { Errors } from './errors.js';
 import { auditPlugin } from './http/audit.plugin.js';
 import { expectedTypes, inputGuardPlugin } from './http/input-guard.plugin.js';
@@ -47,6 +54,8 @@ export interface AppDeps {
   registration: RegistrationService;
   enrollmentTokens: EnrollmentTokensService;
   telemetry: TelemetryService;
+  /** The web console (DESIGN §9): sessions, the live event bus, the fleet aggregates. */
+  console?: { sessions: SessionsService; bus: LiveEventBus; fleet: FleetService };
   /** Serve HTTPS with this certificate and key (KERNEX_HTTPS). */
   https?: { cert: string; key: string };
   /** `GET /api/v1/nodes` (DESIGN §8). */
@@ -203,7 +212,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     redis: deps.rateLimitRedis,
   });
   await app.register(inputGuardPlugin, { bodyTimeoutMs: http.bodyTimeoutMs, slowClients: deps.metrics.httpSlowClients });
-  await app.register(authPlugin, { apiKeys: deps.apiKeys, verifyDeviceToken: deps.verifyDeviceToken });
+  await app.register(authPlugin, { apiKeys: deps.apiKeys, verifyDeviceToken: deps.verifyDeviceToken, sessions: deps.console?.sessions });
   await app.register(auditPlugin, { audit: deps.audit });
   await registerDocsUi(app);
 
@@ -224,6 +233,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(bundlesRoutes, { bundles: deps.bundles.service, maxBundleBytes: deps.bundles.maxBundleBytes });
   }
   if (deps.deployments) await app.register(deploymentsRoutes, { deployments: deps.deployments });
+  if (deps.console) {
+    const { sessions, bus, fleet } = deps.console;
+    await app.register(sessionRoutes, { sessions, secure: Boolean(deps.https) });
+    // A heartbeat well inside the idle timeout, so the stream is never cut as a silent socket.
+    await app.register(eventsRoutes, { bus, apiKeys: deps.apiKeys, sessions, heartbeatMs: Math.max(100, Math.min(15_000, Math.floor(http.idleTimeoutMs / 2))) });
+    await app.register(fleetRoutes, { fleet });
+    await app.register(consoleRoutes);
+  }
 
   return app;
 }

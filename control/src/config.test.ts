@@ -47,6 +47,48 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ KERNEX_MAX_BUNDLE_ENTRY_MB: '513' })).toThrow(/KERNEX_MAX_BUNDLE_ENTRY_MB must be a whole number from 1 to 512/);
   });
 
+  it('keeps blobs in KERNEX_DATA_DIR/bundles by default, or in KERNEX_BUNDLE_DIR', () => {
+    expect(loadConfig({ KERNEX_DATA_DIR: '/tmp/kx' }).bundleStore).toEqual({ kind: 'file', dir: '/tmp/kx/bundles' });
+    expect(loadConfig({ KERNEX_DATA_DIR: '/tmp/kx', KERNEX_BUNDLE_DIR: '/srv/shared/bundles' }).bundleStore).toEqual({ kind: 'file', dir: '/srv/shared/bundles' });
+  });
+
+  it('reads the S3 store settings and the SDK credentials, path-style by default with an endpoint', () => {
+    const c = loadConfig({
+      KERNEX_BUNDLE_STORE: 's3',
+      KERNEX_S3_BUCKET: 'fleet',
+      KERNEX_S3_ENDPOINT: 'http://127.0.0.1:9000',
+      AWS_ACCESS_KEY_ID: 'id',
+      AWS_SECRET_ACCESS_KEY: 'secret',
+    });
+    expect(c.bundleStore).toEqual({
+      kind: 's3',
+      bucket: 'fleet',
+      endpoint: 'http://127.0.0.1:9000',
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'id', secretAccessKey: 'secret' },
+    });
+    expect(loadConfig({ KERNEX_BUNDLE_STORE: 's3', KERNEX_S3_BUCKET: 'b', KERNEX_S3_REGION: 'eu-west-1' }).bundleStore).toMatchObject({
+      endpoint: undefined,
+      region: 'eu-west-1',
+      forcePathStyle: false,
+      credentials: undefined,
+    });
+    expect(() => loadConfig({ KERNEX_BUNDLE_STORE: 's3' })).toThrow(/KERNEX_S3_BUCKET must be set/);
+    expect(() => loadConfig({ KERNEX_BUNDLE_STORE: 'ftp' })).toThrow(/KERNEX_BUNDLE_STORE must be file or s3/);
+    expect(() => loadConfig({ KERNEX_BUNDLE_STORE: 's3', KERNEX_S3_BUCKET: 'b', KERNEX_S3_FORCE_PATH_STYLE: 'maybe' })).toThrow(/KERNEX_S3_FORCE_PATH_STYLE/);
+  });
+
+  it('keeps 10 versions per bundle name, 90 days of ended deployments and 365 of audit by default', () => {
+    expect(loadConfig({})).toMatchObject({ bundleKeep: 10, executionRetentionDays: 90, auditRetentionDays: 365 });
+    expect(loadConfig({ KERNEX_BUNDLE_KEEP: '2', KERNEX_EXECUTION_RETENTION_DAYS: '7', KERNEX_AUDIT_RETENTION_DAYS: '30' })).toMatchObject({
+      bundleKeep: 2,
+      executionRetentionDays: 7,
+      auditRetentionDays: 30,
+    });
+    expect(() => loadConfig({ KERNEX_BUNDLE_KEEP: '0' })).toThrow(/KERNEX_BUNDLE_KEEP must be a whole number/);
+  });
+
   it('refuses a short admin key', () => {
     expect(() => loadConfig({ KERNEX_ADMIN_KEY: 'short' })).toThrow(/KERNEX_ADMIN_KEY/);
   });

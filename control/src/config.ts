@@ -37,6 +37,14 @@ export interface ServerConfig {
   adminKey: string | undefined;
   /** Days of telemetry history kept; older samples are pruned in the background. */
   telemetryRetentionDays: number;
+  /** Where bundle blobs live (DESIGN §7: KERNEX_BUNDLE_STORE, KERNEX_BUNDLE_DIR, KERNEX_S3_*). */
+  bundleStore: BundleStoreConfig;
+  /** Versions kept per bundle name beyond those in use (KERNEX_BUNDLE_KEEP, DESIGN §4). */
+  bundleKeep: number;
+  /** Days an ended deployment and its executions are kept after their last change (KERNEX_EXECUTION_RETENTION_DAYS). */
+  executionRetentionDays: number;
+  /** Days of audit log kept (KERNEX_AUDIT_RETENTION_DAYS). */
+  auditRetentionDays: number;
   logLevel: string;
   /** Largest bundle upload, bytes (KERNEX_MAX_BUNDLE_MB). */
   maxBundleBytes: number;
@@ -62,6 +70,19 @@ export interface ServerConfig {
   /** Origins allowed to call the API from a browser; empty = CORS off, `['*']` = any. */
   corsOrigins: string[];
 }
+
+/** The file store (a directory) or an S3-compatible bucket. */
+export type BundleStoreConfig =
+  | { kind: 'file'; dir: string }
+  | {
+      kind: 's3';
+      endpoint: string | undefined;
+      bucket: string;
+      region: string;
+      forcePathStyle: boolean;
+      /** AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) when set; otherwise the SDK's own chain. Never logged. */
+      credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined;
+    };
 
 /** One bad value, named by its variable. */
 export class ConfigError extends Error {
@@ -187,9 +208,32 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
         ? { mode: 'auto' }
         : { mode: 'off' };
 
+  const dataDir = path.resolve(env.KERNEX_DATA_DIR || defaultDataDir());
+  const storeKind = env.KERNEX_BUNDLE_STORE || 'file';
+  let bundleStore: BundleStoreConfig = { kind: 'file', dir: path.resolve(env.KERNEX_BUNDLE_DIR || path.join(dataDir, 'bundles')) };
+  if (storeKind === 's3') {
+    const bucket = env.KERNEX_S3_BUCKET || '';
+    if (!bucket) problems.push('KERNEX_S3_BUCKET must be set when KERNEX_BUNDLE_STORE is s3');
+    const endpoint = url('KERNEX_S3_ENDPOINT', ['http:', 'https:']);
+    bundleStore = {
+      kind: 's3',
+      endpoint,
+      bucket,
+      region: env.KERNEX_S3_REGION || env.AWS_REGION || 'us-east-1',
+      // S3-compatible servers (MinIO, s3rver) want path-style URLs; AWS itself, virtual hosts.
+      forcePathStyle: bool('KERNEX_S3_FORCE_PATH_STYLE', endpoint !== undefined),
+      credentials:
+        env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+          ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) }
+          : undefined,
+    };
+  } else if (storeKind !== 'file') {
+    problems.push(`KERNEX_BUNDLE_STORE must be file or s3, got '${storeKind}'`);
+  }
+
   const config: ServerConfig = {
     databaseUrl: url('DATABASE_URL', ['postgres:', 'postgresql:']),
-    dataDir: path.resolve(env.KERNEX_DATA_DIR || defaultDataDir()),
+    dataDir,
     host: env.KERNEX_HOST || '0.0.0.0',
     httpPort: port('KERNEX_HTTP_PORT', 8080)!,
     mqttPort: port('KERNEX_MQTT_PORT', 1883)!,
@@ -204,6 +248,10 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     https,
     adminKey: env.KERNEX_ADMIN_KEY || undefined,
     telemetryRetentionDays: positiveInt('KERNEX_TELEMETRY_RETENTION_DAYS', 7, 3650),
+    bundleStore,
+    bundleKeep: positiveInt('KERNEX_BUNDLE_KEEP', 10, 100_000),
+    executionRetentionDays: positiveInt('KERNEX_EXECUTION_RETENTION_DAYS', 90, 36_500),
+    auditRetentionDays: positiveInt('KERNEX_AUDIT_RETENTION_DAYS', 365, 36_500),
     logLevel: env.LOG_LEVEL || 'info',
     maxBundleBytes: positive('KERNEX_MAX_BUNDLE_MB', 512) * 1024 * 1024,
     archiveLimits: {

@@ -12,6 +12,7 @@ export const Errors = {
   VALIDATION: createError('KX_VALIDATION', '%s', 400),
   UNAUTHORIZED: createError('KX_UNAUTHORIZED', '%s', 401),
   FORBIDDEN: createError('KX_FORBIDDEN', '%s', 403),
+  CSRF: createError('KX_CSRF', '%s', 403),
   CONFLICT: createError('KX_CONFLICT', '%s', 409),
   PAYLOAD_TOO_LARGE: createError('KX_PAYLOAD_TOO_LARGE', 'request body is larger than %s bytes', 413),
   BUNDLE_INVALID: createError('KX_BUNDLE_INVALID', '%s', 400),

@@ -1,6 +1,5 @@
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
 import { createBroker, type KernexBroker } from '@kernex/broker';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -13,7 +12,9 @@ import { createMetrics } from './metrics.js';
 import { connectDatabase, pingDatabase, type Sql } from './store/database.js';
 import { ServerKeyService } from './services/server-key.service.js';
 import { BundlesService } from './services/bundles.service.js';
-import { LocalBundleStorage } from './storage/local-bundle-storage.js';
+import { openBundleStorage } from './storage/open-bundle-storage.js';
+import { createRetentionMetrics, RetentionService } from './services/retention.service.js';
+import { HistoryStore } from './store/history.pg.js';
 import { BundlesStore } from './store/bundles.pg.js';
 import { DeploymentsStore } from './store/deployments.pg.js';
 import { DeploymentsService } from './services/deployments.service.js';
@@ -41,8 +42,15 @@ import { migrate } from './store/migrate.js';
 import { markLiveServer } from './store/live-server.pg.js';
 import { portInUse } from './net/free-port.js';
 import { loadTlsMaterial } from './tls/tls-material.js';
+import { SessionsService } from './auth/sessions.service.js';
+import { InProcessEventBus, type LiveEvent, type LiveEventBus } from './events/event-bus.js';
+import { LiveSources } from './events/live-sources.js';
+import { FleetService } from './services/fleet.service.js';
+import { FleetStore } from './store/fleet.pg.js';
+import { SessionsStore } from './store/sessions.pg.js';
 import { ClusterNode } from './cluster/cluster-node.js';
 import { RedisBus } from './cluster/redis-bus.js';
+import { RedisLiveEventBus } from './cluster/redis-live-event-bus.js';
 import { NodesService, type NodeSource } from './services/nodes.service.js';
 import { NodesStore } from './store/nodes.pg.js';
 
@@ -75,7 +83,10 @@ export interface RunningServer {
     telemetry: TelemetryService;
     telemetryIngest: TelemetryIngest;
     presence: PresenceWriter;
+    retention: RetentionService;
     events: EventWriter;
+    sessions: SessionsService;
+    bus: LiveEventBus;
     nodes: NodesService;
   };
   /** This node's id (KERNEX_NODE_ID, or host:port). */
@@ -122,8 +133,9 @@ function localApiUrl(config: Readonly<ServerConfig>, httpPort: number): string {
 export function readyLines(apiUrl: string, firstAdminKey: string | undefined, keyFromEnv: boolean): string {
   const key = firstAdminKey ?? (keyFromEnv ? '$KERNEX_ADMIN_KEY' : '<an admin API key>');
   return (
-    `kernex server: ready; API at ${apiUrl}\n` +
-    `kernex server: next, in another terminal: export KERNEX_URL=${apiUrl} KERNEX_API_KEY=${key}; npx kernex devices ls\n`
+    `kernex server: ready; API at ${apiUrl}, console at ${apiUrl}/console/\n` +
+    `kernex server: next, in another terminal: export KERNEX_URL=${apiUrl} KERNEX_API_KEY=${key}; npx kernex devices ls\n` +
+    `kernex server: or save them once: npx kernex login --url ${apiUrl} --api-key ${key}\n`
   );
 }
 
@@ -173,6 +185,11 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const dataDirLock = await lockDataDir(config.dataDir);
     cleanups.push(() => dataDirLock.release()); // runs last
     await checkPortsFree(config);
+    // Before the database: a bucket that is missing or unreachable ends the start at once, in one line.
+    const storage = await openBundleStorage(config);
+    cleanups.push(async () => storage.close?.());
+    const metrics = createMetrics();
+    const retentionMetrics = createRetentionMetrics(metrics.registry);
 
     let url = config.databaseUrl;
     let embedded: EmbeddedDatabase | undefined;
@@ -191,12 +208,25 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const apiKeys = new ApiKeysService(new ApiKeysStore(sql), log.child({ mod: 'api-keys' }));
     const audit = new AuditService(new AuditStore(sql), log.child({ mod: 'audit' }));
 
-    const storage = await LocalBundleStorage.open(path.join(config.dataDir, 'bundles'));
     const bundlesStore = new BundlesStore(sql);
     const bundles = new BundlesService(bundlesStore, storage, serverKey, log.child({ mod: 'bundles' }), {
       maxBytes: config.maxBundleBytes,
       limits: config.archiveLimits,
+      onStorageError: (op) => retentionMetrics.storageErrors.inc({ op }),
     });
+    const retention = new RetentionService({
+      bundles: bundlesStore,
+      history: new HistoryStore(sql),
+      storage,
+      log: log.child({ mod: 'retention' }),
+      metrics: retentionMetrics,
+      keep: config.bundleKeep,
+      executionRetentionDays: config.executionRetentionDays,
+      auditRetentionDays: config.auditRetentionDays,
+    });
+    bundles.afterStore = () => retention.requestPrune();
+    retention.start();
+    cleanups.push(() => retention.stop());
     const devicesStore = new DevicesStore(sql);
     const live = await markLiveServer(url, log.child({ mod: 'live-server' }));
     cleanups.push(() => live.release());
@@ -212,7 +242,6 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
 
     // DESIGN §8: with KERNEX_REDIS_URL this process is one node of a cluster; without it nothing here starts.
     const nodeId = config.nodeId ?? `${os.hostname()}:${config.httpPort || process.pid}`;
-    const metrics = createMetrics();
     const writerMetrics = createWriterMetrics(metrics.registry);
     let cluster: { node: ClusterNode; bus: RedisBus; store: NodesStore } | undefined;
     // Bound once the broker and the orchestrator exist; the node starts before them.
@@ -283,9 +312,15 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const mqttsPort = portOf('mqtts');
     const wsPort = portOf('ws');
 
+    // The live event stream (DESIGN §6): one node's in-process bus; in a cluster every node's changes
+    // reach every node's streams over Redis (DESIGN §8).
+    const onLiveError = (err: unknown): void => log.warn({ err }, 'live event listener failed');
+    const bus: LiveEventBus = cluster ? new RedisLiveEventBus<LiveEvent>(cluster.bus, onLiveError) : new InProcessEventBus(onLiveError);
+    cleanups.push(() => bus.close());
+    let liveEvents: LiveSources | undefined;
     const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
     // In a cluster a reject or decommission reaches the device, and every credential cache, on whichever node (DESIGN §8).
-    const sessions = cluster
+    const deviceSessions = cluster
       ? {
           disconnectDevice: async (deviceId: string) => {
             cluster!.bus.publish({ kind: 'disconnect', deviceId });
@@ -298,7 +333,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       deviceAuth.forget(msg.deviceId);
       void broker.disconnectDevice(msg.deviceId);
     });
-    const devices = new DevicesService(devicesStore, sessions, [deviceAuth], log.child({ mod: 'devices' }));
+    const devices = new DevicesService(devicesStore, deviceSessions, [deviceAuth], log.child({ mod: 'devices' }), (d) => liveEvents?.deviceChanged(d));
     const enrollmentTokens = new EnrollmentTokensService(new EnrollmentTokensStore(sql));
     // Every URL told to devices comes from here (DESIGN §7); built once HTTP listens, before any device is served.
     let endpoints: PublicEndpoints | undefined;
@@ -317,10 +352,11 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       bundleUrl: (id) => publicEndpoints().bundleBlobUrl(id),
       tickMs: config.orchestratorTickMs,
       events: eventWriter,
+      onChange: (c) => liveEvents?.orchestratorChanged(c),
       leadership: cluster && { isLeader: () => cluster!.node.isLeader(), wake: wakeLeader(cluster.store, log) },
     });
     if (cluster) {
-      const { node, bus, store } = cluster;
+      const { node, bus: clusterBus, store } = cluster;
       onLeadership = (leader) => {
         if (leader) orchestrator.kick();
       };
@@ -331,7 +367,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       cleanups.push(() => listening.unlisten().catch(() => {}));
       if (node.isLeader()) orchestrator.kick();
       // The bus is at most once: whatever crossed while Redis was away is sent again from the database.
-      bus.on('recovered', () => {
+      clusterBus.on('recovered', () => {
         const here = broker.connectedDevices();
         log.info({ devices: here.length }, 'healing connected devices after a redis outage');
         for (const deviceId of here) void orchestrator.healDevice(deviceId);
@@ -342,6 +378,17 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     };
     const nodes = new NodesService(cluster ? cluster.store : thisNode);
     const deployments = new DeploymentsService(deploymentsStore, bundlesStore, orchestrator, log.child({ mod: 'deployments' }));
+    liveEvents = new LiveSources({ bus, presence: broker, deployment: (id) => deployments.get(id), device: (id) => devices.get(id), log });
+    liveEvents.start();
+    cleanups.push(() => liveEvents!.stop());
+    const sessions = new SessionsService(new SessionsStore(sql), apiKeys, log.child({ mod: 'sessions' }));
+    sessions.startPruning();
+    cleanups.push(async () => sessions.stopPruning());
+    const fleet = new FleetService(
+      new FleetStore(sql),
+      async (id) => (await devicesStore.get(id)) !== undefined,
+      async (id) => (await deploymentsStore.get(sql, id)) !== undefined,
+    );
 
     const app = await buildApp({
       log,
@@ -372,6 +419,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       enrollmentTokens,
       telemetry,
       https: config.https ? tls : undefined,
+      console: { sessions, bus, fleet },
       nodes,
       rateLimitRedis: cluster?.bus.client,
     });
@@ -416,7 +464,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, events: eventWriter, nodes },
+      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, retention, events: eventWriter, sessions, bus, nodes },
       nodeId,
       cluster: cluster && { node: cluster.node, bus: cluster.bus },
       timings: { database: databaseMs, ready: readyMs },

@@ -3,10 +3,12 @@ import fp from 'fastify-plugin';
 import { Errors } from '../errors.js';
 import type { ApiKeysService } from './api-keys.service.js';
 import { roleAllows, type Access, type Role } from './roles.js';
+import { checkCsrf, sessionCookie } from './session-cookie.js';
+import type { SessionsService } from './sessions.service.js';
 
-/** Who made a request. */
+/** Who made a request; `session` when it came with a console cookie instead of the key. */
 export type Principal =
-  | { kind: 'apiKey'; keyId: string; name: string; role: Role }
+  | { kind: 'apiKey'; keyId: string; name: string; role: Role; session?: true }
   | { kind: 'device'; deviceId: string };
 
 declare module 'fastify' {
@@ -25,6 +27,8 @@ export type DeviceTokenVerifier = (token: string) => Promise<{ deviceId: string 
 export interface AuthOptions {
   apiKeys: ApiKeysService;
   verifyDeviceToken?: DeviceTokenVerifier;
+  /** Console sessions (DESIGN §9): the cookie stands for the key it was made from. */
+  sessions?: SessionsService;
 }
 
 function bearer(req: FastifyRequest): string | undefined {
@@ -56,9 +60,19 @@ export const authPlugin = fp(async function authPlugin(app: FastifyInstance, opt
     if (access === 'public') return;
     if (access === undefined) return; // 404s: the not-found handler answers
     const token = bearer(req);
+    const role: Role | undefined = typeof access === 'string' ? access : access.role;
+    const cookie = !token && opts.sessions ? sessionCookie(req) : undefined;
+    if (cookie && opts.sessions && role) {
+      // A bearer header wins; the cookie is the console's (DESIGN §9), CSRF-checked first.
+      checkCsrf(req);
+      const s = await opts.sessions.verify(cookie);
+      if (!s) throw new Errors.UNAUTHORIZED('the console session has ended or expired, or its key was revoked; sign in again');
+      req.principal = { kind: 'apiKey', keyId: s.apiKeyId, name: s.keyName, role: s.role, session: true };
+      if (!roleAllows(s.role, role)) throw new Errors.FORBIDDEN(`this needs the ${role} role; the session has ${s.role}`);
+      return;
+    }
     if (!token) throw new Errors.UNAUTHORIZED('missing Authorization: Bearer credentials');
 
-    const role: Role | undefined = typeof access === 'string' ? access : access.role;
     const deviceAllowed = typeof access === 'object' && access.device;
 
     if (deviceAllowed && looksLikeJwt(token) && opts.verifyDeviceToken) {

@@ -7,6 +7,7 @@ import { deployCommand } from './deploy.command.js';
 import { deploymentsCommand } from './deployments.command.js';
 import { devicesCommand } from './devices.command.js';
 import { keysCommand } from './keys.command.js';
+import { loginCommand, logoutCommand } from './login.command.js';
 import { statusCommand } from './status.command.js';
 import { tokensCommand } from './tokens.command.js';
 
@@ -36,7 +37,7 @@ program
   });
 
 program.addCommand(simCommand());
-for (const cmd of [statusCommand(), devicesCommand(), tokensCommand(), bundlesCommand(), deployCommand(), deploymentsCommand(), keysCommand(), auditCommand()]) {
+for (const cmd of [loginCommand(), logoutCommand(), statusCommand(), devicesCommand(), tokensCommand(), bundlesCommand(), deployCommand(), deploymentsCommand(), keysCommand(), auditCommand()]) {
   program.addCommand(cmd);
 }
 

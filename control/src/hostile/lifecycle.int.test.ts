@@ -357,14 +357,29 @@ describe('the ready line', () => {
     try {
       const { httpPort } = await server.ready;
       const url = `http://127.0.0.1:${httpPort}`;
-      await expect.poll(() => server.stderr).toMatch(/^kernex server: next, .*$/m);
-      expect(server.stderr).toContain(`kernex server: ready; API at ${url}\n`);
+      await expect.poll(() => server.stderr).toMatch(/^kernex server: or save them once: .*$/m);
+      expect(server.stderr).toContain(`kernex server: ready; API at ${url}, console at ${url}/console/\n`);
+      expect((await fetch(`${url}/console/`)).status).toBe(200);
       const line = /export (KERNEX_URL=\S+) (KERNEX_API_KEY=\S+);/.exec(server.stderr);
       expect(line?.[1]).toBe(`KERNEX_URL=${url}`);
       const env = Object.fromEntries([line![1]!, line![2]!].map((kv) => kv.split(/=(.*)/s).slice(0, 2)));
       expect(env.KERNEX_API_KEY).toMatch(/^kx_\S{43}$/);
       const ls = await runCli(['devices', 'ls'], env);
       expect(ls.code).toBe(0);
+
+      // The login line, as printed, saves URL and key where every command finds them.
+      const configHome = await tempDir();
+      const login = /npx kernex (login .*)$/m.exec(server.stderr)![1]!.split(' ');
+      expect(await runCli(login, { XDG_CONFIG_HOME: configHome })).toMatchObject({ code: 0 });
+      const saved = await fs.stat(path.join(configHome, 'kernex', 'config.json'));
+      expect(saved.mode & 0o777).toBe(0o600);
+      expect(await runCli(['devices', 'ls'], { XDG_CONFIG_HOME: configHome })).toMatchObject({ code: 0 });
+      expect(await runCli(['logout'], { XDG_CONFIG_HOME: configHome })).toMatchObject({ code: 0 });
+      expect((await runCli(['devices', 'ls'], { XDG_CONFIG_HOME: configHome })).code).toBe(1);
+      const wrong = await runCli(['login', '--url', url, '--api-key', 'kx_wrong'], { XDG_CONFIG_HOME: configHome });
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr.trim().split('\n')).toHaveLength(1);
+      await fs.rm(configHome, { recursive: true, force: true });
     } finally {
       server.proc.kill('SIGTERM');
       await server.exited;

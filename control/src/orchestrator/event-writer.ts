@@ -8,6 +8,15 @@ import { IN_FLIGHT_STATES, judgeTransition } from './rules.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** An execution an event moved, told after its commit (the live event stream, the orchestrator's tick). */
+export interface AppliedEvent {
+  executionId: string;
+  deploymentId: string;
+  deviceId: string;
+  state: ExecutionState;
+  error: string | null;
+}
+
 /** What became of an event once it is stored (or refused): the broker may acknowledge it. */
 export type EventOutcome = 'applied' | 'same' | 'refused';
 
@@ -33,7 +42,7 @@ interface Pending {
   resolve(outcome: EventOutcome): void;
 }
 
-type Verdict = { kind: 'apply' | 'same' } | { kind: 'refused'; reason: 'unknown_execution' | 'transition'; from?: ExecutionState };
+type Verdict = { kind: 'apply'; applied: AppliedEvent } | { kind: 'same' } | { kind: 'refused'; reason: 'unknown_execution' | 'transition'; from?: ExecutionState };
 
 /**
  * Stores execution events before the broker acknowledges them (DESIGN §3):
@@ -49,9 +58,9 @@ type Verdict = { kind: 'apply' | 'same' } | { kind: 'refused'; reason: 'unknown_
  * PostgreSQL refuses (set apart by splitting the batch). While the database
  * is away nothing is acknowledged: events wait and are tried again, those
  * whose connection closed are forgotten (the device re-sends them).
- * Emits `applied` after a commit that moved an execution.
+ * Emits `applied` after a commit that moved executions, with what moved.
  */
-export class EventWriter extends EventEmitter<{ applied: [] }> {
+export class EventWriter extends EventEmitter<{ applied: [changes: AppliedEvent[]] }> {
   private queue: Pending[] = [];
   /** The batch being committed: still waiting until it is. */
   private writing: Pending[] = [];
@@ -145,7 +154,7 @@ export class EventWriter extends EventEmitter<{ applied: [] }> {
       this.queue = this.queue.filter((p) => !p.connection?.closed);
       const batch = this.queue.splice(0, this.maxBatch);
       if (batch.length === 0) return;
-      let moved = false;
+      const moved: AppliedEvent[] = [];
       this.writing = batch;
       try {
         await writeIsolating(
@@ -155,7 +164,7 @@ export class EventWriter extends EventEmitter<{ applied: [] }> {
             const verdicts = await this.commit(part);
             end();
             part.forEach((p, i) => this.settle(p, verdicts[i]!));
-            if (verdicts.some((v) => v.kind === 'apply')) moved = true;
+            for (const v of verdicts) if (v.kind === 'apply') moved.push(v.applied);
           },
           (p, err) => {
             this.refused.labels('unstorable').inc();
@@ -175,7 +184,7 @@ export class EventWriter extends EventEmitter<{ applied: [] }> {
         return;
       } finally {
         this.writing = [];
-        if (moved) this.emit('applied');
+        if (moved.length) this.emit('applied', moved);
       }
     }
   }
@@ -202,11 +211,14 @@ export class EventWriter extends EventEmitter<{ applied: [] }> {
           states.set(e.id, { id: e.id, state: event.state, error: event.error ?? prev?.error ?? null });
           if (event.state === 'succeeded') succeeded.add(e.id);
           touched.delete(e.id);
-        } else if (IN_FLIGHT_STATES.includes(e.state) && !states.has(e.id)) {
+          const error = event.error ?? prev?.error ?? e.error;
+          return { kind: 'apply', applied: { executionId: e.id, deploymentId: e.deploymentId, deviceId, state: event.state, error } };
+        }
+        if (IN_FLIGHT_STATES.includes(e.state) && !states.has(e.id)) {
           // Progress without a new state resets the no-progress timer; an ended execution stays as it is.
           touched.add(e.id);
         }
-        return { kind: v };
+        return { kind: 'same' };
       });
       await this.store.applyEventOutcomes(tx, { states: [...states.values()], touched: [...touched] });
       await this.store.recordBundleOutcomes(tx, { succeeded: [...succeeded], rolledBack: [...rolledBack] });

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Command } from '@kernex/shared';
+import type { Command, ExecutionEvent } from '@kernex/shared';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Sql, TransactionSql } from 'postgres';
 import type { BundleForCommand, DeploymentRow, DeploymentsStore, ExecutionRow } from '../store/deployments.pg.js';
 import type { DeviceLink } from './device-link.js';
-import type { EventWriter } from './event-writer.js';
+import type { AppliedEvent, EventWriter } from './event-writer.js';
 import { pastThreshold } from './rules.js';
 
 /** One orchestrator at a time across every server of an installation ('kernex' in ASCII). */
@@ -31,6 +31,8 @@ export interface OrchestratorOptions {
   dispatchBatch?: number;
   /** Where device events are stored (before their PUBACK); a commit that moved an execution ticks at once. */
   events?: EventWriter;
+  /** Told every committed change (never throws into the orchestrator: errors are logged). */
+  onChange?(change: OrchestratorChange): void;
   /**
    * In a cluster (DESIGN §8): only the leader ticks; on another node a kick
    * (an event stored here, a deployment made here) wakes the leader instead.
@@ -38,6 +40,16 @@ export interface OrchestratorOptions {
    */
   leadership?: { isLeader(): boolean; wake(): void };
 }
+
+/**
+ * A change the orchestrator made or accepted, told after its transaction
+ * committed: the source of the live event stream's `execution` and
+ * `deployment` events (DESIGN §6). A deployment change carries only its id;
+ * the listener reads the counts it needs, coalescing bursts.
+ */
+export type OrchestratorChange =
+  | { kind: 'execution'; executionId: string; deploymentId: string; deviceId: string; state: ExecutionEvent['state']; error: string | null }
+  | { kind: 'deployment'; deploymentId: string };
 
 interface Outbound {
   deviceId: string;
@@ -62,7 +74,15 @@ export class Orchestrator {
   private readonly published: Counter<'type'>;
   private readonly log: Logger;
   private readonly onSubscribed = (deviceId: string): void => void this.healDevice(deviceId);
-  private readonly onApplied = (): void => this.kick();
+  private readonly onApplied = (changes: readonly AppliedEvent[]): void => {
+    const deployments = new Set<string>();
+    for (const c of changes) {
+      this.tell({ kind: 'execution', ...c });
+      deployments.add(c.deploymentId);
+    }
+    for (const deploymentId of deployments) this.tell({ kind: 'deployment', deploymentId });
+    this.kick();
+  };
 
   constructor(private readonly opts: OrchestratorOptions) {
     this.log = opts.log.child({ mod: 'orchestrator' });
@@ -155,23 +175,34 @@ export class Orchestrator {
   /** A tick's transaction; resolves once it has committed and its commands are handed to the broker. */
   private async step(): Promise<{ published: Promise<void> }> {
     const outbound: Outbound[] = [];
+    const changed: string[] = [];
     await this.sql.begin(async (tx) => {
       const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${ADVISORY_LOCK.toString()}::bigint) as ok`;
       if (!lock?.ok) return; // Another server's orchestrator is ticking.
       for (const id of await this.opts.store.active(tx)) {
         const d = await this.opts.store.get(tx, id, true);
-        if (d) outbound.push(...(await this.advance(tx, d)));
+        if (!d) continue;
+        const out = await this.advance(tx, d, () => changed.push(id));
+        outbound.push(...out);
       }
     });
+    for (const deploymentId of changed) this.tell({ kind: 'deployment', deploymentId });
     return { published: this.publish(outbound) };
   }
 
-  private async advance(tx: TransactionSql, d: DeploymentRow): Promise<Outbound[]> {
+  /** `changed` is called (at most once) when the deployment's status, phase or counts changed. */
+  private async advance(tx: TransactionSql, d: DeploymentRow, onChanged: () => void): Promise<Outbound[]> {
+    let told = false;
+    const changed = (): void => {
+      if (!told) onChanged();
+      told = true;
+    };
     const store = this.opts.store;
     const log = this.log.child({ deploymentId: d.id });
     const out: Outbound[] = [];
     const timedOut = await store.timeOut(tx, d);
     if (timedOut) log.info({ timedOut }, 'executions timed out');
+    if (timedOut) changed();
     let t = await store.tally(tx, d.id, d.phase);
     const { rollout } = d;
 
@@ -181,6 +212,7 @@ export class Orchestrator {
       const cancelled = await store.cancelQueued(tx, d.id, 'deployment aborted');
       await store.setDeployment(tx, d.id, { status: 'aborted', reason });
       d = { ...d, status: 'aborted' };
+      changed();
       log.warn({ failures: t.failures, released: t.released, cancelled, rollback: rollout.rollbackOnAbort }, 'deployment aborted');
     }
     if (d.status === 'aborted' && rollout.rollbackOnAbort) {
@@ -188,6 +220,7 @@ export class Orchestrator {
       await store.requestRollbacks(tx, d.id);
       const bundle = await store.bundleOf(tx, d.id);
       for (const e of await store.takeRollbacks(tx, d.id)) out.push({ deviceId: e.deviceId, command: this.rollbackCommand(e, bundle?.name ?? d.bundleName) });
+      if (out.length) changed();
     }
     if (d.status !== 'running') return out;
 
@@ -200,6 +233,7 @@ export class Orchestrator {
       if (Date.now() >= settledAt.getTime() + waitS * 1000) {
         await store.setDeployment(tx, d.id, { phase: d.phase + 1, phaseSettledAt: null });
         d = { ...d, phase: d.phase + 1 };
+        changed();
         log.info({ phase: d.phase }, 'phase released');
         t = await store.tally(tx, d.id, d.phase);
       }
@@ -210,6 +244,7 @@ export class Orchestrator {
     const sent = await store.dispatch(tx, d.id, d.phase, Math.min(slots, batchSize));
     if (sent.length === batchSize) this.again = true; // more may be queued: tick again at once
     if (sent.length) {
+      changed();
       const bundle = await store.bundleOf(tx, d.id);
       if (!bundle) throw new Error(`deployment ${d.id} has lost its bundle`);
       for (const e of sent) out.push({ deviceId: e.deviceId, command: this.deployCommand(e, bundle, d.timeoutS) });
@@ -224,6 +259,7 @@ export class Orchestrator {
         this.again = true;
       } else {
         await store.setDeployment(tx, d.id, { status: 'completed' });
+        changed();
         log.info('deployment completed');
       }
     }
@@ -243,6 +279,7 @@ export class Orchestrator {
       return { outcome: 'cancelled' as const };
     });
     await this.publish(outbound);
+    if (result.outcome === 'cancelled') this.tell({ kind: 'deployment', deploymentId: id });
     if (result.outcome === 'cancelled') this.log.info({ deploymentId: id, told: outbound.length }, 'deployment cancelled');
     return result;
   }
@@ -268,6 +305,14 @@ export class Orchestrator {
       await this.publish(outbound);
     } catch (err) {
       this.log.error({ err, deviceId }, 'healing a connected device failed');
+    }
+  }
+
+  private tell(change: OrchestratorChange): void {
+    try {
+      this.opts.onChange?.(change);
+    } catch (err) {
+      this.log.error({ err }, 'change listener failed');
     }
   }
 

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Readable } from 'node:stream';
 import { Errors } from '../errors.js';
 import { toBundleView, type BundlesService } from '../services/bundles.service.js';
@@ -61,15 +61,20 @@ export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOpt
         summary: 'Upload a bundle (.tar.gz with manifest.json at its root) as the raw request body',
         tags: ['bundles'],
         consumes: ARCHIVE_TYPES,
-        response: { 201: bundle, 400: errorBody, 409: errorBody, 413: errorBody, 415: errorBody },
+        response: { 201: bundle, 400: errorBody, 409: errorBody, 413: errorBody, 415: errorBody, 503: errorBody },
       },
       // Before any body parser runs (Fastify's own would read a text/plain or
       // JSON body whole): a body of another type is refused unread, whatever
-      // its size, and the connection is closed rather than drained.
+      // its size, and the connection is closed rather than drained. A small
+      // body (announced at most 64 KiB) is read and dropped first: closing on
+      // unread bytes makes the kernel reset the connection, and a reset can
+      // destroy the 415 before the client has read it.
       onRequest: async (req, reply) => {
         const type = mediaType(req.headers['content-type']);
         if (!ARCHIVE_TYPES.includes(type)) {
-          void reply.header('connection', 'close');
+          const declared = Number(req.headers['content-length']);
+          if (Number.isFinite(declared) && declared <= SMALL_REFUSED_BODY) await drain(req.raw, SMALL_REFUSED_BODY);
+          else void reply.header('connection', 'close');
           throw new Errors.UNSUPPORTED_MEDIA_TYPE(type || '(none)', 'application/gzip');
         }
       },
@@ -82,6 +87,7 @@ export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOpt
         const row = await bundles.upload(body);
         return reply.code(201).send(toBundleView(row));
       } catch (err) {
+        retryLater(reply, err);
         await drain(body, opts.maxBundleBytes);
         throw err;
       }
@@ -134,7 +140,7 @@ export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOpt
     {
       config: { access: 'operator' },
       schema: {
-        summary: 'Delete a bundle (refused while a running deployment uses it)',
+        summary: 'Delete a bundle (refused while it is in use: a running deployment, a live execution, or installed on a device)',
         tags: ['bundles'],
         params: idParams,
         response: { 204: { type: 'null' }, 404: errorBody, 409: errorBody },
@@ -164,6 +170,7 @@ export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOpt
           403: errorBody,
           404: errorBody,
           416: errorBody,
+          503: errorBody,
         },
       },
     },
@@ -193,10 +200,22 @@ export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOpt
         return reply.header('content-length', row.size).send(stream);
       } catch (err) {
         if (err instanceof BlobNotFoundError) throw new Errors.NOT_FOUND('bundle blob');
+        retryLater(reply, err);
         throw err;
       }
     },
   );
+}
+
+/** Largest refused body read and dropped so the client surely gets its answer. */
+const SMALL_REFUSED_BODY = 64 * 1024;
+
+/** Seconds a client is asked to wait when the bundle storage is away (503). */
+const RETRY_AFTER_S = 5;
+
+/** A 503 (bundle storage unavailable) tells the client when to try again. */
+function retryLater(reply: FastifyReply, err: unknown): void {
+  if ((err as { statusCode?: number }).statusCode === 503) void reply.header('retry-after', String(RETRY_AFTER_S));
 }
 
 /**

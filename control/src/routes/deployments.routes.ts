@@ -1,4 +1,4 @@
-import { EXECUTION_STATES } from '@kernex/shared';
+import { EXECUTION_STATES, type ExecutionState } from '@kernex/shared';
 import type { FastifyInstance } from 'fastify';
 import type { CreateDeployment, DeploymentsService } from '../services/deployments.service.js';
 
@@ -131,10 +131,10 @@ export async function deploymentsRoutes(app: FastifyInstance, opts: DeploymentsR
     {
       config: { access: 'viewer' },
       schema: {
-        summary: "A deployment's executions, by device id",
+        summary: "A deployment's executions, by device id, optionally only those in `state`",
         tags: ['deployments'],
         params: idParams,
-        querystring: paging,
+        querystring: { ...paging, properties: { ...paging.properties, state: { type: 'string', enum: [...EXECUTION_STATES] } } },
         response: {
           200: {
             type: 'object',
@@ -156,8 +156,8 @@ export async function deploymentsRoutes(app: FastifyInstance, opts: DeploymentsR
       },
     },
     async (req) => {
-      const q = req.query as { limit: number; cursor?: string };
-      return deployments.executions((req.params as { id: string }).id, q.limit, q.cursor);
+      const q = req.query as { limit: number; cursor?: string; state?: ExecutionState };
+      return deployments.executions((req.params as { id: string }).id, q.limit, q.cursor, q.state);
     },
   );
 

@@ -12,12 +12,12 @@ interface IdParams {
 export async function devicesRoutes(app: FastifyInstance, opts: { devices: DevicesService }): Promise<void> {
   const { devices } = opts;
 
-  app.get<{ Querystring: { status?: DeviceStatus; online?: boolean; tag?: string; limit: number; cursor?: string } }>(
+  app.get<{ Querystring: { status?: DeviceStatus; online?: boolean; tag?: string; q?: string; limit: number; cursor?: string } }>(
     '/api/v1/devices',
     {
       config: { access: 'viewer' },
       schema: {
-        summary: 'List devices in registration order, filtered by status, online and tag',
+        summary: 'List devices in registration order, filtered by status, online, tag and q (a prefix of the id or a part of the name)',
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -25,6 +25,7 @@ export async function devicesRoutes(app: FastifyInstance, opts: { devices: Devic
             status: deviceSchema.properties.status,
             online: { type: 'boolean' },
             tag: { type: 'string', minLength: 1, maxLength: 64 },
+            q: { type: 'string', minLength: 1, maxLength: 128, description: 'a prefix of the id or a part of the name (case-insensitive)' },
             ...pageQueryProperties,
           },
         },
@@ -32,8 +33,8 @@ export async function devicesRoutes(app: FastifyInstance, opts: { devices: Devic
       },
     },
     async (req) => {
-      const { status, online, tag, limit, cursor } = req.query;
-      return devices.list({ status, online, tag }, limit, cursor);
+      const { status, online, tag, q, limit, cursor } = req.query;
+      return devices.list({ status, online, tag, q }, limit, cursor);
     },
   );
 

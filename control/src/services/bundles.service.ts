@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { bundleSigningText, DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits, type BundleRef } from '@kernex/shared';
 import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
-import type { BundleStorage, ByteRange } from '../storage/bundle-storage.js';
+import { StorageUnavailableError, type BundleStorage, type ByteRange } from '../storage/bundle-storage.js';
 import type { BundleRow, BundlesStore } from '../store/bundles.pg.js';
 import { decodeCursor, type Page } from '../store/paging.js';
 import { inspectBundleStream } from './bundle-archive.js';
@@ -37,10 +37,35 @@ export class BundlesService {
     private readonly storage: BundleStorage,
     private readonly serverKey: ServerKeyService,
     private readonly log: Logger,
-    private readonly opts: { maxBytes: number; limits?: ArchiveLimits },
+    private readonly opts: {
+      maxBytes: number;
+      limits?: ArchiveLimits;
+      /** Counts a storage operation that failed (kernex_bundle_storage_errors_total). */
+      onStorageError?: (op: string) => void;
+    },
     /** Set by the orchestrator; until then devices get no bundle. */
     public deviceAccess: DeviceBundleAccess = async () => false,
+    /** Called after each stored bundle (retention prunes in the background). */
+    public afterStore: () => void = () => undefined,
   ) {}
+
+  /** A storage failure is a 503 the client may retry (devices do); anything else passes through. */
+  private unavailable(err: unknown): never {
+    if (err instanceof StorageUnavailableError) {
+      this.opts.onStorageError?.(err.op);
+      this.log.warn({ op: err.op, err: err.message }, 'bundle storage unavailable');
+      throw new Errors.UNAVAILABLE('bundle storage is unavailable; retry later');
+    }
+    throw err;
+  }
+
+  /** Removes a blob whose row was not written (or was deleted); a failure leaves an orphan for the sweep. */
+  private async dropBlob(id: string): Promise<void> {
+    await this.storage.delete(id).catch((err: Error) => {
+      if (err instanceof StorageUnavailableError) this.opts.onStorageError?.(err.op);
+      this.log.warn({ bundleId: id, err: err.message }, 'blob not removed; the orphan sweep will');
+    });
+  }
 
   /** Streams an upload to storage, checking it on the way; answers the stored bundle. */
   async upload(body: Readable): Promise<BundleRow> {
@@ -54,19 +79,22 @@ export class BundlesService {
       const { name, version } = inspected.manifest;
       if (await this.store.exists(name, version)) throw new Errors.CONFLICT(`bundle ${name} ${version} exists already`);
       const id = randomUUID();
-      await this.storage.put(id, tempFile);
+      // Blob first, row second: a row always names a whole blob. A crash in
+      // between leaves a blob no row names, which the orphan sweep removes.
+      await this.storage.put(id, tempFile).catch((err: unknown) => this.unavailable(err));
       const signature = this.serverKey.sign(bundleSigningText(name, version, inspected.sha256));
       const row = await this.store
         .insert({ id, name, version, sha256: inspected.sha256, size: inspected.size, signature, manifest: inspected.manifest })
         .catch(async (err: unknown) => {
-          await this.storage.delete(id);
+          await this.dropBlob(id);
           throw err;
         });
       if (!row) {
-        await this.storage.delete(id);
+        await this.dropBlob(id);
         throw new Errors.CONFLICT(`bundle ${name} ${version} exists already`);
       }
       this.log.info({ bundleId: id, name, version, size: inspected.size }, 'bundle stored');
+      this.afterStore();
       return row;
     } finally {
       await fs.rm(tempFile, { force: true });
@@ -88,8 +116,8 @@ export class BundlesService {
   async delete(id: string): Promise<void> {
     const result = await this.store.delete(id);
     if (result === 'absent') throw new Errors.NOT_FOUND('bundle');
-    if (result === 'in-use') throw new Errors.CONFLICT('a running deployment uses this bundle');
-    await this.storage.delete(id);
+    if (result === 'in-use') throw new Errors.CONFLICT('this bundle is in use: a running deployment or a live execution uses it, or a device has it installed');
+    await this.dropBlob(id);
     this.log.info({ bundleId: id }, 'bundle deleted');
   }
 
@@ -106,6 +134,6 @@ export class BundlesService {
 
   /** Opens the blob, whole or a range of it. */
   openBlob(id: string, range?: ByteRange): Promise<Readable> {
-    return this.storage.open(id, range);
+    return this.storage.open(id, range).catch((err: unknown) => this.unavailable(err));
   }
 }

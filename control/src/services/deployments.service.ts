@@ -1,4 +1,4 @@
-import { EXECUTION_STATES } from '@kernex/shared';
+import { EXECUTION_STATES, type ExecutionState } from '@kernex/shared';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/auth.plugin.js';
 import { Errors } from '../errors.js';
@@ -104,11 +104,11 @@ export class DeploymentsService {
     return { items: await Promise.all(page.items.map((r) => this.view(r))), nextCursor: page.nextCursor };
   }
 
-  async executions(id: string, limit: number, cursor?: string): Promise<Page<ExecutionView>> {
+  async executions(id: string, limit: number, cursor?: string, state?: ExecutionState): Promise<Page<ExecutionView>> {
     const after = cursor ? Buffer.from(cursor, 'base64url').toString('utf8') : undefined;
     if (after !== undefined && !/^[0-9a-f]{24}$/.test(after)) throw new Errors.VALIDATION('query.cursor is not a cursor of this list');
     if (!(await this.store.get(this.store.sql, id))) throw new Errors.NOT_FOUND('deployment');
-    const rows = await this.store.executions(this.store.sql, id, limit, after);
+    const rows = await this.store.executions(this.store.sql, id, limit, after, state);
     const more = rows.length > limit;
     const kept = rows.slice(0, limit);
     return {

@@ -61,6 +61,8 @@ export class DevicesService {
     private readonly sessions: DeviceSessions,
     private readonly caches: readonly CredentialCache[],
     private readonly log: Logger,
+    /** Told each status change an operator made (the live event stream). */
+    private readonly onStatusChange: (d: DeviceView) => void = () => {},
   ) {}
 
   /** A device; a device principal may read only itself. */
@@ -100,6 +102,7 @@ export class DevicesService {
       return deviceView(row);
     }
     this.log.info({ deviceId: id, status: to }, 'device status changed');
+    this.onStatusChange(deviceView(row));
     if (to !== 'accepted') {
       for (const c of this.caches) c.forget(id);
       await this.sessions.disconnectDevice(id);

@@ -10,8 +10,13 @@ afterAll(async () => {
   for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
 });
 
-bundleStorageContract('local directory', async () => {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-bundles-'));
-  dirs.push(dir);
-  return LocalBundleStorage.open(dir);
-});
+let dir = '';
+bundleStorageContract(
+  'local directory',
+  async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-bundles-'));
+    dirs.push(dir);
+    return LocalBundleStorage.open(dir);
+  },
+  (key) => fs.readFile(path.join(dir, `${key}.tar.gz`)),
+);

@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { BlobNotFoundError, type BundleStorage, type ByteRange } from './bundle-storage.js';
+import { BlobNotFoundError, type BundleStorage, type ByteRange, type StoredBlob } from './bundle-storage.js';
 
 const KEY = /^[A-Za-z0-9._-]{1,128}$/;
+const SUFFIX = '.tar.gz';
 
 /**
  * Bundle blobs as files in a directory (default: KERNEX_DATA_DIR/bundles).
@@ -32,7 +33,7 @@ export class LocalBundleStorage implements BundleStorage {
 
   private file(key: string): string {
     if (!KEY.test(key)) throw new Error(`bad blob key '${key}'`);
-    return path.join(this.root, `${key}.tar.gz`);
+    return path.join(this.root, `${key}${SUFFIX}`);
   }
 
   async put(key: string, tempFile: string): Promise<void> {
@@ -69,5 +70,16 @@ export class LocalBundleStorage implements BundleStorage {
 
   async delete(key: string): Promise<void> {
     await fs.rm(this.file(key), { force: true });
+  }
+
+  async *list(): AsyncIterable<StoredBlob> {
+    for (const entry of await fs.readdir(this.root, { withFileTypes: true })) {
+      if (!entry.isFile() || !entry.name.endsWith(SUFFIX)) continue;
+      const key = entry.name.slice(0, -SUFFIX.length);
+      if (!KEY.test(key)) continue;
+      const st = await fs.stat(path.join(this.root, entry.name)).catch(() => undefined);
+      // Gone between readdir and stat: deleted meanwhile, so not stored.
+      if (st) yield { key, size: st.size, modifiedAt: st.mtime };
+    }
   }
 }

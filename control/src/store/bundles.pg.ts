@@ -1,5 +1,5 @@
-import type { BundleManifest, BundleRef } from '@kernex/shared';
-import type { Sql } from 'postgres';
+import { EXECUTION_STATES, TERMINAL_STATES, type BundleManifest, type BundleRef } from '@kernex/shared';
+import type { PendingQuery, Row, Sql } from 'postgres';
 import { toPage, type CursorKey, type Page } from './paging.js';
 
 /** A bundle as stored. */
@@ -30,6 +30,16 @@ const toRow = (r: Raw): BundleRow => ({
   manifest: r.manifest,
   createdAt: r.created_at,
 });
+
+/** Execution states before an end: the bundle of such an execution is in use. */
+const LIVE_STATES = EXECUTION_STATES.filter((s) => !TERMINAL_STATES.has(s));
+
+/** A bundle row removed by retention. */
+export interface PrunedBundle {
+  id: string;
+  name: string;
+  version: string;
+}
 
 /** Bundle rows (SQL lives only in store/). */
 export class BundlesStore {
@@ -67,18 +77,76 @@ export class BundlesStore {
   }
 
   /**
-   * Deletes unless a running deployment uses the bundle.
+   * Ids of the bundles in use, which are never deleted (DESIGN §4): a running
+   * deployment's, a live execution's, or one installed on any device (its
+   * `bundles`, name → version).
+   */
+  private inUse(): PendingQuery<Row[]> {
+    return this.sql`
+      select bundle_id as id from deployments where status = 'running' and bundle_id is not null
+      union
+      select d.bundle_id from executions e join deployments d on d.id = e.deployment_id
+        where e.state = any(${LIVE_STATES}::text[]) and d.bundle_id is not null
+      union
+      select b.id from bundles b join (
+        select distinct kv.key, kv.value from devices v, jsonb_each_text(v.bundles) kv where jsonb_typeof(v.bundles) = 'object'
+      ) installed on installed.key = b.name and installed.value = b.version`;
+  }
+
+  /**
+   * Deletes unless the bundle is in use (see {@link inUse}).
    * Answers 'deleted', 'absent' or 'in-use'.
    */
   async delete(id: string): Promise<'deleted' | 'absent' | 'in-use'> {
     return this.sql.begin(async (tx) => {
       const [row] = await tx`select id from bundles where id = ${id} for update`;
       if (!row) return 'absent';
-      const [used] = await tx`select 1 from deployments where bundle_id = ${id} and status = 'running' limit 1`;
+      const [used] = await tx`select 1 from (${this.inUse()}) u where u.id = ${id} limit 1`;
       if (used) return 'in-use';
       await tx`delete from bundles where id = ${id}`;
       return 'deleted';
     });
+  }
+
+  /**
+   * Retention (DESIGN §4): per name, keeps the newest `keep` versions by upload
+   * time among those not in use, and deletes the older ones. Versions in use
+   * are kept in addition and do not count. Answers the rows deleted; their
+   * blobs are the caller's to remove.
+   */
+  async pruneBeyond(keep: number): Promise<PrunedBundle[]> {
+    const pruned = await this.sql.begin(async (tx) => {
+      const candidates = await tx<{ id: string }[]>`
+        with ranked as (
+          select id, row_number() over (partition by name order by created_at desc, id desc) as n
+          from bundles b where not exists (select 1 from (${this.inUse()}) u where u.id = b.id)
+        )
+        select id from ranked where n > ${keep}`;
+      if (candidates.length === 0) return [];
+      const ids = candidates.map((c) => c.id);
+      // Locked, then checked again in a fresh snapshot: a deployment of one of them
+      // committed meanwhile keeps it, and one not yet committed waits for this
+      // transaction (its foreign key check) and then finds the bundle gone.
+      await tx`select id from bundles where id = any(${ids}::uuid[]) for update`;
+      return tx<PrunedBundle[]>`
+        delete from bundles b
+        where b.id = any(${ids}::uuid[]) and not exists (select 1 from (${this.inUse()}) u where u.id = b.id)
+        returning b.id, b.name, b.version`;
+    });
+    return [...(pruned as PrunedBundle[])];
+  }
+
+  /** Every bundle id (the orphan sweep compares them with the stored blobs). */
+  async allIds(): Promise<Set<string>> {
+    const rows = await this.sql<{ id: string }[]>`select id from bundles`;
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /** Those of `ids` that still have a row. */
+  async existing(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.sql<{ id: string }[]>`select id from bundles where id = any(${ids}::uuid[])`;
+    return rows.map((r) => r.id);
   }
 
 }

@@ -142,9 +142,10 @@ export class DeploymentsStore {
   }
 
   /** Executions of a deployment by device id, paged by device id. */
-  async executions(db: Db, deploymentId: string, limit: number, afterDevice?: string): Promise<ExecutionRow[]> {
+  async executions(db: Db, deploymentId: string, limit: number, afterDevice?: string, state?: ExecutionState): Promise<ExecutionRow[]> {
     const rows = await db`
       select * from executions where deployment_id = ${deploymentId}
+      ${state ? db`and state = ${state}` : db``}
       ${afterDevice ? db`and device_id > ${afterDevice}` : db``}
       order by device_id limit ${limit + 1}`;
     return rows.map(toExecution);

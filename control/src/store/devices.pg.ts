@@ -37,6 +37,8 @@ export interface DeviceFilter {
   status?: DeviceStatus;
   online?: boolean;
   tag?: string;
+  /** A prefix of the id or a part of the name, case-insensitive (DESIGN §2). */
+  q?: string;
 }
 
 /** One presence change for the batched write. */
@@ -45,6 +47,9 @@ export interface PresenceChange {
   online: boolean;
   at: Date;
 }
+
+/** `q` as a LIKE pattern that matches itself only: `%`, `_` and `\\` are escaped. */
+const likePattern = (q: string): string => q.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 const COLUMNS =
   'id, name, status, online, last_seen_at as "lastSeenAt", tags, hardware, bundles, telemetry, telemetry_at as "telemetryAt", created_at as "createdAt"';
@@ -154,6 +159,7 @@ export class DevicesStore {
         ${filter.status ? sql`and status = ${filter.status}` : sql``}
         ${filter.online === undefined ? sql`` : sql`and online = ${filter.online}`}
         ${filter.tag ? sql`and tags @> ${sql.array([filter.tag])}` : sql``}
+        ${filter.q ? sql`and (id like ${likePattern(filter.q.toLowerCase())} || '%' or name ilike '%' || ${likePattern(filter.q)} || '%')` : sql``}
         ${afterId ? sql`and (created_at, id) > (select created_at, id from devices where id = ${afterId})` : sql``}
       order by created_at, id
       limit ${limit}`;

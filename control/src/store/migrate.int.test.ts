@@ -78,6 +78,7 @@ describe('migrate', () => {
       '009_create-executions',
       '010_create-audit-log',
       '011_add-bundle-bookkeeping',
+      '012_create-console-sessions',
     ]);
   });
 
@@ -168,7 +169,7 @@ describe('migrate', () => {
       [11, 'add-device-telemetry-columns'],
       [12, 'create-device-telemetry'],
     ]);
-    expect(await migrate(sql, log)).toEqual([7, 8, 9, 11]);
+    expect(await migrate(sql, log)).toEqual([7, 8, 9, 11, 12]);
     expect(await schema()).toEqual(await freshSchema());
     expect(await recorded()).toEqual([
       '1:create-settings:checksum',
@@ -182,6 +183,7 @@ describe('migrate', () => {
       '9:create-executions:checksum',
       '10:create-audit-log:checksum',
       '11:add-bundle-bookkeeping:checksum',
+      '12:create-console-sessions:checksum',
     ]);
     expect(await migrate(sql, log)).toEqual([]);
   });
@@ -203,7 +205,7 @@ describe('migrate', () => {
       [12, 'create-deployments'],
       [13, 'create-executions'],
     ]);
-    expect(await migrate(sql, log)).toEqual([11]);
+    expect(await migrate(sql, log)).toEqual([11, 12]);
     expect(await schema()).toEqual(await freshSchema());
     expect((await recorded()).every((r) => r.endsWith(':checksum'))).toBe(true);
     expect((await recorded()).map((r) => r.split(':')[1])).toEqual((await listMigrations()).map((m) => m.name));
