@@ -7,6 +7,7 @@ import { api, makeDevice, register, type TestDevice } from '../test-support/devi
 import { enrollmentToken, startAgent, type FleetAgent } from '../test-support/fleet.js';
 import { closed, connectDevice, refusalCode } from '../test-support/mqtt.js';
 import { startRedis, type TestRedis } from '../test-support/redis.js';
+import { openSse } from '../test-support/sse.js';
 import { createTestDatabase, type TestDatabase } from '../test-support/test-database.js';
 
 /**
@@ -108,6 +109,19 @@ describe('a cluster of three nodes', () => {
     await online(nodes[0]!.mqttUrl, marker);
     await expect.poll(async () => (await device(nodes[2]!.httpUrl, marker.id)).online).toBe(true);
     expect((await device(nodes[2]!.httpUrl, d.id)).online).toBe(true);
+  });
+
+  it('streams on node 3 the presence of a device that connected to node 1 (GET /api/v1/events)', async () => {
+    const stream = await openSse(`${nodes[2]!.httpUrl}/api/v1/events`, adminHeaders);
+    try {
+      expect(stream.status).toBe(200);
+      const d = await enrolled();
+      const seen = stream.waitFor((e) => e.event === 'device' && e.data.id === d.id && e.data.online === true);
+      await online(nodes[0]!.mqttUrl, d);
+      await seen;
+    } finally {
+      stream.close();
+    }
   });
 
   it('shows the devices of a killed node offline, judged by its lease', async () => {

@@ -28,8 +28,7 @@ describe('a cluster when a node or Redis fails', () => {
   const url = (): string => nodes.find((n) => n.server.proc.exitCode === null && n.server.proc.signalCode === null)!.httpUrl;
   const get = async (p: string): Promise<any> => (await api('GET', `${url()}${p}`, adminHeaders)).body;
   async function upload(bundle: Buffer): Promise<string> {
-    // Bundles live in node 1's data directory in these tests (KERNEX_PUBLIC_URL is node 1's).
-    const res = await fetch(`${nodes[0]!.httpUrl}/api/v1/bundles`, { method: 'POST', body: bundle, headers: { ...adminHeaders, 'content-type': 'application/gzip' } });
+    const res = await fetch(`${url()}/api/v1/bundles`, { method: 'POST', body: bundle, headers: { ...adminHeaders, 'content-type': 'application/gzip' } });
     expect(res.status).toBe(201);
     return ((await res.json()) as { id: string }).id;
   }
@@ -69,6 +68,8 @@ describe('a cluster when a node or Redis fails', () => {
     const lone = await makeDevice();
     expect((await register(n1.httpUrl, lone, { enrollmentToken: token })).status).toBe(201);
     clients.push(await connectDevice(n2.mqttUrl, lone));
+    // Node 2 has written both online before it dies (presence is written in batches).
+    for (const id of [a.deviceId, lone.id]) await expect.poll(async () => (await get(`/api/v1/devices/${id}`)).online).toBe(true);
 
     const release = path.join(work, 'release');
     const count = path.join(work, 'installs');
@@ -86,7 +87,9 @@ describe('a cluster when a node or Redis fails', () => {
     // Each device installed once, though A was sent its command again on node 3.
     expect((await fs.readFile(count, 'utf8')).trim().split('\n')).toHaveLength(2);
 
-    // Node 2's lease ended and was swept (the lone device went offline); A, now on node 3, stayed online.
+    // Node 3 has written A online; then node 2's lease ends and is swept (the lone device goes
+    // offline), and A, whose session is node 3's, stays online.
+    await expect.poll(async () => (await get(`/api/v1/devices/${a.deviceId}`)).online).toBe(true);
     await expect.poll(async () => (await get(`/api/v1/devices/${lone.id}`)).online, { timeout: 30_000 }).toBe(false);
     expect((await get(`/api/v1/devices/${a.deviceId}`)).online).toBe(true);
     expect((await get(`/api/v1/devices/${b.deviceId}`)).online).toBe(true);
@@ -102,17 +105,16 @@ describe('a cluster when a node or Redis fails', () => {
     const live = nodes.filter((n) => n !== dead);
     const agent = await startAgent(live[0]!.httpUrl, token, { KERNEX_MQTT_URL: live.map((n) => n.mqttUrl).join(',') });
     agents.push(agent);
-    if (dead === nodes[0]) await dead.start(); // bundles are served by node 1 in these tests
     const id = await deploy(await upload(await makeBundle({ version: '2.0.0' })), [agent.deviceId]);
     await expect.poll(async () => (await get(`/api/v1/deployments/${id}`)).status, { timeout: 30_000 }).toBe('completed');
-    if (dead !== nodes[0]) await dead.start();
+    await dead.start();
   });
 
   it('completes a rollout when Redis restarts in the middle of it', async () => {
     const lead = await leader();
     // The device is on a node that does not lead: its command must cross Redis.
     const other = nodes.find((n) => n.id !== lead)!;
-    const agent = await startAgent(nodes[0]!.httpUrl, token, { KERNEX_MQTT_URL: other.mqttUrl });
+    const agent = await startAgent(other.httpUrl, token, { KERNEX_MQTT_URL: other.mqttUrl });
     agents.push(agent);
     await redis.stop();
     await expect.poll(async () => (await fetch(`${other.httpUrl}/readyz`)).status).toBe(503);

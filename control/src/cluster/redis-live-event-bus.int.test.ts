@@ -1,6 +1,8 @@
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LiveEvent } from '../events/event-bus.js';
+import { liveEventBusContract } from '../test-support/event-bus-contract.js';
 import { startRedis, type TestRedis } from '../test-support/redis.js';
 import { RedisBus } from './redis-bus.js';
 import { RedisLiveEventBus } from './redis-live-event-bus.js';
@@ -70,5 +72,24 @@ describe('the Redis-backed live-event bus', () => {
     expect(got).toEqual([presence('d3', true)]);
     expect(gone).toEqual([]);
     await Promise.all([a.close(), b.close()]);
+  });
+});
+
+// The contract every LiveEventBus passes, against this one on a real redis-server.
+describe('the Redis-backed live-event bus, as a LiveEventBus', () => {
+  let redis: TestRedis;
+  const buses: RedisBus[] = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    for (const b of buses) await b.close();
+    await redis?.stop();
+  });
+  let n = 0;
+  liveEventBusContract('redis', async () => {
+    const bus = await RedisBus.connect(redis.url, `contract-${++n}`, pino({ level: 'silent' }), new Registry());
+    buses.push(bus);
+    return new RedisLiveEventBus<LiveEvent>(bus);
   });
 });

@@ -11,6 +11,7 @@ export const adminHeaders = { authorization: `Bearer ${CLUSTER_ADMIN_KEY}` };
 export interface ClusterNodeProcess {
   id: string;
   dataDir: string;
+  bundleDir: string;
   httpPort: number;
   mqttPort: number;
   httpUrl: string;
@@ -26,8 +27,8 @@ export interface ClusterNodeProcess {
 
 /**
  * `count` nodes on one database and one Redis. Their ports are chosen first, so
- * every node can be told the whole MQTT URL list (KERNEX_MQTT_URLS) and one
- * public URL (node 1's, where tests upload bundles). Nodes start one after
+ * every node can be told the whole MQTT URL list (KERNEX_MQTT_URLS); they share
+ * one bundle directory, and each tells devices its own HTTP URL. Nodes start one after
  * another: the first makes the signing key, the others load it.
  */
 export async function startCluster(opts: { count: number; databaseUrl: string; redisUrl: string; env?: Record<string, string> }): Promise<ClusterNodeProcess[]> {
@@ -35,6 +36,7 @@ export async function startCluster(opts: { count: number; databaseUrl: string; r
   for (let i = 0; i < opts.count; i++) ports.push({ http: await freePort(), mqtt: await freePort() });
   const mqttUrls = ports.map((p) => `mqtt://127.0.0.1:${p.mqtt}`).join(',');
   const nodes: ClusterNodeProcess[] = [];
+  const bundleDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-cluster-bundles-'));
   for (let i = 0; i < opts.count; i++) {
     const { http, mqtt } = ports[i]!;
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `kernex-node${i + 1}-`));
@@ -47,13 +49,15 @@ export async function startCluster(opts: { count: number; databaseUrl: string; r
       KERNEX_NODE_ID: `node-${i + 1}`,
       KERNEX_ADMIN_KEY: CLUSTER_ADMIN_KEY,
       KERNEX_MQTT_URLS: mqttUrls,
-      KERNEX_PUBLIC_URL: `http://127.0.0.1:${ports[0]!.http}`,
+      // One bundle directory for every node (DESIGN §7: in a cluster, S3 or a shared directory).
+      KERNEX_BUNDLE_DIR: bundleDir,
       KERNEX_ORCHESTRATOR_TICK_MS: '200',
       ...opts.env,
     };
     const node: ClusterNodeProcess = {
       id: `node-${i + 1}`,
       dataDir,
+      bundleDir,
       httpPort: http,
       mqttPort: mqtt,
       httpUrl: `http://127.0.0.1:${http}`,
@@ -82,4 +86,5 @@ export async function startCluster(opts: { count: number; databaseUrl: string; r
 export async function stopCluster(nodes: ClusterNodeProcess[]): Promise<void> {
   await Promise.all(nodes.map((n) => (n.server ? n.kill() : undefined)));
   await Promise.all(nodes.map((n) => fs.rm(n.dataDir, { recursive: true, force: true })));
+  if (nodes[0]) await fs.rm(nodes[0].bundleDir, { recursive: true, force: true });
 }
