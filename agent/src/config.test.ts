@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AgentConfigError, DEFAULT_KEEPALIVE_S, DEFAULT_TELEMETRY_S, loadAgentConfig, type AgentConfig } from './config.js';
+import { AgentConfigError } from './errors.js';
+import { DEFAULT_KEEPALIVE_S, DEFAULT_TELEMETRY_S, loadAgentConfig, type AgentConfig } from './config.js';
 
 const load = (argv: string[], env: Record<string, string> = {}): AgentConfig => loadAgentConfig(argv, env) as AgentConfig;
 

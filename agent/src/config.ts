@@ -1,7 +1,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { DeviceKeyType } from '@kernex/shared';
+import { EnvReader, type DeviceKeyType } from '@kernex/shared';
+import { AgentConfigError } from './errors.js';
 
 /** The agent's configuration, read once from flags and the environment (DESIGN §7). */
 export interface AgentConfig {
@@ -33,20 +34,12 @@ export interface AgentConfig {
   testHooks: boolean;
 }
 
-/** Every bad value, one line each, naming the flag or variable. */
-export class AgentConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(problems.join('; '));
-    this.name = 'AgentConfigError';
-  }
-}
-
 /** Defaults chosen for the idle-cost budget (< 4 KB per device-hour, see README). */
 export const DEFAULT_TELEMETRY_S = 900;
 export const DEFAULT_KEEPALIVE_S = 300;
 export const DEFAULT_RECONNECT_MAX_S = 60;
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** Flag name → environment variable; a flag wins over its variable. */
 const OPTIONS = {
@@ -70,9 +63,9 @@ ${Object.entries(OPTIONS)
   .join('\n')}
   --help`;
 
-function defaultStateDir(): string {
+function defaultStateDir(env: Env): string {
   if (process.getuid?.() === 0) return '/var/lib/kernex-agent';
-  const base = process.env.XDG_STATE_HOME ?? path.join(os.homedir(), '.local', 'state');
+  const base = env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
   return path.join(base, 'kernex-agent');
 }
 
@@ -100,70 +93,64 @@ export function loadAgentConfig(argv: string[] = process.argv.slice(2), env: Env
   }
   if (values.help) return { help: true };
 
-  const problems: string[] = [];
-  const get = (flag: Flag): string | undefined => {
-    const v = (values[flag] as string | undefined) ?? env[OPTIONS[flag]];
-    return v === '' ? undefined : v;
-  };
-  const label = (flag: Flag): string => `${OPTIONS[flag]} (--${flag})`;
-  const seconds = (flag: Flag, fallback: number, min: number, max: number): number => {
-    const raw = get(flag);
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw.trim()) || n < min || n > max) {
-      problems.push(`${label(flag)} must be a whole number of seconds from ${min} to ${max}, got '${raw}'`);
-      return fallback;
-    }
-    return n;
-  };
-  const url = (flag: Flag, protocols: string[]): string | undefined => {
-    const raw = get(flag);
-    if (raw === undefined) return undefined;
-    try {
-      const u = new URL(raw);
-      if (!protocols.includes(u.protocol)) problems.push(`${label(flag)} must be a ${protocols.join(' or ')} URL, got '${raw}'`);
-    } catch {
-      problems.push(`${label(flag)} is not a valid URL: '${raw}'`);
-    }
-    return raw.replace(/\/+$/, '');
-  };
+  const read = new EnvReader<Flag>(
+    (flag) => (values[flag] as string | undefined) ?? env[OPTIONS[flag]],
+    (flag) => `${OPTIONS[flag]} (--${flag})`,
+  );
+  const problems = read.problems;
+  const seconds = (flag: Flag, fallback: number, min: number, max: number): number => read.int(flag, fallback, { min, max, unit: 'seconds' });
+  const url = (flag: Flag, protocols: string[]): string | undefined => read.url(flag, protocols)?.replace(/\/+$/, '');
 
+  // One URL or a comma-separated list, kept as one string in its order (see AgentConfig.mqttUrl).
   const urlList = (flag: Flag, protocols: string[]): string | undefined => {
-    const raw = get(flag);
-    if (raw === undefined) return undefined;
-    const list = raw.split(',').map((u) => u.trim()).filter(Boolean);
+    const list = read.list(flag);
+    if (list.length === 0) return undefined;
+    const label = `${OPTIONS[flag]} (--${flag})`;
     for (const u of list) {
       try {
-        if (!protocols.includes(new URL(u).protocol)) problems.push(`${label(flag)} must be ${protocols.join(' or ')} URLs, got '${u}'`);
+        if (!protocols.includes(new URL(u).protocol)) problems.push(`${label} must be ${protocols.join(' or ')} URLs, got '${u}'`);
       } catch {
-        problems.push(`${label(flag)} is not a valid URL: '${u}'`);
+        problems.push(`${label} is not a valid URL: '${u}'`);
       }
     }
     return list.map((u) => u.replace(/\/+$/, '')).join(',');
   };
 
   const server = url('server', ['http:', 'https:']);
-  if (server === undefined && !problems.length) problems.push(`${label('server')} is required: the server's HTTP base URL`);
-  const keyType = get('key-type') ?? 'rsa';
-  if (keyType !== 'rsa' && keyType !== 'p256') problems.push(`${label('key-type')} must be rsa or p256, got '${keyType}'`);
-  const logLevel = get('log-level') ?? 'info';
-  if (!LOG_LEVELS.includes(logLevel)) problems.push(`${label('log-level')} must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`);
-  const caFile = get('ca-file');
+  if (server === undefined && !problems.length) problems.push(`${OPTIONS.server} (--server) is required: the server's HTTP base URL`);
+  const keyType = read.oneOf<DeviceKeyType>('key-type', ['rsa', 'p256'], 'rsa');
+  const logLevel = read.oneOf('log-level', LOG_LEVELS, 'info');
+  const caFile = read.string('ca-file');
 
   const config: AgentConfig = {
     server: server ?? '',
-    enrollToken: get('enroll-token'),
-    stateDir: path.resolve(get('state-dir') ?? defaultStateDir()),
+    enrollToken: read.string('enroll-token'),
+    stateDir: path.resolve(read.string('state-dir') ?? defaultStateDir(env)),
     telemetryS: seconds('telemetry-s', DEFAULT_TELEMETRY_S, 1, 86_400),
     keepaliveS: seconds('keepalive-s', DEFAULT_KEEPALIVE_S, 10, 3600),
     reconnectMaxS: seconds('reconnect-max-s', DEFAULT_RECONNECT_MAX_S, 1, 3600),
     caFile: caFile === undefined ? undefined : path.resolve(caFile),
-    keyType: keyType as DeviceKeyType,
+    keyType,
     mqttUrl: urlList('mqtt-url', ['mqtt:', 'mqtts:', 'ws:', 'wss:']),
-    name: get('name') ?? os.hostname(),
+    name: read.string('name') ?? os.hostname(),
     logLevel,
     testHooks: env.KERNEX_TEST_HOOKS === '1',
   };
   if (problems.length > 0) throw new AgentConfigError(problems);
   return Object.freeze(config);
+}
+
+/** What the simulator reads from the environment (the variables every kernex command reads, DESIGN §7). */
+export interface SimEnvironment {
+  KERNEX_URL?: string;
+  KERNEX_API_KEY?: string;
+  KERNEX_ENROLL_TOKEN?: string;
+  /** Base of the default key cache (`$XDG_CACHE_HOME/kernex/sim-keys`). */
+  XDG_CACHE_HOME?: string;
+}
+
+/** The simulator's environment, read once here so its argument parser takes it as a value. */
+export function loadSimEnvironment(env: Env = process.env): Readonly<SimEnvironment> {
+  const { KERNEX_URL, KERNEX_API_KEY, KERNEX_ENROLL_TOKEN, XDG_CACHE_HOME } = env;
+  return Object.freeze({ KERNEX_URL, KERNEX_API_KEY, KERNEX_ENROLL_TOKEN, XDG_CACHE_HOME });
 }

@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
 import type { HttpClient } from './http-client.js';
 import type { DeviceKey, IdentityStore, StoredIdentity } from './identity-store.js';
-import { register, RegistrationError } from './registration.js';
+import { RegistrationError } from './errors.js';
+import { register } from './registration.js';
 import { Backoff } from './session/backoff.js';
 
 /** Options of {@link Enrollment}. */

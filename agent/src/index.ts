@@ -1,14 +1,15 @@
 export { Device, IGNORE_COMMANDS, type BundleInventory, type CommandHandler, type DeviceContext, type DeviceOptions } from './device.js';
-export { loadAgentConfig, AgentConfigError, type AgentConfig, DEFAULT_KEEPALIVE_S, DEFAULT_TELEMETRY_S } from './config.js';
+export { loadAgentConfig, type AgentConfig, DEFAULT_KEEPALIVE_S, DEFAULT_TELEMETRY_S } from './config.js';
 export { Outbox, type OutboxEntry } from './outbox.js';
 export { Backoff, type BackoffOptions } from './session/backoff.js';
 export { MqttSession, type SessionOptions } from './session/session.js';
 export { SystemMetrics, type MetricsSource } from './telemetry/system-metrics.js';
 export { Clock } from './clock.js';
 export { BundleInstaller, type InstallerOptions } from './bundle/installer.js';
-export { download, DownloadError, type DownloadRequest } from './bundle/download.js';
+export { download, type DownloadRequest } from './bundle/download.js';
 export { extractBundle, type ExtractOptions, type OpenWrite } from './bundle/extract.js';
-export { verifyBundle, VerifyError } from './bundle/verify.js';
+export { verifyBundle } from './bundle/verify.js';
+export { AgentConfigError, DownloadError, RegistrationError, SimulationError, VerifyError } from './errors.js';
 export { Enrollment, type EnrollmentOptions } from './enrollment.js';
 export { IdentityStore, type DeviceKey, type StoredIdentity } from './identity-store.js';
 export { HttpClient, requestText, type HttpAnswer, type HttpClientOptions, type RequestOptions } from './http-client.js';

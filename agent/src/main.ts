@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import pino from 'pino';
 import { onBrokenPipe, stopOnSignals } from '@kernex/shared';
-import { AgentConfigError, loadAgentConfig, USAGE } from './config.js';
+import { loadAgentConfig, USAGE } from './config.js';
+import { AgentConfigError } from './errors.js';
 import { BundleInstaller } from './bundle/installer.js';
 import { Device } from './device.js';
 

@@ -2,19 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { publicKeyPem, signDeviceJwt, type RegistrationRequest, type RegistrationResponse } from '@kernex/shared';
 import type { Clock } from './clock.js';
 import type { HttpAnswer, HttpClient } from './http-client.js';
-
-/** Why a registration did not succeed; `retry` says whether trying again later can help. */
-export class RegistrationError extends Error {
-  constructor(
-    readonly kind: 'unreachable' | 'refused' | 'bad_proof' | 'bad_token' | 'invalid' | 'server',
-    message: string,
-    readonly retry: boolean,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'RegistrationError';
-  }
-}
+import { RegistrationError } from './errors.js';
 
 export interface RegisterOptions {
   server: string;

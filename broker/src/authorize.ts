@@ -37,6 +37,7 @@ const VALIDATORS: Partial<Record<DeviceChannel, Validator<unknown>>> = {
  */
 export type OnDeviceMessage = (deviceId: string, channel: DeviceChannel, payload: unknown, client: Client) => void | Promise<void>;
 
+/** What the ACL hooks need, passed in so the hooks stay pure and a test can hand its own. */
 export interface AuthorizeDeps {
   metrics: BrokerMetrics;
   /** Counts and logs each refusal (debug, with a rate-limited warn). */

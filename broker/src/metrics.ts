@@ -9,6 +9,7 @@ export interface BrokerMetrics {
   unauthenticated: Gauge;
 }
 
+/** Registers the broker's metrics on the server's registry, so /metrics shows one set (not a second default registry). */
 export function createBrokerMetrics(registry: Registry): BrokerMetrics {
   return {
     devicesConnected: new Gauge({

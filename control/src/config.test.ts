@@ -142,4 +142,10 @@ describe('loadConfig: admin API limits', () => {
     expect(() => loadConfig({ KERNEX_BODY_LIMIT_BYTES: '-1' })).toThrow(/KERNEX_BODY_LIMIT_BYTES/);
     expect(() => loadConfig({ KERNEX_CORS_ORIGINS: 'https://a.example.com/path' })).toThrow(/KERNEX_CORS_ORIGINS/);
   });
+
+  it('reads KERNEX_LOG_FORMAT as auto or json and refuses anything else', () => {
+    expect(loadConfig({}).logFormat).toBe('auto');
+    expect(loadConfig({ KERNEX_LOG_FORMAT: 'json' }).logFormat).toBe('json');
+    expect(() => loadConfig({ KERNEX_LOG_FORMAT: 'xml' })).toThrow("KERNEX_LOG_FORMAT must be auto or json, got 'xml'");
+  });
 });

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from '@kernex/shared';
+import { DEFAULT_ARCHIVE_LIMITS, EnvReader, type ArchiveLimits } from '@kernex/shared';
 
 const MIB = (bytes: number): number => Math.floor(bytes / (1024 * 1024));
 
@@ -46,6 +46,8 @@ export interface ServerConfig {
   /** Days of audit log kept (KERNEX_AUDIT_RETENTION_DAYS). */
   auditRetentionDays: number;
   logLevel: string;
+  /** KERNEX_LOG_FORMAT: `auto` (pino-pretty on a terminal, JSON lines otherwise) or `json` (JSON lines always). */
+  logFormat: 'auto' | 'json';
   /** Largest bundle upload, bytes (KERNEX_MAX_BUNDLE_MB). */
   maxBundleBytes: number;
   /**
@@ -92,14 +94,16 @@ export class ConfigError extends Error {
   }
 }
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** `auto`: pino-pretty on a terminal, JSON lines otherwise; `json`: JSON lines always. */
+const LOG_FORMATS = ['auto', 'json'] as const;
 
 type Env = Record<string, string | undefined>;
 
 /** Default data directory: root cannot use $HOME, because the embedded PostgreSQL runs as another user. */
-function defaultDataDir(): string {
+function defaultDataDir(env: Env): string {
   if (process.getuid?.() === 0) return '/var/lib/kernex';
-  const base = process.env.XDG_DATA_HOME ?? path.join(os.homedir(), '.local', 'share');
+  const base = env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
   return path.join(base, 'kernex');
 }
 
@@ -108,59 +112,12 @@ function defaultDataDir(): string {
  * one line naming the variable, and throws them together in a {@link ConfigError}.
  */
 export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
-  const problems: string[] = [];
-
-  const port = (name: string, fallback: number | undefined): number | undefined => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw.trim()) || !Number.isInteger(n) || n < 0 || n > 65535) {
-      problems.push(`${name} must be a port number between 0 and 65535, got '${raw}'`);
-      return fallback;
-    }
-    return n;
-  };
-
-  const positiveInt = (name: string, fallback: number, max: number): number => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw.trim()) || n < 1 || n > max) {
-      problems.push(`${name} must be a whole number from 1 to ${max}, got '${raw}'`);
-      return fallback;
-    }
-    return n;
-  };
-
-  const url = (name: string, protocols: string[]): string | undefined => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return undefined;
-    try {
-      const u = new URL(raw);
-      if (!protocols.includes(u.protocol)) {
-        problems.push(`${name} must be a ${protocols.join(' or ')} URL, got '${u.protocol}'`);
-      }
-    } catch {
-      problems.push(`${name} is not a valid URL`);
-    }
-    return raw;
-  };
-
-  const positive = (name: string, fallback: number): number => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < 1) {
-      problems.push(`${name} must be a whole number of at least 1, got '${raw}'`);
-      return fallback;
-    }
-    return n;
-  };
+  const read = new EnvReader((name) => env[name]);
+  const problems = read.problems;
+  const positiveInt = (name: string, fallback: number, max?: number): number => read.int(name, fallback, { min: 1, max });
 
   const origins = (name: string): string[] => {
-    const raw = env[name];
-    if (raw === undefined || raw.trim() === '') return [];
-    const list = raw.split(',').map((o) => o.trim()).filter(Boolean);
+    const list = read.list(name);
     for (const o of list) {
       if (o === '*') continue;
       try {
@@ -173,9 +130,7 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     return list.map((o) => o.replace(/\/$/, ''));
   };
   const urlList = (name: string, protocols: string[]): string[] => {
-    const raw = env[name];
-    if (raw === undefined || raw.trim() === '') return [];
-    const list = raw.split(',').map((u) => u.trim()).filter(Boolean);
+    const list = read.list(name);
     for (const u of list) {
       try {
         if (!protocols.includes(new URL(u).protocol)) throw new Error('scheme');
@@ -185,22 +140,14 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     }
     return list;
   };
-  const nodeId = env.KERNEX_NODE_ID || undefined;
+  const nodeId = read.string('KERNEX_NODE_ID');
   if (nodeId !== undefined && !/^[\x21-\x7e]{1,128}$/.test(nodeId)) problems.push(`KERNEX_NODE_ID must be 1 to 128 printable ASCII characters without spaces, got '${nodeId}'`);
-  const bool = (name: string, fallback: boolean): boolean => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    if (/^(1|true|yes|on)$/i.test(raw)) return true;
-    if (/^(0|false|no|off)$/i.test(raw)) return false;
-    problems.push(`${name} must be true or false, got '${raw}'`);
-    return fallback;
-  };
 
-  const certFile = env.KERNEX_TLS_CERT || undefined;
-  const keyFile = env.KERNEX_TLS_KEY || undefined;
+  const certFile = read.string('KERNEX_TLS_CERT');
+  const keyFile = read.string('KERNEX_TLS_KEY');
   if (Boolean(certFile) !== Boolean(keyFile)) problems.push('KERNEX_TLS_CERT and KERNEX_TLS_KEY must be given together');
-  const mqttsPort = port('KERNEX_MQTTS_PORT', undefined);
-  const https = bool('KERNEX_HTTPS', Boolean(certFile && keyFile));
+  const mqttsPort = read.port('KERNEX_MQTTS_PORT', undefined);
+  const https = read.bool('KERNEX_HTTPS', Boolean(certFile && keyFile));
   const tls: ServerConfig['tls'] =
     certFile && keyFile
       ? { mode: 'files', certFile: path.resolve(certFile), keyFile: path.resolve(keyFile) }
@@ -208,20 +155,20 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
         ? { mode: 'auto' }
         : { mode: 'off' };
 
-  const dataDir = path.resolve(env.KERNEX_DATA_DIR || defaultDataDir());
-  const storeKind = env.KERNEX_BUNDLE_STORE || 'file';
+  const dataDir = path.resolve(read.string('KERNEX_DATA_DIR') ?? defaultDataDir(env));
+  const storeKind = read.string('KERNEX_BUNDLE_STORE') ?? 'file';
   let bundleStore: BundleStoreConfig = { kind: 'file', dir: path.resolve(env.KERNEX_BUNDLE_DIR || path.join(dataDir, 'bundles')) };
   if (storeKind === 's3') {
-    const bucket = env.KERNEX_S3_BUCKET || '';
+    const bucket = read.string('KERNEX_S3_BUCKET') ?? '';
     if (!bucket) problems.push('KERNEX_S3_BUCKET must be set when KERNEX_BUNDLE_STORE is s3');
-    const endpoint = url('KERNEX_S3_ENDPOINT', ['http:', 'https:']);
+    const endpoint = read.url('KERNEX_S3_ENDPOINT', ['http:', 'https:']);
     bundleStore = {
       kind: 's3',
       endpoint,
       bucket,
-      region: env.KERNEX_S3_REGION || env.AWS_REGION || 'us-east-1',
+      region: read.string('KERNEX_S3_REGION') ?? read.string('AWS_REGION') ?? 'us-east-1',
       // S3-compatible servers (MinIO, s3rver) want path-style URLs; AWS itself, virtual hosts.
-      forcePathStyle: bool('KERNEX_S3_FORCE_PATH_STYLE', endpoint !== undefined),
+      forcePathStyle: read.bool('KERNEX_S3_FORCE_PATH_STYLE', endpoint !== undefined),
       credentials:
         env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
           ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) }
@@ -232,48 +179,44 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
   }
 
   const config: ServerConfig = {
-    databaseUrl: url('DATABASE_URL', ['postgres:', 'postgresql:']),
+    databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:']),
     dataDir,
-    host: env.KERNEX_HOST || '0.0.0.0',
-    httpPort: port('KERNEX_HTTP_PORT', 8080)!,
-    mqttPort: port('KERNEX_MQTT_PORT', 1883)!,
+    host: read.string('KERNEX_HOST') ?? '0.0.0.0',
+    httpPort: read.port('KERNEX_HTTP_PORT', 8080),
+    mqttPort: read.port('KERNEX_MQTT_PORT', 1883),
     mqttsPort,
-    wsPort: port('KERNEX_WS_PORT', undefined),
-    embeddedPgPort: port('KERNEX_PG_PORT', 0)!,
-    publicUrl: url('KERNEX_PUBLIC_URL', ['http:', 'https:']),
+    wsPort: read.port('KERNEX_WS_PORT', undefined),
+    embeddedPgPort: read.port('KERNEX_PG_PORT', 0),
+    publicUrl: read.url('KERNEX_PUBLIC_URL', ['http:', 'https:']),
     mqttUrls: urlList('KERNEX_MQTT_URLS', ['mqtt:', 'mqtts:', 'ws:', 'wss:']),
-    redisUrl: url('KERNEX_REDIS_URL', ['redis:', 'rediss:']),
+    redisUrl: read.url('KERNEX_REDIS_URL', ['redis:', 'rediss:']),
     nodeId,
     tls,
     https,
-    adminKey: env.KERNEX_ADMIN_KEY || undefined,
+    adminKey: read.string('KERNEX_ADMIN_KEY'),
     telemetryRetentionDays: positiveInt('KERNEX_TELEMETRY_RETENTION_DAYS', 7, 3650),
     bundleStore,
     bundleKeep: positiveInt('KERNEX_BUNDLE_KEEP', 10, 100_000),
     executionRetentionDays: positiveInt('KERNEX_EXECUTION_RETENTION_DAYS', 90, 36_500),
     auditRetentionDays: positiveInt('KERNEX_AUDIT_RETENTION_DAYS', 365, 36_500),
-    logLevel: env.LOG_LEVEL || 'info',
-    maxBundleBytes: positive('KERNEX_MAX_BUNDLE_MB', 512) * 1024 * 1024,
+    logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    logFormat: read.oneOf('KERNEX_LOG_FORMAT', LOG_FORMATS, 'auto'),
+    maxBundleBytes: positiveInt('KERNEX_MAX_BUNDLE_MB', 512) * 1024 * 1024,
     archiveLimits: {
       ...DEFAULT_ARCHIVE_LIMITS,
       maxEntryBytes: positiveInt('KERNEX_MAX_BUNDLE_ENTRY_MB', MIB(DEFAULT_ARCHIVE_LIMITS.maxEntryBytes), MIB(DEFAULT_ARCHIVE_LIMITS.maxEntryBytes)) * 1024 * 1024,
       maxTotalBytes:
         positiveInt('KERNEX_MAX_BUNDLE_UNPACKED_MB', MIB(DEFAULT_ARCHIVE_LIMITS.maxTotalBytes), MIB(DEFAULT_ARCHIVE_LIMITS.maxTotalBytes)) * 1024 * 1024,
     },
-    orchestratorTickMs: positive('KERNEX_ORCHESTRATOR_TICK_MS', 1000),
-    rateLimitPerMin: positive('KERNEX_RATE_LIMIT_PER_MIN', 600),
-    registerRateLimitPerMin: positive('KERNEX_REGISTER_RATE_LIMIT_PER_MIN', 10),
-    bodyLimitBytes: positive('KERNEX_BODY_LIMIT_BYTES', 1024 * 1024),
-    headersTimeoutMs: positive('KERNEX_HTTP_HEADERS_TIMEOUT_MS', 10_000),
-    bodyTimeoutMs: positive('KERNEX_HTTP_BODY_TIMEOUT_MS', 30_000),
-    idleTimeoutMs: positive('KERNEX_HTTP_IDLE_TIMEOUT_MS', 60_000),
+    orchestratorTickMs: positiveInt('KERNEX_ORCHESTRATOR_TICK_MS', 1000),
+    rateLimitPerMin: positiveInt('KERNEX_RATE_LIMIT_PER_MIN', 600),
+    registerRateLimitPerMin: positiveInt('KERNEX_REGISTER_RATE_LIMIT_PER_MIN', 10),
+    bodyLimitBytes: positiveInt('KERNEX_BODY_LIMIT_BYTES', 1024 * 1024),
+    headersTimeoutMs: positiveInt('KERNEX_HTTP_HEADERS_TIMEOUT_MS', 10_000),
+    bodyTimeoutMs: positiveInt('KERNEX_HTTP_BODY_TIMEOUT_MS', 30_000),
+    idleTimeoutMs: positiveInt('KERNEX_HTTP_IDLE_TIMEOUT_MS', 60_000),
     corsOrigins: origins('KERNEX_CORS_ORIGINS'),
   };
-
-  const logLevel = config.logLevel;
-  if (!LOG_LEVELS.includes(logLevel)) {
-    problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`);
-  }
 
   const adminKey = config.adminKey;
   if (adminKey !== undefined && adminKey.length < 16) {

@@ -2,10 +2,11 @@ import pino, { type Logger } from 'pino';
 
 /**
  * The root logger: JSON lines on stdout, or pino-pretty when stdout is a
- * terminal (a person is reading). Children carry `mod` per module.
+ * terminal (a person is reading) and `format` is `auto` (KERNEX_LOG_FORMAT).
+ * Children carry `mod` per module.
  */
-export function createLogger(level: string, name = 'kernex'): Logger {
-  if (process.stdout.isTTY && process.env.KERNEX_LOG_FORMAT !== 'json') {
+export function createLogger(level: string, name = 'kernex', format: 'auto' | 'json' = 'auto'): Logger {
+  if (process.stdout.isTTY && format !== 'json') {
     return pino({ name, level, transport: { target: 'pino-pretty', options: { colorize: true } } });
   }
   // Synchronous writes: with pino's default asynchronous stdout, a line still waiting on a full

@@ -22,7 +22,7 @@ export async function runServer(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, 'kernex', config.logFormat);
 
   // A signal during start waits for the start to finish (or fail), then closes what it opened.
   const starting = startServer(config, log);

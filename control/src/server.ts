@@ -147,11 +147,6 @@ function listenError(err: unknown, variable: string, port: number): Error {
   return new StartupError(`${variable} ${port}: ${(err as Error).message}`, { cause: err });
 }
 
-/**
- * Boots Kernex: data directory, database (embedded unless `DATABASE_URL`),
- * migrations, broker, HTTP. On any failure it undoes what it started and
- * rethrows, so the caller only has to print the message.
- */
 /** Extra start options that are not configuration (tests use them). */
 export interface StartOptions {
   /** Use this signing key when the database has none yet, instead of making one (RSA-4096 takes seconds). */
@@ -171,6 +166,11 @@ function wakeLeader(store: NodesStore, log: Logger): () => void {
   };
 }
 
+/**
+ * Boots Kernex: data directory, database (embedded unless `DATABASE_URL`),
+ * migrations, broker, HTTP. On any failure it undoes what it started and
+ * rethrows, so the caller only has to print the message.
+ */
 export async function startServer(config: Readonly<ServerConfig>, log: Logger, options: StartOptions = {}): Promise<RunningServer> {
   const t0 = performance.now();
   let started = false;

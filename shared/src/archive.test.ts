@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ArchiveGuard, bundleSigningText, normaliseEntryPath, UnsafeEntryError, type ArchiveEntryHeader } from './archive.js';
+import { ArchiveGuard, bundleSigningText, normaliseEntryPath, type ArchiveEntryHeader } from './archive.js';
+import { UnsafeEntryError } from './errors.js';
 import { validateManifest } from './schemas/index.js';
 
 const file = (name: string, size = 1): ArchiveEntryHeader => ({ name, type: 'file', size });

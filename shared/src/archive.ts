@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { Transform } from 'node:stream';
+import { ArchiveTooLargeError, UnsafeEntryError } from './errors.js';
 
 /**
  * The safe-tar rules of DESIGN §4, as pure functions: the server applies them
@@ -46,30 +47,11 @@ export interface ArchiveEntryHeader {
   linkname?: string | null;
 }
 
-/** An entry the rules refuse; `entry` names it as it appeared in the archive. */
-export class UnsafeEntryError extends Error {
-  constructor(
-    readonly entry: string,
-    readonly reason: string,
-  ) {
-    super(`unsafe entry '${entry}': ${reason}`);
-    this.name = 'UnsafeEntryError';
-  }
-}
-
 /**
  * zlib output chunk size for unpacking bundles, bytes. Zlib's default (16 KiB)
  * makes a gzip bomb cost five times the CPU to inflate up to the bound.
  */
 export const INFLATE_CHUNK_BYTES = 128 * 1024;
-
-/** An archive whose gzip stream inflates to more than the unpacked bound. */
-export class ArchiveTooLargeError extends Error {
-  constructor(readonly maxBytes: number) {
-    super(`archive inflates to more than ${maxBytes} bytes`);
-    this.name = 'ArchiveTooLargeError';
-  }
-}
 
 /**
  * A pass-through for the inflated (tar) bytes that fails with

@@ -1,7 +1,8 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { deviceIdFromPublicKey, deviceKeyAlg, KeyError, toPublicKey } from './identity.js';
+import { KeyError } from './errors.js';
+import { deviceIdFromPublicKey, deviceKeyAlg, toPublicKey } from './identity.js';
 
 describe('deviceIdFromPublicKey', () => {
   it('is the first 24 hex chars of SHA-256 over the SPKI DER, computed independently with openssl', () => {

@@ -1,5 +1,6 @@
 import { createHash, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
+import { KeyError } from './errors.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -8,14 +9,6 @@ export type DeviceAlg = 'RS256' | 'ES256';
 
 /** Key types a device can make: RSA-4096 by default, P-256 for constrained devices and simulators. */
 export type DeviceKeyType = 'rsa' | 'p256';
-
-/** Why a public key was refused. */
-export class KeyError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'KeyError';
-  }
-}
 
 /** Accepts a PEM string or a KeyObject; throws {@link KeyError} when it is not a public key. */
 export function toPublicKey(key: string | KeyObject): KeyObject {

@@ -1,7 +1,8 @@
 import { createSign, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { deviceIdFromPublicKey } from './identity.js';
-import { JwtError, peekSubject, signDeviceJwt, verifyDeviceJwt } from './jwt.js';
+import { JwtError } from './errors.js';
+import { peekSubject, signDeviceJwt, verifyDeviceJwt } from './jwt.js';
 
 const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });

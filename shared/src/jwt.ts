@@ -1,6 +1,7 @@
 import { createPrivateKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { decodeProtectedHeader, SignJWT } from 'jose';
 import { deviceKeyAlg, toPublicKey } from './identity.js';
+import { JwtError } from './errors.js';
 
 /** JWT audiences of DESIGN §2. */
 export type Audience = 'kernex-mqtt' | 'kernex-http' | 'kernex-register';
@@ -18,25 +19,7 @@ export interface DeviceClaims {
   exp: number;
 }
 
-/** Why a token was refused; `reason` is a stable label for metrics. */
-export class JwtError extends Error {
-  constructor(
-    readonly reason:
-      | 'malformed'
-      | 'bad_signature'
-      | 'wrong_alg'
-      | 'wrong_sub'
-      | 'wrong_aud'
-      | 'expired'
-      | 'not_yet_valid'
-      | 'too_long',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'JwtError';
-  }
-}
-
+/** How a device signs its JWT (DESIGN §2); `now` is the device's corrected clock, not its raw one. */
 export interface SignOptions {
   /** PEM (PKCS#8 or PKCS#1/SEC1) or KeyObject of the device's private key. */
   privateKey: string | KeyObject;
@@ -63,6 +46,7 @@ export async function signDeviceJwt(opts: SignOptions): Promise<string> {
     .sign(key);
 }
 
+/** What a device JWT is checked against: the key on file for the claimed `sub`, and the audience of the channel it came in on. */
 export interface VerifyOptions {
   publicKey: string | KeyObject;
   deviceId: string;

@@ -1,6 +1,6 @@
 /** Protocol types of DESIGN §3-§5, shared by the server, the agent and the simulator. */
 
-/** Execution states (DESIGN §5). */
+/** Execution states (DESIGN §5), as the executions.state CHECK constraint lists them; named subsets are in execution-states.ts. */
 export const EXECUTION_STATES = [
   'queued',
   'sent',
@@ -15,20 +15,12 @@ export const EXECUTION_STATES = [
   'timed_out',
   'skipped',
 ] as const;
+/** One execution state; a union, so a switch over it is checked for every state. */
 export type ExecutionState = (typeof EXECUTION_STATES)[number];
-
-/** States an execution ends in; `succeeded → rolled_back` is the only way out of one (DESIGN §3). */
-export const TERMINAL_STATES: ReadonlySet<ExecutionState> = new Set([
-  'succeeded',
-  'failed',
-  'rolled_back',
-  'cancelled',
-  'timed_out',
-  'skipped',
-]);
 
 /** Device registration statuses (DESIGN §2). */
 export const DEVICE_STATUSES = ['pending', 'accepted', 'rejected', 'decommissioned'] as const;
+/** One registration status; only `accepted` devices may connect (DESIGN §2). */
 export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
 
 /** Bundle reference inside a `deploy` command. */
@@ -47,14 +39,20 @@ interface CommandBase {
   executionId: string;
   issuedAt: string;
 }
+
+/** Install `bundle` (DESIGN §3); `timeoutS` bounds the device's own work, as the server times out the execution. */
 export interface DeployCommand extends CommandBase {
   type: 'deploy';
   bundle: BundleRef;
   timeoutS: number;
 }
+
+/** Stop `executionId` if it has not finished installing (DESIGN §3). */
 export interface CancelCommand extends CommandBase {
   type: 'cancel';
 }
+
+/** Switch back to the version kept before `executionId`: the one way out of `succeeded` (DESIGN §3). */
 export interface RollbackCommand extends CommandBase {
   type: 'rollback';
   /** Bundle name to switch back to the version kept before `executionId`. */

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { HttpClient } from '../http-client.js';
 import { Backoff } from '../session/backoff.js';
+import { DownloadError } from '../errors.js';
 
 /** What to fetch and where to keep it. */
 export interface DownloadRequest {
@@ -23,18 +24,6 @@ export interface DownloadRequest {
   idleMs?: number;
   /** Called with bytes on disk after each chunk. */
   onProgress?(bytes: number, size: number): void;
-}
-
-/** A download that ended for a reason retrying will not fix (HTTP 4xx, too large, cancelled). */
-export class DownloadError extends Error {
-  constructor(
-    message: string,
-    readonly retryable: boolean,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'DownloadError';
-  }
 }
 
 async function sizeOf(file: string): Promise<number> {

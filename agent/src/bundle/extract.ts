@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { ArchiveGuard, DEFAULT_ARCHIVE_LIMITS, INFLATE_CHUNK_BYTES, inflatedBound, validateManifest, type ArchiveLimits, type BundleManifest } from '@kernex/shared';
 import tar from 'tar-stream';
+import { BundleInvalidError } from '../errors.js';
 
 /** How files are written; injectable so tests can make the disk fail (ENOSPC). */
 export type OpenWrite = (file: string, mode: number) => Writable;
@@ -70,9 +71,9 @@ export async function extractBundle(archive: string, dest: string, opts: Extract
   try {
     manifest = JSON.parse(await fs.readFile(path.join(dest, 'manifest.json'), 'utf8'));
   } catch (err) {
-    throw new Error(`manifest.json unreadable: ${(err as Error).message}`);
+    throw new BundleInvalidError(`manifest.json unreadable: ${(err as Error).message}`, { cause: err });
   }
-  if (!validateManifest(manifest)) throw new Error(`manifest.json ${validateManifest.lastError()}`);
+  if (!validateManifest(manifest)) throw new BundleInvalidError(`manifest.json ${validateManifest.lastError()}`);
   return manifest;
 }
 

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import {
+  BEFORE_INSTALL_STATES,
   DEFAULT_HEALTH_CHECK_TIMEOUT_S,
+  DEVICE_WORKING_STATES,
   SEMVER_PATTERN,
   type CancelCommand,
   type Command,
@@ -12,6 +14,7 @@ import {
 } from '@kernex/shared';
 import type { Logger } from 'pino';
 import type { BundleInventory, CommandHandler, DeviceContext } from '../device.js';
+import { InstallStepError } from '../errors.js';
 import { BundleState, type ExecutionRecord } from './bundle-state.js';
 import { download } from './download.js';
 import { extractBundle, type ExtractOptions } from './extract.js';
@@ -20,7 +23,6 @@ import { verifyBundle } from './verify.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const VERSION = new RegExp(SEMVER_PATTERN);
-const IN_FLIGHT: ReadonlySet<ExecutionState> = new Set(['received', 'downloading', 'installing', 'verifying']);
 /** Longest an install script may run, seconds (a deploy's own `timeoutS` is used when smaller). */
 const MAX_INSTALL_S = 1800;
 
@@ -33,8 +35,6 @@ export interface InstallerOptions {
   downloadAttempts?: number;
 }
 
-/** A step that failed, with the event's error text. */
-class StepError extends Error {}
 
 /**
  * Acts on `deploy`, `cancel` and `rollback` (DESIGN §3, §4) and reports every
@@ -86,8 +86,8 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     if (this.resumed) return;
     this.resumed = true;
     for (const [id, rec] of this.state.executions()) {
-      if (!IN_FLIGHT.has(rec.state)) continue;
-      if ((rec.state === 'received' || rec.state === 'downloading') && rec.command) {
+      if (!DEVICE_WORKING_STATES.includes(rec.state)) continue;
+      if (BEFORE_INSTALL_STATES.includes(rec.state) && rec.command) {
         this.enqueue(rec.command, device);
       } else {
         const current = rec.name ? this.state.installed[rec.name]?.current : undefined;
@@ -149,10 +149,10 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     // abandoned, or the install or health-check process group killed, and `current`
     // stays on the previous version. One that already switched reports succeeded.
     const running = this.aborts.get(id);
-    if (running && IN_FLIGHT.has(rec.state)) {
+    if (running && DEVICE_WORKING_STATES.includes(rec.state)) {
       // The deploy step sees the abort, cleans up and reports cancelled.
       running.abort();
-    } else if (rec.state === 'received' || rec.state === 'downloading') {
+    } else if (BEFORE_INSTALL_STATES.includes(rec.state)) {
       // No step running (a restart before resume): nothing was installed yet.
       await this.finish(device, id, this.state.execution(id)!, 'cancelled');
     } else {
@@ -227,20 +227,20 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
     try {
       const manifest = await this.unpack(part, dir);
       if (manifest.name !== bundle.name || manifest.version !== bundle.version) {
-        throw new StepError(`archive holds ${manifest.name}@${manifest.version}, not the bundle sent`);
+        throw new InstallStepError(`archive holds ${manifest.name}@${manifest.version}, not the bundle sent`);
       }
       const env = { KERNEX_BUNDLE_NAME: bundle.name, KERNEX_BUNDLE_VERSION: bundle.version, KERNEX_BUNDLE_DIR: dir, KERNEX_PREVIOUS_DIR: before ? path.join(this.root, bundle.name, before) : '' };
-      if (signal.aborted) throw new StepError('cancelled');
+      if (signal.aborted) throw new InstallStepError('cancelled');
       const installed = await runScript({ script: manifest.install, cwd: dir, timeoutS: Math.min(cmd.timeoutS, MAX_INSTALL_S), env, label: 'install', signal });
-      if (!installed.ok) throw new StepError(installed.error);
-      if (signal.aborted) throw new StepError('cancelled');
+      if (!installed.ok) throw new InstallStepError(installed.error);
+      if (signal.aborted) throw new InstallStepError('cancelled');
       await this.step(device, id, 'verifying');
       if (manifest.healthCheck) {
         const timeoutS = manifest.healthCheck.timeoutS ?? DEFAULT_HEALTH_CHECK_TIMEOUT_S;
         const checked = await runScript({ script: manifest.healthCheck.script, cwd: dir, timeoutS, env, label: 'health check', signal });
-        if (!checked.ok) throw new StepError(checked.error);
+        if (!checked.ok) throw new InstallStepError(checked.error);
       }
-      if (signal.aborted) throw new StepError('cancelled');
+      if (signal.aborted) throw new InstallStepError('cancelled');
     } catch (err) {
       // `current` never moved: the previous version is still the one running.
       if (before !== bundle.version) await fs.rm(dir, { recursive: true, force: true });
@@ -271,7 +271,7 @@ export class BundleInstaller implements CommandHandler, BundleInventory {
       await fs.rename(staging, dir);
       return manifest;
     } catch (err) {
-      throw new StepError(`extract failed: ${(err as Error).message}`, { cause: err });
+      throw new InstallStepError(`extract failed: ${(err as Error).message}`, { cause: err });
     } finally {
       await fs.rm(staging, { recursive: true, force: true });
       await fs.rm(part, { force: true });

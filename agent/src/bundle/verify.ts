@@ -3,14 +3,7 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { bundleSigningText, type BundleRef } from '@kernex/shared';
-
-/** A downloaded blob that is not the bundle the server signed. */
-export class VerifyError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'VerifyError';
-  }
-}
+import { VerifyError } from '../errors.js';
 
 /**
  * Checks a downloaded blob against its command (DESIGN §4): its size, its

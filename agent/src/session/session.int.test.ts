@@ -4,13 +4,39 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import mqtt, { type MqttClient } from 'mqtt';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { cmdTopic, statusTopic } from '@kernex/shared';
 import { Backoff } from './backoff.js';
 import { MqttSession, type SessionToken } from './session.js';
+
+/** Debian's broker (package `mosquitto`, which `.ci/run` installs): /usr/sbin is not on every PATH. */
+async function mosquittoBinary(): Promise<string> {
+  const dirs = ['/usr/sbin', ...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean)];
+  for (const dir of dirs) {
+    const file = path.join(dir, 'mosquitto');
+    if (await fs.access(file, fs.constants.X_OK).then(() => true, () => false)) return file;
+  }
+  throw new Error(`the mosquitto broker is not installed (looked in ${dirs.join(', ')}): install Debian's package 'mosquitto' (.ci/run does)`);
+}
+
+/** Resolves once 127.0.0.1:port accepts a TCP connection, trying again every 50 ms while `alive()`. */
+async function listening(port: number, alive: () => boolean): Promise<void> {
+  while (alive()) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('mosquitto ended before it listened');
+}
 
 /**
  * MqttSession against a real, independent MQTT broker (Debian's Mosquitto,
@@ -33,13 +59,16 @@ describe('MqttSession against Mosquitto', () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kx-session-'));
     const conf = path.join(dir, 'mosquitto.conf');
     await fs.writeFile(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type information', ''].join('\n'));
-    broker = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-    await new Promise<void>((resolve, reject) => {
-      readline.createInterface({ input: broker.stderr! }).on('line', (line) => {
-        if (line.includes('Opening ipv4 listen socket')) resolve();
-      });
-      broker.once('exit', (code) => reject(new Error(`mosquitto exited with ${code}`)));
+    broker = spawn(await mosquittoBinary(), ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let brokerLog = '';
+    broker.stderr!.setEncoding('utf8').on('data', (chunk: string) => (brokerLog += chunk));
+    const ended = new Promise<never>((_, reject) => {
+      broker.once('error', (err) => reject(new Error(`cannot start mosquitto: ${err.message}`)));
+      broker.once('exit', (code) => reject(new Error(`mosquitto exited with ${code}: ${brokerLog}`)));
     });
+    ended.catch(() => {});
+    // Ready once its listener accepts a TCP connection (not a log line).
+    await Promise.race([ended, listening(port, () => broker.exitCode === null && broker.signalCode === null)]);
     observer = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'observer', reconnectPeriod: 0 });
     observer.on('message', (topic, payload, packet) => {
       statuses.push({ deviceId: topic.split('/')[1]!, state: (JSON.parse(payload.toString()) as { state: string }).state, retain: packet.retain });

@@ -1,10 +1,12 @@
 import { parseArgs } from 'node:util';
+import type { SimEnvironment } from '../config.js';
+import { defaultKeyCacheDir } from './key-pool.js';
 import { DEFAULTS, type SimulationOptions, type SimulationStats } from './simulation.js';
 
 /** Where the simulator looks for a server when nothing names one (as the other kernex commands do). */
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 
-export const SIM_USAGE = `Usage: kernex sim --devices N [options]   (also: kernex-agent sim ...)
+export const SIM_USAGE = `Usage: kernex sim --devices N [options]   (also: kernex-sim ...)
 
 N simulated devices in one process, each a real device model (key, registration,
 JWT-authenticated MQTT session, telemetry, deploy/cancel/rollback handling).
@@ -34,8 +36,8 @@ key it makes an enrollment token for its N devices and tags them.
   --log-level L           devices' own log level on stderr (default warn)
   -h, --help`;
 
-/** Parses `kernex-agent sim` arguments; throws with a message naming the bad flag. */
-export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): (SimulationOptions & { durationS?: number; summaryS: number; json: boolean }) | 'help' {
+/** Parses `kernex sim` / `kernex-sim` arguments; throws with a message naming the bad flag. */
+export function parseSimArgs(argv: string[], env: SimEnvironment): (SimulationOptions & { durationS?: number; summaryS: number; json: boolean }) | 'help' {
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -90,7 +92,7 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
     adminKey: enrollToken ? undefined : apiKey,
     tags,
     keyType,
-    keyCache: values['key-cache'],
+    keyCache: values['key-cache'] ?? defaultKeyCacheDir(env.XDG_CACHE_HOME),
     workers: num('workers', 1, 256, true),
     connectRate: num('connect-rate', 0.001),
     telemetryS: num('telemetry-s', 1),

@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { DeviceKeyType } from '@kernex/shared';
 
-/** Default directory of the simulator's key cache. */
-export function defaultKeyCacheDir(): string {
-  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+/** Default directory of the simulator's key cache, under `cacheHome` ($XDG_CACHE_HOME) or ~/.cache. */
+export function defaultKeyCacheDir(cacheHome?: string): string {
+  const base = cacheHome || path.join(os.homedir(), '.cache');
   return path.join(base, 'kernex', 'sim-keys');
 }
 

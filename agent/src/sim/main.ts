@@ -1,7 +1,9 @@
 import { createRequire } from 'node:module';
 import { onBrokenPipe } from '@kernex/shared';
+import { loadSimEnvironment } from '../config.js';
 import { parseSimArgs, SIM_USAGE, summaryLine } from './args.js';
-import { runSimulation, SimulationError, type Simulation } from './simulation.js';
+import { SimulationError } from '../errors.js';
+import { runSimulation, type Simulation } from './simulation.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -18,7 +20,7 @@ async function main(): Promise<void> {
   onBrokenPipe(() => (stopFleet ? stopFleet('output closed') : process.exit(0)));
   let args;
   try {
-    args = parseSimArgs(process.argv.slice(process.argv[2] === 'sim' ? 3 : 2));
+    args = parseSimArgs(process.argv.slice(process.argv[2] === 'sim' ? 3 : 2), loadSimEnvironment());
   } catch (err) {
     fail(`${(err as Error).message} (kernex sim --help lists the options)`);
   }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Command, DeployCommand, ExecutionState, RollbackCommand } from '@kernex/shared';
+import { PRE_SWITCH_STATES, type Command, type DeployCommand, type ExecutionState, type RollbackCommand } from '@kernex/shared';
 import type { BundleInventory, CommandHandler, DeviceContext } from '../device.js';
 
 /** How a simulated device behaves when told to deploy. */
@@ -29,8 +29,6 @@ const CHUNK_BYTES = 1024 * 1024;
 /** Speed of a simulated transfer (bytes/s), and its longest duration. */
 const SIMULATED_BPS = 10 * 1024 * 1024;
 const SIMULATED_MAX_MS = 5000;
-/** States from which a cancel still stops the execution (DESIGN §3: "if it has not finished installing"). */
-const CANCELLABLE: ReadonlySet<ExecutionState> = new Set(['received', 'downloading', 'installing']);
 
 /**
  * The simulator's command handler: follows the contract (DESIGN §3-§5) —
@@ -80,7 +78,7 @@ export class SimulatedInstaller implements CommandHandler, BundleInventory {
       this.executions.set(executionId, { state: 'cancelled', cancelled: true });
       return this.report(device, executionId, 'cancelled');
     }
-    if (CANCELLABLE.has(rec.state)) rec.cancelled = true; // deploy() sees it at its next step and reports cancelled
+    if (PRE_SWITCH_STATES.includes(rec.state)) rec.cancelled = true; // deploy() sees it at its next step and reports cancelled
   }
 
   private async rollback(command: RollbackCommand, device: DeviceContext): Promise<void> {

@@ -5,6 +5,7 @@ import type { DeviceKeyType, ExecutionState } from '@kernex/shared';
 import { DEFAULT_KEEPALIVE_S, DEFAULT_TELEMETRY_S } from '../config.js';
 import { defaultKeyCacheDir, KeyPool } from './key-pool.js';
 import { emptyStats, type FromWorker, type WorkerSettings, type WorkerStats } from './protocol.js';
+import { SimulationError } from '../errors.js';
 
 /** Options of {@link runSimulation}; the `kernex sim` flags mirror them. */
 export interface SimulationOptions {
@@ -82,14 +83,6 @@ export const DEFAULTS = {
   logLevel: 'warn',
   tags: ['sim'],
 };
-
-/** A failure that ends the simulation before any device starts; its message is one line for the user. */
-export class SimulationError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'SimulationError';
-  }
-}
 
 /** Creates an enrollment token for `uses` devices, with `tags`, with the admin key (DESIGN §2, §7). */
 async function createEnrollmentToken(server: string, adminKey: string, uses: number, tags: string[]): Promise<string> {

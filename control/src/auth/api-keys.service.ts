@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
-import { decodeCursor, isStorableTime, isUuid, toPage, type Page } from '../http/paging.js';
+import { decodeCursor, isStorableTime, isUuid, toPage, type Page } from '../paging.js';
 import type { ApiKeyRow, ApiKeysStore } from '../store/api-keys.pg.js';
 import type { Role } from './roles.js';
 

@@ -2,14 +2,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Errors } from '../errors.js';
 import type { ApiKeysService } from './api-keys.service.js';
+import type { Principal } from './principal.js';
 import { roleAllows, type Access, type Role } from './roles.js';
 import { checkCsrf, sessionCookie } from './session-cookie.js';
 import type { SessionsService } from './sessions.service.js';
 
-/** Who made a request; `session` when it came with a console cookie instead of the key. */
-export type Principal =
-  | { kind: 'apiKey'; keyId: string; name: string; role: Role; session?: true }
-  | { kind: 'device'; deviceId: string };
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -7,10 +7,10 @@ import { parseDuration } from './tokens.command.js';
 const base = { rollbackOnAbort: true, interval: 2 };
 
 describe('kernex option parsing', () => {
-  it('reads phases as increasing percentages ending at 100', () => {
+  it('reads phases as cumulative percentages rising strictly to 100', () => {
     expect(parsePhases('10,50,100')).toEqual([10, 50, 100]);
     expect(parsePhases('100')).toEqual([100]);
-    for (const bad of ['50,10,100', '10,50', '0,100', '10,x,100', '']) expect(() => parsePhases(bad), bad).toThrow(/increasing percentages/);
+    for (const bad of ['50,10,100', '10,50', '0,100', '10,x,100', '']) expect(() => parsePhases(bad), bad).toThrow(/cumulative percentages rising strictly to 100/);
   });
 
   it('reads durations in s, m, h and d', () => {

@@ -1,3 +1,4 @@
+import { SUCCESS_STATES } from '@kernex/shared';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { resolveBundle } from './bundles.command.js';
@@ -20,11 +21,11 @@ interface DeployOptions {
   interval: number;
 }
 
-/** `10,50,100` → increasing percentages ending at 100. */
+/** `1,10,100` → cumulative percentages rising strictly to 100, as the API takes them (DESIGN §5). */
 export function parsePhases(raw: string): number[] {
   const list = raw.split(',').map((p) => Number(p.trim()));
   const ok = list.length > 0 && list.every((p, i) => Number.isInteger(p) && p >= 1 && p <= 100 && (i === 0 || p > list[i - 1]!));
-  if (!ok || list[list.length - 1] !== 100) throw new InvalidArgumentError('must be increasing percentages ending at 100, like 10,50,100.');
+  if (!ok || list[list.length - 1] !== 100) throw new InvalidArgumentError('must be cumulative percentages rising strictly to 100, like 1,10,100 (the share released by the end of each phase).');
   return list;
 }
 
@@ -61,7 +62,7 @@ export function deploymentRequest(bundleId: string, o: DeployOptions): Record<st
 export function waitExitCode(d: Pick<Deployment, 'status' | 'counts'>): number {
   if (d.status === 'aborted') return EXIT.deploymentAborted;
   const all = total(d.counts);
-  const good = (d.counts?.succeeded ?? 0) + (d.counts?.skipped ?? 0);
+  const good = SUCCESS_STATES.reduce((a, s) => a + (d.counts?.[s] ?? 0), 0);
   return d.status === 'completed' && good === all ? 0 : EXIT.deploymentFailed;
 }
 

@@ -1,9 +1,8 @@
+import { TERMINAL_STATES } from '@kernex/shared';
 import { Command, Option } from 'commander';
 import { bundleLabel } from './bundles.command.js';
 import { action, type CommandContext } from './context.js';
 
-/** Execution states that end an execution (DESIGN §5). */
-export const ENDED_STATES = ['succeeded', 'failed', 'rolled_back', 'cancelled', 'timed_out', 'skipped'] as const;
 
 /** A deployment as `GET /api/v1/deployments/{id}` answers it (DESIGN §5). */
 export interface Deployment {
@@ -28,7 +27,7 @@ export interface Execution {
 export const deploymentPath = (id: string): string => `/api/v1/deployments/${encodeURIComponent(id)}`;
 
 export const total = (counts: Record<string, number> = {}): number => Object.values(counts).reduce((a, b) => a + b, 0);
-export const ended = (counts: Record<string, number> = {}): number => ENDED_STATES.reduce((a, s) => a + (counts[s] ?? 0), 0);
+export const ended = (counts: Record<string, number> = {}): number => TERMINAL_STATES.reduce((a, s) => a + (counts[s] ?? 0), 0);
 
 /** `succeeded 3, failed 1, queued 6`: non-zero counts only. */
 export const countsLine = (counts: Record<string, number> = {}): string =>

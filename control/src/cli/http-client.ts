@@ -3,17 +3,14 @@ import http from 'node:http';
 import https from 'node:https';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { MAX_PAGE_LIMIT, type Page } from '../paging.js';
 import { ApiError, CliError } from './cli-error.js';
 
 type Query = Record<string, string | number | boolean | undefined>;
 
-/** A page of a list endpoint (DESIGN §6). */
-export interface Page<T> {
-  items: T[];
-  nextCursor: string | null;
-}
+export type { Page } from '../paging.js';
 
-const MAX_PAGE = 500;
+const MAX_PAGE = MAX_PAGE_LIMIT;
 
 /** Turns an error body (or anything else a proxy may answer) into one line. */
 function apiError(status: number, statusText: string, text: string): ApiError {

@@ -6,7 +6,7 @@ import { CliError } from './cli-error.js';
 
 /**
  * Where the simulator's entry lives. The simulator is the agent's device
- * model, so it ships in @kernex/agent (`kernex-agent sim`); control must not
+ * model, so it ships in @kernex/agent (bin `kernex-sim`); control must not
  * import agent code (layers: control imports shared and broker only), so
  * `kernex sim` resolves the agent package's bin path at run time and runs it
  * as a child process.
@@ -16,14 +16,14 @@ export function simEntry(): string {
 }
 
 /**
- * `kernex sim ...`: every argument after `sim` goes to `kernex-agent sim` unchanged. The
+ * `kernex sim ...`: every argument after `sim` goes to `kernex-sim` unchanged. The
  * server and key come from where every operator command finds them (`--url`/`--api-key`
  * before `sim`, `KERNEX_URL`/`KERNEX_API_KEY`, the config file; DESIGN §7), handed to the
  * simulator as `KERNEX_URL`/`KERNEX_API_KEY`; flags after `sim` still win there.
  */
 export function simCommand(): Command {
   return new Command('sim')
-    .description('simulate N devices against a server (runs kernex-agent sim; see kernex sim --help)')
+    .description('simulate N devices against a server (runs kernex-sim; see kernex sim --help)')
     .helpOption(false)
     .allowUnknownOption()
     .allowExcessArguments()

@@ -4,6 +4,7 @@ import { adminHeaders, startCluster, stopCluster, type ClusterNodeProcess } from
 import { api } from '../test-support/devices.js';
 import { enrollmentToken, startAgent, type FleetAgent } from '../test-support/fleet.js';
 import { startHaproxy, type TestHaproxy } from '../test-support/haproxy.js';
+import { metric } from '../test-support/mqtt.js';
 import { startRedis, type TestRedis } from '../test-support/redis.js';
 import { createTestDatabase, type TestDatabase } from '../test-support/test-database.js';
 
@@ -37,10 +38,10 @@ describe('an agent when its node dies', () => {
     // KERNEX_MQTT_URLS is node 1, node 2: the registration answer lists both, in that order.
     const agent = await startAgent(n2.httpUrl, token);
     agents.push(agent);
-    expect((await agent.agent.waitFor('connected')).url).toBe(n1.mqttUrl);
-    const since = agent.agent.logs.length;
+    // Where a device is: the node's own gauge of connected devices.
+    expect([await metric(n1.httpUrl, 'kernex_devices_connected'), await metric(n2.httpUrl, 'kernex_devices_connected')]).toEqual([1, 0]);
     await n1.kill();
-    expect((await agent.agent.waitFor('connected', {}, since)).url).toBe(n2.mqttUrl);
+    await expect.poll(() => metric(n2.httpUrl, 'kernex_devices_connected'), { timeout: 30_000 }).toBe(1);
     await expect.poll(async () => (await deviceOn(n2, agent.deviceId)).online, { timeout: 30_000 }).toBe(true);
     await n1.start();
   });
@@ -50,13 +51,12 @@ describe('an agent when its node dies', () => {
     haproxy = await startHaproxy([n1.mqttPort, n2.mqttPort]);
     const agent = await startAgent(n2.httpUrl, token, { KERNEX_MQTT_URL: haproxy.url });
     agents.push(agent);
-    await agent.agent.waitFor('connected');
-    // `balance first`: node 1 has it.
-    await expect.poll(async () => (await api('GET', `${n2.httpUrl}/api/v1/nodes`, adminHeaders)).body.items.find((x: { id: string }) => x.id === 'node-1')?.connections).toBeGreaterThanOrEqual(1);
-    const since = agent.agent.logs.length;
+    // `balance first`: node 1 has it (the first test's device stayed on node 2).
+    expect([await metric(n1.httpUrl, 'kernex_devices_connected'), await metric(n2.httpUrl, 'kernex_devices_connected')]).toEqual([1, 1]);
     await n1.kill();
-    expect((await agent.agent.waitFor('connected', {}, since)).url).toBe(haproxy.url);
-    await expect.poll(async () => (await api('GET', `${n2.httpUrl}/api/v1/nodes`, adminHeaders)).body.items.find((x: { id: string }) => x.id === 'node-2')?.connections, { timeout: 30_000 }).toBeGreaterThanOrEqual(1);
+    await expect.poll(() => metric(n2.httpUrl, 'kernex_devices_connected'), { timeout: 30_000 }).toBe(2);
     await expect.poll(async () => (await deviceOn(n2, agent.deviceId)).online, { timeout: 30_000 }).toBe(true);
+    // And GET /api/v1/nodes tells the same at node 2's next renewal.
+    await expect.poll(async () => (await api('GET', `${n2.httpUrl}/api/v1/nodes`, adminHeaders)).body.items.find((x: { id: string }) => x.id === 'node-2')?.connections).toBe(2);
   });
 });

@@ -8,6 +8,60 @@ import type { RouteEntry } from './route-table.plugin.js';
 const apiRoutes = (server: TestServer): RouteEntry[] =>
   server.app.routeTable.filter((r) => !r.url.startsWith('/docs') && !r.url.startsWith('/console') && r.url !== '/' && r.method !== 'HEAD' && r.method !== 'OPTIONS');
 
+/**
+ * Who may call each route, written out from DESIGN §6 (and §2 for device JWTs), not read from the
+ * routes' own config: viewer reads; operator also uploads bundles, runs deployments and decides on
+ * devices (accept, reject, rename/tag, decommission); admin also manages API keys, enrollment tokens
+ * and reads the audit log. A new route must be added here by hand, from the DESIGN. `device` means a device JWT is let in too. A route the server has and this
+ * table lacks, or the other way round, fails the first test below.
+ */
+type Expected = 'public' | Role | 'viewer or device';
+const EXPECTED_ACCESS: Record<string, Expected> = {
+  'GET /healthz': 'public',
+  'GET /readyz': 'public',
+  'GET /metrics': 'public',
+  'POST /api/v1/devices/register': 'public',
+  'GET /api/v1/devices': 'viewer',
+  'GET /api/v1/devices/:id': 'viewer or device',
+  'GET /api/v1/devices/:id/telemetry': 'viewer',
+  'PATCH /api/v1/devices/:id': 'operator',
+  'POST /api/v1/devices/:id/accept': 'operator',
+  'POST /api/v1/devices/:id/reject': 'operator',
+  'DELETE /api/v1/devices/:id': 'operator',
+  'GET /api/v1/bundles': 'viewer',
+  'GET /api/v1/bundles/:id': 'viewer',
+  'GET /api/v1/bundles/:id/blob': 'viewer or device',
+  'POST /api/v1/bundles': 'operator',
+  'DELETE /api/v1/bundles/:id': 'operator',
+  'GET /api/v1/deployments': 'viewer',
+  'GET /api/v1/deployments/:id': 'viewer',
+  'GET /api/v1/deployments/:id/executions': 'viewer',
+  'POST /api/v1/deployments': 'operator',
+  'POST /api/v1/deployments/:id/cancel': 'operator',
+  'GET /api/v1/api-keys': 'admin',
+  'POST /api/v1/api-keys': 'admin',
+  'DELETE /api/v1/api-keys/:id': 'admin',
+  'GET /api/v1/enrollment-tokens': 'admin',
+  'POST /api/v1/enrollment-tokens': 'admin',
+  'DELETE /api/v1/enrollment-tokens/:id': 'admin',
+  'GET /api/v1/audit': 'admin',
+  // DESIGN §6 (events) and §9 (console): reads are viewer; signing in is public, a session is any role's own.
+  'GET /api/v1/events': 'viewer',
+  'GET /api/v1/fleet/summary': 'viewer',
+  'GET /api/v1/fleet/target-count': 'viewer',
+  'GET /api/v1/deployments/:id/phases': 'viewer',
+  'GET /api/v1/devices/:id/executions': 'viewer',
+  'GET /api/v1/devices/:id/telemetry/series': 'viewer',
+  'POST /api/v1/session': 'public',
+  'GET /api/v1/session': 'viewer',
+  'DELETE /api/v1/session': 'viewer',
+};
+const routeName = (r: RouteEntry): string => `${r.method} ${r.url}`;
+const expectedRole = (r: RouteEntry): Role | undefined => {
+  const want = EXPECTED_ACCESS[routeName(r)];
+  return want === 'public' || want === undefined ? undefined : want === 'viewer or device' ? 'viewer' : want;
+};
+
 const concretePath = (url: string): string => url.replace(/:id\b/g, randomUUID()).replace(/:[A-Za-z]+/g, 'x');
 
 describe('every route has an access rule, schemas and a role check (real HTTP)', () => {
@@ -21,9 +75,20 @@ describe('every route has an access rule, schemas and a role check (real HTTP)',
     await server?.stop();
   });
 
-  it('finds the routes of this server in the table', () => {
-    const names = apiRoutes(server).map((r) => `${r.method} ${r.url}`);
-    expect(names).toEqual(expect.arrayContaining(['GET /healthz', 'POST /api/v1/api-keys', 'DELETE /api/v1/api-keys/:id', 'GET /api/v1/audit']));
+  it('serves exactly the routes of the DESIGN §6 access table, no more and no fewer', () => {
+    const served = apiRoutes(server).map(routeName).sort();
+    expect(served).toEqual(Object.keys(EXPECTED_ACCESS).sort());
+  });
+
+  it('declares on every route the access the DESIGN §6 table gives it', () => {
+    const declared = Object.fromEntries(
+      apiRoutes(server).map((r) => {
+        const a = r.access;
+        const d: Expected | string = typeof a === 'object' ? (a.device && a.role ? `${a.role} or device` : JSON.stringify(a)) : String(a);
+        return [routeName(r), d];
+      }),
+    );
+    expect(declared).toEqual(EXPECTED_ACCESS);
   });
 
   it('declares an access rule on every route', () => {
@@ -65,7 +130,7 @@ describe('every route has an access rule, schemas and a role check (real HTTP)',
       const op = doc.paths[r.url.replace(/:([A-Za-z]+)/g, '{$1}')]?.[r.method.toLowerCase()];
       expect(op, `${r.method} ${r.url}`).toBeDefined();
       expect(Object.keys(op!.responses ?? {}), `${r.method} ${r.url}`).toEqual(expect.arrayContaining(['4XX', '5XX']));
-      expect(op!.security, `${r.method} ${r.url}`).toEqual(r.access === 'public' ? [] : expect.arrayContaining([expect.any(Object)]));
+      expect(op!.security, `${r.method} ${r.url}`).toEqual(EXPECTED_ACCESS[routeName(r)] === 'public' ? [] : expect.arrayContaining([expect.any(Object)]));
     }
     const ui = await fetch(`${server.httpUrl}/docs`, { redirect: 'follow' });
     expect(ui.status).toBe(200);
@@ -89,13 +154,13 @@ describe('every route has an access rule, schemas and a role check (real HTTP)',
         return res.status;
       };
       const anonymous = await call();
-      if (r.access === 'public') {
+      if (EXPECTED_ACCESS[routeName(r)] === 'public') {
         if (anonymous === 401 || anonymous === 403) wrong.push(`${r.method} ${r.url}: public but ${anonymous}`);
         continue;
       }
       if (anonymous !== 401) wrong.push(`${r.method} ${r.url}: no key gave ${anonymous}`);
       if ((await call('kx_not-a-key')) !== 401) wrong.push(`${r.method} ${r.url}: a wrong key was not 401`);
-      const need = typeof r.access === 'string' ? r.access : r.access?.role;
+      const need = expectedRole(r);
       for (const role of ROLES) {
         const status = await call(keys[role]);
         const allowed = need !== undefined && roleAllows(role, need);

@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
-import type { ExecutionEvent, ExecutionState } from '@kernex/shared';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { WriteInterrupted, writeIsolating, type WriterMetrics, type WriterState } from '../services/batch-writer.js';
 import type { DeploymentsStore, ExecutionRow } from '../store/deployments.pg.js';
-import { IN_FLIGHT_STATES, judgeTransition } from './rules.js';
+import { IN_FLIGHT_STATES, type ExecutionEvent, type ExecutionState } from '@kernex/shared';
+import { judgeTransition } from './rules.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

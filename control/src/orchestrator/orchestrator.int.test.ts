@@ -147,10 +147,37 @@ describe('orchestrator rules against real PostgreSQL and MQTT', () => {
     expect((await api('DELETE', `${server.httpUrl}/api/v1/bundles/${bundleId}`, server.adminHeaders)).status).toBe(204);
     expect((await show(id)).bundleId).toBeNull();
   });
+});
+
+/**
+ * Orchestrators made by the test race on one database. They get a server of their own whose
+ * orchestrator is stopped from the start, so no other test shares a server without one.
+ */
+describe('orchestrators the test drives, on a server of their own', () => {
+  let server: TestServer;
+  let token: string;
+  beforeAll(async () => {
+    server = await startTestServer({ KERNEX_ORCHESTRATOR_TICK_MS: '100' });
+    await server.services.orchestrator.stop();
+    token = await enrollmentToken(server.httpUrl, server.adminHeaders, 20);
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  async function bundle(version: string): Promise<string> {
+    const res = await fetch(`${server.httpUrl}/api/v1/bundles`, { method: 'POST', body: await makeBundle({ name: 'sim', version }), headers: { ...server.adminHeaders, 'content-type': 'application/gzip' } });
+    return ((await res.json()) as { id: string }).id;
+  }
+  const deploy = async (body: object): Promise<string> => {
+    const res = await api('POST', `${server.httpUrl}/api/v1/deployments`, server.adminHeaders, body);
+    expect(res.status).toBe(201);
+    return res.body.id as string;
+  };
+  const show = async (id: string): Promise<any> => (await api('GET', `${server.httpUrl}/api/v1/deployments/${id}`, server.adminHeaders)).body;
 
   it('dispatches each execution once when two orchestrators tick the same database at once', async () => {
-    // Two servers of one installation: the server's own orchestrator stops, two others race.
-    await server.services.orchestrator.stop();
+    // Two servers of one installation: two orchestrators race (this server's own is stopped).
     const devices = await Promise.all(Array.from({ length: 6 }, () => makeDevice()));
     for (const d of devices) expect((await register(server.httpUrl, d, { enrollmentToken: token })).body.status).toBe('accepted');
     const published: Command[] = [];
@@ -167,7 +194,6 @@ describe('orchestrator rules against real PostgreSQL and MQTT', () => {
   });
 
   it('dispatches a deployment larger than one batch in a single kick, each execution once', async () => {
-    await server.services.orchestrator.stop();
     const devices = await Promise.all(Array.from({ length: 5 }, () => makeDevice()));
     for (const d of devices) expect((await register(server.httpUrl, d, { enrollmentToken: token })).body.status).toBe('accepted');
     const published: Command[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assignPhases, judgeTransition, normalisePhases, pastThreshold } from './rules.js';
+import { assignPhases, judgeTransition, pastThreshold, phasesProblem } from './rules.js';
 
 describe('judgeTransition', () => {
   it.each([
@@ -30,11 +30,14 @@ describe('judgeTransition', () => {
 });
 
 describe('assignPhases', () => {
-  it('gives each phase its share, rounded up, and the rest to the last', () => {
-    expect(assignPhases(10, [{ percent: 10, waitS: 0 }, { percent: 40, waitS: 0 }, { percent: 50, waitS: 0 }])).toEqual([0, 1, 1, 1, 1, 2, 2, 2, 2, 2]);
-    expect(assignPhases(3, [{ percent: 10, waitS: 0 }, { percent: 10, waitS: 0 }])).toEqual([0, 1, 1]);
-    expect(assignPhases(1, [{ percent: 50, waitS: 0 }, { percent: 50, waitS: 0 }])).toEqual([0]);
-    expect(assignPhases(4, [{ percent: 100, waitS: 0 }])).toEqual([0, 0, 0, 0]);
+  const p = (...percents: number[]) => percents.map((percent) => ({ percent, waitS: 0 }));
+  it('releases devices up to each cumulative percent, rounded up, and the rest in the last phase', () => {
+    expect(assignPhases(10, p(10, 50, 100))).toEqual([0, 1, 1, 1, 1, 2, 2, 2, 2, 2]);
+    expect(assignPhases(3, p(10, 100))).toEqual([0, 1, 1]);
+    expect(assignPhases(1, p(50, 100))).toEqual([0]);
+    expect(assignPhases(4, p(100))).toEqual([0, 0, 0, 0]);
+    expect(assignPhases(200, p(1, 10, 100)).filter((x) => x === 0)).toHaveLength(2);
+    expect(assignPhases(200, p(1, 10, 100)).filter((x) => x === 1)).toHaveLength(18);
   });
 });
 
@@ -48,17 +51,18 @@ describe('pastThreshold', () => {
   });
 });
 
-describe('normalisePhases', () => {
+describe('phasesProblem', () => {
   const p = (...percents: number[]) => percents.map((percent) => ({ percent, waitS: 5 }));
-  it('keeps shares that add up to at most 100', () => {
-    expect(normalisePhases(p(10, 40, 50))).toEqual(p(10, 40, 50));
-    expect(normalisePhases(p(10, 90))).toEqual(p(10, 90));
+  it('accepts cumulative percents that rise strictly to 100', () => {
+    expect(phasesProblem(p(1, 10, 100))).toBeUndefined();
+    expect(phasesProblem(p(100))).toBeUndefined();
   });
-  it('turns cumulative percentages ending at 100 into shares', () => {
-    expect(normalisePhases(p(10, 50, 100))).toEqual(p(10, 40, 50));
+  it('refuses percents that do not rise, naming the phase', () => {
+    expect(phasesProblem(p(10, 40, 50))).toMatch(/^body\.rollout\.phases\.2\.percent must be 100/);
+    expect(phasesProblem(p(50, 50, 100))).toMatch(/^body\.rollout\.phases\.1\.percent must be more than the phase before it/);
+    expect(phasesProblem(p(60, 40, 100))).toMatch(/phases\.1\.percent/);
   });
-  it('refuses lists that are neither', () => {
-    expect(normalisePhases(p(60, 60))).toBeUndefined();
-    expect(normalisePhases(p(50, 100, 100))).toBeUndefined();
+  it('refuses a last phase below 100', () => {
+    expect(phasesProblem(p(10, 90))).toMatch(/^body\.rollout\.phases\.1\.percent must be 100/);
   });
 });

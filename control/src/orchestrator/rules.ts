@@ -1,4 +1,5 @@
-import { EXECUTION_STATES, TERMINAL_STATES, type ExecutionState } from '@kernex/shared';
+import { FORWARD_PATH, TERMINAL_STATES, type ExecutionState } from '@kernex/shared';
+import type { Phase } from '../store/deployments.pg.js';
 
 /**
  * The deployment rules of DESIGN §5 as pure functions: which execution
@@ -6,14 +7,8 @@ import { EXECUTION_STATES, TERMINAL_STATES, type ExecutionState } from '@kernex/
  * deployment is past its failure threshold.
  */
 
-/** States an execution passes through on its way, in order. */
-const ORDER: Record<string, number> = Object.fromEntries(EXECUTION_STATES.slice(0, 6).map((s, i) => [s, i]));
-
-/** States between `sent` and `verifying`: what `maxConcurrent` bounds, and what `cancel` is sent to (DESIGN §3). */
-export const IN_FLIGHT_STATES: readonly ExecutionState[] = ['sent', 'received', 'downloading', 'installing', 'verifying'];
-
-/** Ended states that count against `maxFailurePercent`. */
-export const FAILURE_STATES: readonly ExecutionState[] = ['failed', 'timed_out', 'rolled_back'];
+/** Position of each state on the forward path, for forward-only moves. */
+const ORDER: Record<string, number> = Object.fromEntries(FORWARD_PATH.map((s, i) => [s, i]));
 
 /** What to do with an event moving an execution from `from` to `to`. */
 export type TransitionVerdict = 'apply' | 'same' | 'refuse';
@@ -26,47 +21,43 @@ export type TransitionVerdict = 'apply' | 'same' | 'refuse';
  */
 export function judgeTransition(from: ExecutionState, to: ExecutionState, rollbackAsked = false): TransitionVerdict {
   if (from === to) return 'same';
-  if (TERMINAL_STATES.has(from)) return from === 'succeeded' && to === 'rolled_back' && rollbackAsked ? 'apply' : 'refuse';
-  if (TERMINAL_STATES.has(to)) return 'apply';
+  if (TERMINAL_STATES.includes(from)) return from === 'succeeded' && to === 'rolled_back' && rollbackAsked ? 'apply' : 'refuse';
+  if (TERMINAL_STATES.includes(to)) return 'apply';
   // `queued` is the server's own state: a device never reports it.
   if (to === 'queued' || to === 'sent') return 'refuse';
   return (ORDER[to] ?? -1) > (ORDER[from] ?? -1) ? 'apply' : 'refuse';
 }
 
-/** One rollout phase as given by the operator. */
-export interface Phase {
-  percent: number;
-  waitS: number;
-}
 
 /**
- * Reads the operator's phases as shares (DESIGN §5: "a phase releases its
- * share"; the Mender way). A list that only makes sense as cumulative
- * percentages — strictly increasing, ending at 100, adding up to more than 100,
- * as `kernex deploy --phases 10,50,100` sends — is turned into shares.
- * Returns undefined when neither reading fits (shares over 100).
+ * What is wrong with a list of phases, or undefined when nothing is. Percents are
+ * cumulative (DESIGN §5): each is the share of the target released by the end of its
+ * phase, so they rise strictly and the last is 100. The message names the field.
  */
-export function normalisePhases(phases: readonly Phase[]): Phase[] | undefined {
-  const sum = phases.reduce((a, p) => a + p.percent, 0);
-  if (sum <= 100) return phases.map((p) => ({ ...p }));
-  const increasing = phases.every((p, i) => i === 0 || p.percent > phases[i - 1]!.percent);
-  if (!increasing || phases.at(-1)?.percent !== 100) return undefined;
-  return phases.map((p, i) => ({ ...p, percent: p.percent - (i === 0 ? 0 : phases[i - 1]!.percent) }));
+export function phasesProblem(phases: readonly Phase[]): string | undefined {
+  for (let i = 1; i < phases.length; i++) {
+    if (!(phases[i]!.percent > phases[i - 1]!.percent)) {
+      return `body.rollout.phases.${i}.percent must be more than the phase before it: percents are cumulative (the share released by the end of the phase)`;
+    }
+  }
+  if (phases.length > 0 && phases.at(-1)!.percent !== 100) {
+    return `body.rollout.phases.${phases.length - 1}.percent must be 100: percents are cumulative and the last phase releases the whole target`;
+  }
+  return undefined;
 }
 
 /**
- * Splits `count` devices into phases: phase i gets its `percent` share
- * (rounded up, so a non-empty share has at least one device); the last phase
- * takes whatever the shares leave. Returns each device index's phase.
+ * Splits `count` devices into phases with cumulative percents (DESIGN §5): phase i
+ * releases devices up to its `percent` of the target (rounded up, so a non-empty
+ * phase has at least one device); the last phase takes the rest. Returns each
+ * device index's phase.
  */
 export function assignPhases(count: number, phases: readonly Phase[]): number[] {
   const out: number[] = [];
-  let cumulative = 0;
   let given = 0;
   phases.forEach((p, i) => {
-    cumulative += p.percent;
     const last = i === phases.length - 1;
-    const upTo = last ? count : Math.min(count, Math.ceil((cumulative * count) / 100));
+    const upTo = last ? count : Math.min(count, Math.ceil((p.percent * count) / 100));
     for (; given < upTo; given++) out.push(i);
   });
   return out;

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { toApiKeyView, type ApiKeysService } from '../auth/api-keys.service.js';
 import { ROLES, type Role } from '../auth/roles.js';
-import { pageQueryProperties, pageSchema, type PageQuery } from '../http/paging.js';
+import { pageQueryProperties, pageSchema, type PageQuery } from '../paging.js';
 import { dateTime, errorResponses, nullableDateTime, uuidParams } from '../http/schemas.js';
 
 const apiKeySchema = {

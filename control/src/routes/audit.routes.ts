@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { pageQueryProperties, pageSchema, type PageQuery } from '../http/paging.js';
+import { pageQueryProperties, pageSchema, type PageQuery } from '../paging.js';
 import { dateTime, errorResponses } from '../http/schemas.js';
 import type { AuditService } from '../services/audit.service.js';
 

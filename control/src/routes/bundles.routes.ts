@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Readable } from 'node:stream';
 import { Errors } from '../errors.js';
+import { errorBodySchema, uuidParams } from '../http/schemas.js';
+import { pageQueryProperties, pageSchema } from '../paging.js';
 import { toBundleView, type BundlesService } from '../services/bundles.service.js';
 import { BlobNotFoundError } from '../storage/bundle-storage.js';
 import { parseRange } from './byte-range.js';
@@ -10,7 +12,7 @@ export interface BundlesRoutesOptions {
   maxBundleBytes: number;
 }
 
-const errorBody = { $ref: 'kernexError#' } as const;
+const errorBody = errorBodySchema;
 
 const bundle = {
   type: 'object',
@@ -27,11 +29,7 @@ const bundle = {
   },
 } as const;
 
-const idParams = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: { type: 'string', format: 'uuid' } },
-} as const;
+const idParams = uuidParams;
 
 /** Content types an upload may carry; the body is passed through as a stream. */
 const ARCHIVE_TYPES = ['application/gzip', 'application/x-gzip', 'application/octet-stream', 'application/x-tar+gzip'];
@@ -42,12 +40,6 @@ const mediaType = (header: string | undefined): string => (header ?? '').split('
 /** `/api/v1/bundles` (DESIGN §4). Thin: rules are in BundlesService. */
 export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOptions): Promise<void> {
   const { bundles } = opts;
-
-  app.addSchema({
-    $id: 'kernexError',
-    type: 'object',
-    properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } },
-  });
 
   // Raw archive bodies stay streams: the service reads them once, never whole.
   app.addContentTypeParser(ARCHIVE_TYPES, (_req, payload, done) => done(null, payload));
@@ -105,17 +97,12 @@ export async function bundlesRoutes(app: FastifyInstance, opts: BundlesRoutesOpt
           type: 'object',
           additionalProperties: false,
           properties: {
-            limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
-            cursor: { type: 'string', maxLength: 512 },
+            ...pageQueryProperties,
             name: { type: 'string', maxLength: 128 },
           },
         },
         response: {
-          200: {
-            type: 'object',
-            required: ['items', 'nextCursor'],
-            properties: { items: { type: 'array', items: bundle }, nextCursor: { type: ['string', 'null'] } },
-          },
+          200: pageSchema(bundle),
         },
       },
     },

@@ -1,15 +1,14 @@
 import { EXECUTION_STATES, type ExecutionState } from '@kernex/shared';
 import type { FastifyInstance } from 'fastify';
+import { errorBodySchema, uuidParams } from '../http/schemas.js';
+import { pageQueryProperties, pageSchema } from '../paging.js';
 import type { CreateDeployment, DeploymentsService } from '../services/deployments.service.js';
 
 export interface DeploymentsRoutesOptions {
   deployments: DeploymentsService;
 }
 
-const errorBody = {
-  type: 'object',
-  properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } },
-} as const;
+const errorBody = errorBodySchema;
 
 const deviceId = { type: 'string', pattern: '^[0-9a-f]{24}$' } as const;
 const tag = { type: 'string', minLength: 1, maxLength: 64 } as const;
@@ -26,7 +25,7 @@ const rollout = {
         type: 'object',
         required: ['percent'],
         additionalProperties: false,
-        properties: { percent: { type: 'number', exclusiveMinimum: 0, maximum: 100 }, waitS: { type: 'integer', minimum: 0, maximum: 86_400 * 7 } },
+        properties: { percent: { type: 'number', exclusiveMinimum: 0, maximum: 100, description: 'cumulative: the share of the target released by the end of this phase; rising strictly, the last 100' }, waitS: { type: 'integer', minimum: 0, maximum: 86_400 * 7 } },
       },
     },
     maxFailurePercent: { type: 'number', minimum: 0, maximum: 100 },
@@ -70,12 +69,8 @@ const deployment = {
   },
 } as const;
 
-const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', format: 'uuid' } } } as const;
-const paging = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 }, cursor: { type: 'string', maxLength: 512 } },
-} as const;
+const idParams = uuidParams;
+const paging = { type: 'object', additionalProperties: false, properties: pageQueryProperties } as const;
 
 /** `/api/v1/deployments` (DESIGN §5). Thin: rules are in DeploymentsService and the orchestrator. */
 export async function deploymentsRoutes(app: FastifyInstance, opts: DeploymentsRoutesOptions): Promise<void> {
@@ -108,7 +103,7 @@ export async function deploymentsRoutes(app: FastifyInstance, opts: DeploymentsR
         summary: 'List deployments, newest first',
         tags: ['deployments'],
         querystring: { ...paging, properties: { ...paging.properties, status: { enum: ['running', 'completed', 'aborted', 'cancelled'] } } },
-        response: { 200: { type: 'object', required: ['items', 'nextCursor'], properties: { items: { type: 'array', items: deployment }, nextCursor: { type: ['string', 'null'] } } } },
+        response: { 200: pageSchema(deployment) },
       },
     },
     async (req) => {
@@ -136,21 +131,11 @@ export async function deploymentsRoutes(app: FastifyInstance, opts: DeploymentsR
         params: idParams,
         querystring: { ...paging, properties: { ...paging.properties, state: { type: 'string', enum: [...EXECUTION_STATES] } } },
         response: {
-          200: {
+          200: pageSchema({
             type: 'object',
-            required: ['items', 'nextCursor'],
-            properties: {
-              items: {
-                type: 'array',
-                items: {
-                  type: 'object',
-                  required: ['deviceId', 'state', 'updatedAt'],
-                  properties: { deviceId: { type: 'string' }, state: { type: 'string' }, error: { type: 'string' }, updatedAt: { type: 'string', format: 'date-time' } },
-                },
-              },
-              nextCursor: { type: ['string', 'null'] },
-            },
-          },
+            required: ['deviceId', 'state', 'updatedAt'],
+            properties: { deviceId: { type: 'string' }, state: { type: 'string' }, error: { type: 'string' }, updatedAt: { type: 'string', format: 'date-time' } },
+          }),
           404: errorBody,
         },
       },

@@ -1,7 +1,7 @@
 import type { DeviceStatus } from '@kernex/shared';
 import type { FastifyInstance } from 'fastify';
 import type { DevicesService } from '../services/devices.service.js';
-import { pageQueryProperties, pageSchema } from '../http/paging.js';
+import { pageQueryProperties, pageSchema } from '../paging.js';
 import { deviceIdParams, deviceSchema, tagsSchema } from './devices.schemas.js';
 
 interface IdParams {

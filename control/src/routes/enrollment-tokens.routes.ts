@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { EnrollmentTokensService } from '../services/enrollment-tokens.service.js';
-import { pageQueryProperties, pageSchema } from '../http/paging.js';
+import { pageQueryProperties, pageSchema } from '../paging.js';
 import { uuidParams } from '../http/schemas.js';
 import { tagsSchema } from './devices.schemas.js';
 

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { pageQueryProperties, pageSchema } from '../http/paging.js';
+import { pageQueryProperties, pageSchema } from '../paging.js';
 import { dateTime, errorResponses } from '../http/schemas.js';
 import type { TelemetryService } from '../services/telemetry.service.js';
 import { deviceIdParams } from './devices.schemas.js';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { decodeCursor, toPage, type Page } from '../http/paging.js';
+import { decodeCursor, toPage, type Page } from '../paging.js';
 import type { AuditQuery, AuditRow, AuditStore, NewAuditEntry } from '../store/audit.pg.js';
 
 /** An audit entry as the API answers it. */

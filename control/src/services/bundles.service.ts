@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
 import { StorageUnavailableError, type BundleStorage, type ByteRange } from '../storage/bundle-storage.js';
 import type { BundleRow, BundlesStore } from '../store/bundles.pg.js';
-import { decodeCursor, type Page } from '../store/paging.js';
+import { decodeCursor, isCursorKey, type Page } from '../paging.js';
 import { inspectBundleStream } from './bundle-archive.js';
 import type { ServerKeyService } from './server-key.service.js';
 
@@ -43,7 +43,7 @@ export class BundlesService {
       /** Counts a storage operation that failed (kernex_bundle_storage_errors_total). */
       onStorageError?: (op: string) => void;
     },
-    /** Set by the orchestrator; until then devices get no bundle. */
+    /** Set by server.ts to the deployments store's `deviceMayFetch`; until then devices get no bundle. */
     public deviceAccess: DeviceBundleAccess = async () => false,
     /** Called after each stored bundle (retention prunes in the background). */
     public afterStore: () => void = () => undefined,
@@ -108,8 +108,7 @@ export class BundlesService {
   }
 
   async list(limit: number, cursor?: string, name?: string): Promise<Page<BundleRow>> {
-    const after = cursor ? decodeCursor(cursor) : undefined;
-    if (cursor && !after) throw new Errors.VALIDATION('querystring.cursor is not a cursor of this list');
+    const after = cursor ? decodeCursor(cursor, isCursorKey) : undefined;
     return this.store.list(limit, after, name);
   }
 

@@ -1,12 +1,12 @@
 import { EXECUTION_STATES, type ExecutionState } from '@kernex/shared';
 import type { Logger } from 'pino';
-import type { Principal } from '../auth/auth.plugin.js';
+import type { Principal } from '../auth/principal.js';
 import { Errors } from '../errors.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
-import { assignPhases, normalisePhases } from '../orchestrator/rules.js';
+import { assignPhases, phasesProblem } from '../orchestrator/rules.js';
 import type { BundlesStore } from '../store/bundles.pg.js';
 import type { DeploymentRow, DeploymentsStore, Rollout, Target } from '../store/deployments.pg.js';
-import { decodeCursor, type Page } from '../store/paging.js';
+import { decodeCursor, isCursorKey, isDeviceId, toPage, type Page } from '../paging.js';
 
 /** Body of `POST /api/v1/deployments` (DESIGN §5). */
 export interface CreateDeployment {
@@ -54,12 +54,10 @@ export class DeploymentsService {
 
   async create(input: CreateDeployment, principal: Principal | undefined): Promise<DeploymentView> {
     const given = input.rollout?.phases?.length ? input.rollout.phases.map((p) => ({ percent: p.percent, waitS: p.waitS ?? 0 })) : [{ percent: 100, waitS: 0 }];
-    const phases = normalisePhases(given);
-    if (!phases) {
-      throw new Errors.VALIDATION('body.rollout.phases must be shares adding up to at most 100, or cumulative percentages rising to 100');
-    }
+    const problem = phasesProblem(given);
+    if (problem) throw new Errors.VALIDATION(problem);
     const rollout: Rollout = {
-      phases,
+      phases: given,
       maxFailurePercent: input.rollout?.maxFailurePercent ?? 100,
       maxConcurrent: input.rollout?.maxConcurrent ?? null,
       rollbackOnAbort: input.rollout?.rollbackOnAbort ?? true,
@@ -98,23 +96,21 @@ export class DeploymentsService {
   }
 
   async list(limit: number, cursor?: string, status?: DeploymentRow['status']): Promise<Page<DeploymentView>> {
-    const after = cursor ? decodeCursor(cursor) : undefined;
-    if (cursor && !after) throw new Errors.VALIDATION('query.cursor is not a cursor of this list');
+    const after = cursor ? decodeCursor(cursor, isCursorKey) : undefined;
     const page = await this.store.list(this.store.sql, limit, after, status);
     return { items: await Promise.all(page.items.map((r) => this.view(r))), nextCursor: page.nextCursor };
   }
 
   async executions(id: string, limit: number, cursor?: string, state?: ExecutionState): Promise<Page<ExecutionView>> {
-    const after = cursor ? Buffer.from(cursor, 'base64url').toString('utf8') : undefined;
-    if (after !== undefined && !/^[0-9a-f]{24}$/.test(after)) throw new Errors.VALIDATION('query.cursor is not a cursor of this list');
+    const after = cursor ? decodeCursor(cursor, isDeviceId) : undefined;
     if (!(await this.store.get(this.store.sql, id))) throw new Errors.NOT_FOUND('deployment');
     const rows = await this.store.executions(this.store.sql, id, limit, after, state);
-    const more = rows.length > limit;
-    const kept = rows.slice(0, limit);
-    return {
-      items: kept.map((e) => ({ deviceId: e.deviceId, state: e.state, ...(e.error ? { error: e.error } : {}), updatedAt: e.updatedAt.toISOString() })),
-      nextCursor: more ? Buffer.from(kept.at(-1)!.deviceId).toString('base64url') : null,
-    };
+    return toPage(
+      rows,
+      limit,
+      (e) => e.deviceId,
+      (e) => ({ deviceId: e.deviceId, state: e.state, ...(e.error ? { error: e.error } : {}), updatedAt: e.updatedAt.toISOString() }),
+    );
   }
 
   async cancel(id: string): Promise<DeploymentView> {

@@ -1,8 +1,8 @@
 import type { DeviceStatus } from '@kernex/shared';
 import type { Logger } from 'pino';
-import type { Principal } from '../auth/auth.plugin.js';
+import type { Principal } from '../auth/principal.js';
 import { Errors } from '../errors.js';
-import { decodeCursor, toPage, type Page } from '../http/paging.js';
+import { decodeCursor, isDeviceId, toPage, type Page } from '../paging.js';
 import type { DeviceFilter, DeviceRow, DevicesStore } from '../store/devices.pg.js';
 
 /** A device as the API answers it (DESIGN §2). */
@@ -35,7 +35,6 @@ export const deviceView = (d: DeviceRow): DeviceView => ({
   createdAt: d.createdAt.toISOString(),
 });
 
-const isDeviceId = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{24}$/.test(v);
 
 /** What the devices service needs from the broker: end a live session at once. */
 export interface DeviceSessions {

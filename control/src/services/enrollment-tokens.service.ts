@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Errors } from '../errors.js';
-import { decodeCursor, isUuid, toPage, type Page } from '../http/paging.js';
+import { decodeCursor, isUuid, toPage, type Page } from '../paging.js';
 import type { EnrollmentTokenRow, EnrollmentTokensStore } from '../store/enrollment-tokens.pg.js';
 
 /** Tokens look like `kxe_<43 base64url chars>`: 256 random bits; only their SHA-256 is stored. */

@@ -1,4 +1,4 @@
-import { decodeCursor, toPage, type Page } from '../http/paging.js';
+import { decodeCursor, toPage, type Page } from '../paging.js';
 import type { NodeRow } from '../store/nodes.pg.js';
 
 /** A node as `GET /api/v1/nodes` answers it (DESIGN §8). */

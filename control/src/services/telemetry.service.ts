@@ -1,7 +1,7 @@
 import type { Telemetry } from '@kernex/shared';
 import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
-import { decodeCursor, encodeCursor, isStorableTime, type Page } from '../http/paging.js';
+import { decodeCursor, isStorableTime, toPage, type Page } from '../paging.js';
 import type { TelemetryPosition, TelemetryStore } from '../store/telemetry.pg.js';
 
 /** One item of `GET /api/v1/devices/{id}/telemetry`. */
@@ -59,13 +59,7 @@ export class TelemetryService {
     const after: TelemetryPosition | undefined = position && { at: new Date(position[0]), id: position[1] };
     if (!(await this.store.deviceExists(deviceId))) throw new Errors.NOT_FOUND('device');
     const rows = await this.store.page(deviceId, { from, to, after, limit: q.limit + 1, order: q.order });
-    const more = rows.length > q.limit;
-    const page = more ? rows.slice(0, q.limit) : rows;
-    const last = page.at(-1);
-    return {
-      items: page.map((r) => ({ at: r.at.toISOString(), telemetry: r.data })),
-      nextCursor: more && last ? encodeCursor([last.at.toISOString(), last.id]) : null,
-    };
+    return toPage(rows, q.limit, (r) => [r.at.toISOString(), r.id], (r) => ({ at: r.at.toISOString(), telemetry: r.data }));
   }
 
   /** Deletes samples older than the retention, in small batches; returns how many. */

@@ -1,6 +1,6 @@
-import { EXECUTION_STATES, TERMINAL_STATES, type BundleManifest, type BundleRef } from '@kernex/shared';
+import { ACTIVE_STATES, type BundleManifest, type BundleRef } from '@kernex/shared';
 import type { PendingQuery, Row, Sql } from 'postgres';
-import { toPage, type CursorKey, type Page } from './paging.js';
+import { toPage, type CursorKey, type Page } from '../paging.js';
 
 /** A bundle as stored. */
 export interface BundleRow extends Omit<BundleRef, 'url'> {
@@ -32,7 +32,7 @@ const toRow = (r: Raw): BundleRow => ({
 });
 
 /** Execution states before an end: the bundle of such an execution is in use. */
-const LIVE_STATES = EXECUTION_STATES.filter((s) => !TERMINAL_STATES.has(s));
+const LIVE_STATES = ACTIVE_STATES;
 
 /** A bundle row removed by retention. */
 export interface PrunedBundle {

@@ -1,10 +1,18 @@
-import type { BundleRef, ExecutionState } from '@kernex/shared';
+import { ACTIVE_STATES, CANCELLABLE_STATES, FAILURE_STATES, IN_FLIGHT_STATES, type BundleRef, type ExecutionState } from '@kernex/shared';
 import type { Sql, TransactionSql } from 'postgres';
-import type { Phase } from '../orchestrator/rules.js';
-import { toPage, type CursorKey, type Page } from './paging.js';
+import { toPage, type CursorKey, type Page } from '../paging.js';
 
 /** What may run SQL: the pool or a transaction. */
 type Db = Sql | TransactionSql;
+
+/**
+ * One rollout phase (DESIGN §5): `percent` is cumulative, the share of the target released
+ * by the end of this phase; `waitS` is how long to wait after it settles before the next.
+ */
+export interface Phase {
+  percent: number;
+  waitS: number;
+}
 
 /** A deployment's rollout with every default filled in. */
 export interface Rollout {
@@ -81,8 +89,6 @@ const toExecution = (r: Record<string, any>): ExecutionRow => ({
   updatedAt: r.updated_at,
 });
 
-const IN_FLIGHT = ['sent', 'received', 'downloading', 'installing', 'verifying'];
-
 /** Deployments and executions (DESIGN §5). Every method takes the pool or a transaction. */
 export class DeploymentsStore {
   constructor(readonly sql: Sql) {}
@@ -157,7 +163,7 @@ export class DeploymentsStore {
       select d.id from deployments d
       where d.status = 'running' or exists (
         select 1 from executions e where e.deployment_id = d.id
-          and (e.state = any(${IN_FLIGHT}::text[]) or (e.rollback_requested and e.state = 'succeeded' and e.rollback_sent_at is null)))
+          and (e.state = any(${IN_FLIGHT_STATES}::text[]) or (e.rollback_requested and e.state = 'succeeded' and e.rollback_sent_at is null)))
       order by d.created_at`;
     return rows.map((r) => r.id);
   }
@@ -166,7 +172,7 @@ export class DeploymentsStore {
   async timeOut(db: Db, d: DeploymentRow): Promise<number> {
     const rows = await db`
       update executions set state = 'timed_out', error = ${`no progress for ${d.timeoutS} s`}, updated_at = now()
-      where deployment_id = ${d.id} and state = any(${IN_FLIGHT}::text[])
+      where deployment_id = ${d.id} and state = any(${IN_FLIGHT_STATES}::text[])
         and updated_at < now() - make_interval(secs => ${d.timeoutS})
       returning id`;
     return rows.length;
@@ -177,10 +183,10 @@ export class DeploymentsStore {
     const [r] = await db`
       select
         count(*) filter (where phase <= ${phase})::int as released,
-        count(*) filter (where phase <= ${phase} and state in ('failed', 'timed_out', 'rolled_back'))::int as failures,
-        count(*) filter (where phase <= ${phase} and state in ('queued', 'sent', 'received', 'downloading', 'installing', 'verifying'))::int as unended_released,
-        count(*) filter (where state = any(${IN_FLIGHT}::text[]))::int as in_flight,
-        count(*) filter (where state in ('queued', 'sent', 'received', 'downloading', 'installing', 'verifying'))::int as unended
+        count(*) filter (where phase <= ${phase} and state = any(${FAILURE_STATES}::text[]))::int as failures,
+        count(*) filter (where phase <= ${phase} and state = any(${ACTIVE_STATES}::text[]))::int as unended_released,
+        count(*) filter (where state = any(${IN_FLIGHT_STATES}::text[]))::int as in_flight,
+        count(*) filter (where state = any(${ACTIVE_STATES}::text[]))::int as unended
       from executions where deployment_id = ${deploymentId}`;
     return { released: r!.released, failures: r!.failures, unendedReleased: r!.unended_released, inFlight: r!.in_flight, unended: r!.unended };
   }
@@ -236,7 +242,7 @@ export class DeploymentsStore {
   async requestCancels(db: Db, deploymentId: string): Promise<ExecutionRow[]> {
     const rows = await db`
       update executions set cancel_sent_at = now()
-      where deployment_id = ${deploymentId} and state = any(${IN_FLIGHT}::text[])
+      where deployment_id = ${deploymentId} and state = any(${CANCELLABLE_STATES}::text[])
       returning *`;
     return rows.map(toExecution);
   }
@@ -251,7 +257,7 @@ export class DeploymentsStore {
     const rollbacks = await db`
       select * from executions where device_id = ${deviceId} and rollback_requested and state = 'succeeded'`;
     const cancels = await db`
-      select * from executions where device_id = ${deviceId} and cancel_sent_at is not null and state = any(${IN_FLIGHT}::text[])`;
+      select * from executions where device_id = ${deviceId} and cancel_sent_at is not null and state = any(${CANCELLABLE_STATES}::text[])`;
     return { deploys: deploys.map(toExecution), rollbacks: rollbacks.map(toExecution), cancels: cancels.map(toExecution) };
   }
 
@@ -338,7 +344,7 @@ export class DeploymentsStore {
   async deviceMayFetch(db: Db, deviceId: string, bundleId: string): Promise<boolean> {
     const [r] = await db`
       select 1 from executions e join deployments d on d.id = e.deployment_id
-      where e.device_id = ${deviceId} and d.bundle_id = ${bundleId} and e.state = any(${IN_FLIGHT}::text[]) limit 1`;
+      where e.device_id = ${deviceId} and d.bundle_id = ${bundleId} and e.state = any(${IN_FLIGHT_STATES}::text[]) limit 1`;
     return Boolean(r);
   }
 

@@ -28,9 +28,10 @@ export interface TestServer extends RunningServer {
 
 /**
  * Starts a real server (real PostgreSQL, real Aedes, real HTTP) on port 0.
- * `env` adds or overrides `KERNEX_*` variables.
+ * `env` adds or overrides `KERNEX_*` variables. With `ownSigningKey` the server
+ * makes its own RSA-4096 key on first start, as in production (seconds of CPU).
  */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(env: Record<string, string> = {}, opts: { ownSigningKey?: boolean } = {}): Promise<TestServer> {
   const database = await createTestDatabase();
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-test-data-'));
   const adminKey = `kx_test_${randomBytes(16).toString('hex')}`;
@@ -47,7 +48,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...env,
   });
-  const server = await startServer(config, pino({ level: config.logLevel }), { signingKeyPem: await testSigningKey() });
+  const server = await startServer(config, pino({ level: config.logLevel }), opts.ownSigningKey ? {} : { signingKeyPem: await testSigningKey() });
   return Object.assign(server, {
     database,
     adminKey: config.adminKey!,

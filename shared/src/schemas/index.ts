@@ -10,6 +10,7 @@ export * from './expectations.js';
 const id = { type: 'string', minLength: 1, maxLength: 128 } as const;
 const ts = { oneOf: [{ type: 'string', maxLength: 64 }, { type: 'number' }] } as const;
 
+/** Body of `POST /api/v1/devices/register` (DESIGN §2); bounded so a hostile body costs little to refuse. */
 export const registrationSchema = {
   $id: 'kernex/registration',
   type: 'object',
@@ -25,6 +26,7 @@ export const registrationSchema = {
   },
 } as const;
 
+/** An execution event on `kx/{id}/events` (DESIGN §3); unknown fields refused, so a typo is not silently dropped. */
 export const eventSchema = {
   $id: 'kernex/event',
   type: 'object',
@@ -42,6 +44,7 @@ export const eventSchema = {
 const metric = { oneOf: [{ type: 'number' }, { type: 'string', maxLength: 256 }, { type: 'boolean' }] } as const;
 const pair = { type: 'array', minItems: 2, maxItems: 2, items: { type: 'number', minimum: 0 } } as const;
 
+/** A telemetry message on `kx/{id}/telemetry` (DESIGN §3); bounded per metric so one device cannot grow the table without limit. */
 export const telemetrySchema = {
   $id: 'kernex/telemetry',
   type: 'object',
@@ -59,6 +62,7 @@ export const telemetrySchema = {
   additionalProperties: metric,
 } as const;
 
+/** A status message on `kx/{id}/status` (DESIGN §3); presence itself comes from the broker, this is only what the device says. */
 export const statusSchema = {
   $id: 'kernex/status',
   type: 'object',
@@ -81,6 +85,7 @@ const bundleRef = {
   },
 } as const;
 
+/** A command on `kx/{id}/cmd` (DESIGN §3): the agent checks what it is sent as strictly as the server checks what devices send. */
 export const commandSchema = {
   $id: 'kernex/command',
   type: 'object',
@@ -148,10 +153,16 @@ function describe(errors: ErrorObject[] | null | undefined): string {
   return `${where} ${schemaErrorText(e)}`;
 }
 
-// Compiled once, at import (STYLE: ajv compiled once).
+// Compiled once, at import (STYLE: ajv compiled once): validating is then cheap per packet.
+/** Checks a registration body; `lastError()` says why it was refused, naming the field. */
 export const validateRegistration = compile<RegistrationRequest>(registrationSchema);
+/** Checks an execution event before it is stored; an invalid one is dropped and counted, never stored. */
 export const validateEvent = compile<ExecutionEvent>(eventSchema);
+/** Checks a telemetry message before it is stored. */
 export const validateTelemetry = compile<Telemetry>(telemetrySchema);
+/** Checks a status message before it is acted on. */
 export const validateStatus = compile<DeviceStatusMessage>(statusSchema);
+/** Checks a command: the agent refuses a garbled one instead of running it. */
 export const validateCommand = compile<Command>(commandSchema);
+/** Checks a bundle's `manifest.json`, on upload (server) and after unpacking (agent). */
 export const validateManifest = compile<BundleManifest>(manifestSchema);

@@ -1,11 +1,11 @@
-import { Errors } from '../errors.js';
-
-export { isStorableTime, isUuid } from '../store/paging.js';
+import { DEVICE_ID_PATTERN } from '@kernex/shared';
+import { Errors } from './errors.js';
 
 /**
  * Paging for every list endpoint (DESIGN §6): `?limit=&cursor=` in, `{items, nextCursor}` out.
- * A cursor is opaque to clients: base64url of a small JSON value the store chose
- * (usually the sort key of the last item returned), so stores may change it freely.
+ * The one module for it: routes take the query schema and page schema from here, services
+ * decode cursors, stores build pages. A cursor is opaque to clients: base64url of a small JSON
+ * value the list chose (usually the sort key of the last item returned), so lists may change it freely.
  */
 
 export const DEFAULT_PAGE_LIMIT = 50;
@@ -40,6 +40,29 @@ export function pageSchema(item: object): object {
     },
   };
 }
+
+/** Position after which the next page of a newest-first list starts: the last row's (created_at, id). */
+export interface CursorKey {
+  at: string;
+  id: string;
+}
+
+/** A UUID as PostgreSQL's `uuid` type reads it. */
+export const isUuid = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v);
+
+/** A device id (DESIGN §2): 24 lower-case hex digits, the sort key of per-device lists. */
+export const isDeviceId = (v: unknown): v is string => typeof v === 'string' && new RegExp(DEVICE_ID_PATTERN).test(v);
+
+/** An ISO 8601 instant in years 0001-9999, which `timestamptz` and every client hold (DESIGN §6). */
+export function isStorableTime(v: unknown): v is string {
+  if (typeof v !== 'string') return false;
+  const ms = Date.parse(v);
+  return Number.isFinite(ms) && ms >= Date.parse('0001-01-01T00:00:00Z') && ms < Date.parse('9999-12-31T00:00:00Z');
+}
+
+/** A {@link CursorKey}, checked as the query will cast it, so a forged cursor is a 400, not a database error. */
+export const isCursorKey = (v: unknown): v is CursorKey =>
+  typeof v === 'object' && v !== null && isStorableTime((v as { at?: unknown }).at) && isUuid((v as { id?: unknown }).id);
 
 export function encodeCursor(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
