@@ -13,6 +13,11 @@ describe('loadAgentConfig', () => {
     expect(Object.isFrozen(c)).toBe(true);
   });
 
+  it('takes one MQTT URL or a list, and names a bad one', () => {
+    expect(load([], { KERNEX_SERVER: 'http://a:1', KERNEX_MQTT_URL: 'mqtt://n1:1883, mqtt://n2:1883' }).mqttUrl).toBe('mqtt://n1:1883,mqtt://n2:1883');
+    expect(() => loadAgentConfig([], { KERNEX_SERVER: 'http://a:1', KERNEX_MQTT_URL: 'mqtt://n1:1883,http://n2' })).toThrow(/KERNEX_MQTT_URL \(--mqtt-url\) must be mqtt: or mqtts: or ws: or wss: URLs, got 'http:\/\/n2'/);
+  });
+
   it('lets flags win over their variables', () => {
     const c = load(['--server', 'http://a:1', '--telemetry-s', '30', '--key-type', 'p256'], { KERNEX_SERVER: 'http://b:2', KERNEX_TELEMETRY_S: '60' });
     expect(c).toMatchObject({ server: 'http://a:1', telemetryS: 30, keyType: 'p256' });

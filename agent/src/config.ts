@@ -22,7 +22,10 @@ export interface AgentConfig {
   caFile: string | undefined;
   /** Key made on first start: `rsa` (RSA-4096, the default) or `p256`. */
   keyType: DeviceKeyType;
-  /** Connect here instead of the URLs the server hands out (a device behind a relay, or tests). */
+  /**
+   * Connect here instead of the URLs the server hands out (a device behind a relay, or tests):
+   * one URL or a comma-separated list, tried in turn on failure as the server's list is.
+   */
   mqttUrl: string | undefined;
   /** Optional device name sent at registration (default: the host name). */
   name: string;
@@ -98,6 +101,21 @@ export function loadAgentConfig(argv: string[] = process.argv.slice(2), env: Env
   const seconds = (flag: Flag, fallback: number, min: number, max: number): number => read.int(flag, fallback, { min, max, unit: 'seconds' });
   const url = (flag: Flag, protocols: string[]): string | undefined => read.url(flag, protocols)?.replace(/\/+$/, '');
 
+  // One URL or a comma-separated list, kept as one string in its order (see AgentConfig.mqttUrl).
+  const urlList = (flag: Flag, protocols: string[]): string | undefined => {
+    const list = read.list(flag);
+    if (list.length === 0) return undefined;
+    const label = `${OPTIONS[flag]} (--${flag})`;
+    for (const u of list) {
+      try {
+        if (!protocols.includes(new URL(u).protocol)) problems.push(`${label} must be ${protocols.join(' or ')} URLs, got '${u}'`);
+      } catch {
+        problems.push(`${label} is not a valid URL: '${u}'`);
+      }
+    }
+    return list.map((u) => u.replace(/\/+$/, '')).join(',');
+  };
+
   const server = url('server', ['http:', 'https:']);
   if (server === undefined && !problems.length) problems.push(`${OPTIONS.server} (--server) is required: the server's HTTP base URL`);
   const keyType = read.oneOf<DeviceKeyType>('key-type', ['rsa', 'p256'], 'rsa');
@@ -113,7 +131,7 @@ export function loadAgentConfig(argv: string[] = process.argv.slice(2), env: Env
     reconnectMaxS: seconds('reconnect-max-s', DEFAULT_RECONNECT_MAX_S, 1, 3600),
     caFile: caFile === undefined ? undefined : path.resolve(caFile),
     keyType,
-    mqttUrl: url('mqtt-url', ['mqtt:', 'mqtts:', 'ws:', 'wss:']),
+    mqttUrl: urlList('mqtt-url', ['mqtt:', 'mqtts:', 'ws:', 'wss:']),
     name: read.string('name') ?? os.hostname(),
     logLevel,
     testHooks: env.KERNEX_TEST_HOOKS === '1',

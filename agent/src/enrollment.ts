@@ -107,10 +107,11 @@ export class Enrollment {
 
   /**
    * Broker URLs in order of preference: with a pinned CA, TLS first; MQTT
-   * over TCP before WebSocket (fewer bytes). `override` replaces them all.
+   * over TCP before WebSocket (fewer bytes). `override` (one URL or a comma-separated
+   * list, kept in its order) replaces them all.
    */
   brokerUrls(override?: string): string[] {
-    if (override) return [override];
+    if (override) return override.split(',');
     const secureFirst = Boolean(this.o.http.ca);
     const rank = (u: string): number => {
       const secure = u.startsWith('mqtts:') || u.startsWith('wss:');

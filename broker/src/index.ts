@@ -16,6 +16,7 @@ import { createAuthenticate } from './authenticate.js';
 import { createAuthorizers } from './authorize.js';
 import { ConnectionEdge, CONNECT_TIMEOUT_MS, MAX_UNAUTHENTICATED_PER_ADDRESS, PRE_AUTH_BYTES, type EdgeLimits } from './connection-edge.js';
 import { CredentialCache } from './credential-cache.js';
+import { createClusterEmitter, type BrokerBus } from './cluster-bus.js';
 import type { DeviceDirectory } from './device-directory.js';
 import { closeServer, createListeners, listen, type BoundListener } from './listeners.js';
 import { createBrokerMetrics, type BrokerMetrics } from './metrics.js';
@@ -24,6 +25,7 @@ import { Sessions } from './sessions.js';
 
 /** A listener with the port it really got, so a caller that asked for port 0 learns the port to tell devices. */
 export type { BoundListener } from './listeners.js';
+export { crossesNodes, type BrokerBus, type CrossingPacket } from './cluster-bus.js';
 /** The type of `Broker.metrics`, so callers can read the broker's counters without importing prom-client types by hand. */
 export type { BrokerMetrics } from './metrics.js';
 export { MemoryDeviceDirectory, type DeviceDirectory, type DeviceRecord } from './device-directory.js';
@@ -61,6 +63,11 @@ export interface BrokerOptions {
    * acknowledged at once (broker-level benchmarks).
    */
   storeEvent?: (deviceId: string, event: ExecutionEvent, connection: { readonly closed: boolean }) => Promise<unknown>;
+  /**
+   * A cluster node's bus to the other nodes (DESIGN §8): commands and takeovers
+   * cross it, everything else stays local. Absent on a single node.
+   */
+  bus?: BrokerBus;
 }
 
 /** Where the broker should listen. Port 0 picks any free port; an absent port means no such listener. */
@@ -115,6 +122,9 @@ export interface KernexBroker {
   isListening(): boolean;
   /** True while the device has a live session. */
   isOnline(deviceId: string): boolean;
+  /** Devices with a live session on this broker, and how many. */
+  connectedDevices(): string[];
+  readonly connectedCount: number;
   /**
    * Publishes a command on `kx/{id}/cmd` with QoS 1 (DESIGN §3). The server's
    * own publishes bypass the device ACL. Resolves once Aedes has handed it to
@@ -188,6 +198,14 @@ class Broker implements KernexBroker {
 
   isOnline(deviceId: string): boolean {
     return this.sessions.isOnline(deviceId);
+  }
+
+  connectedDevices(): string[] {
+    return this.sessions.onlineIds();
+  }
+
+  get connectedCount(): number {
+    return this.sessions.onlineCount;
   }
 
   publishCommand(deviceId: string, command: Command): Promise<void> {
@@ -277,7 +295,9 @@ export async function createBroker(options: BrokerOptions): Promise<KernexBroker
     },
   });
 
-  const aedes = await Aedes.createBroker({ authenticate, ...authorizers, connectTimeout });
+  const cluster = options.bus ? createClusterEmitter(options.bus) : undefined;
+  const aedes = await Aedes.createBroker({ authenticate, ...authorizers, connectTimeout, ...(cluster ? { mq: cluster.mq } : {}) });
+  cluster?.attach(aedes);
   broker = new Broker(aedes, metrics, log, new ConnectionEdge(aedes, limits, metrics, refusals), sessions, cache);
 
   aedes.on('clientReady', (client) => {

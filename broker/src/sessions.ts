@@ -63,6 +63,11 @@ export class Sessions<C extends SessionClient = Client> {
     return this.online.has(deviceId);
   }
 
+  /** The devices announced online. */
+  onlineIds(): string[] {
+    return [...this.online];
+  }
+
   get onlineCount(): number {
     return this.online.size;
   }

@@ -30,11 +30,13 @@ import { auditRoutes } from './routes/audit.routes.js';
 import { devicesRoutes } from './routes/devices.routes.js';
 import { enrollmentTokensRoutes } from './routes/enrollment-tokens.routes.js';
 import { healthRoutes, type HealthChecks } from './routes/health.routes.js';
+import { nodesRoutes } from './routes/nodes.routes.js';
 import { registrationRoutes } from './routes/registration.routes.js';
 import { telemetryRoutes } from './routes/telemetry.routes.js';
 import type { AuditService } from './services/audit.service.js';
 import type { DevicesService } from './services/devices.service.js';
 import type { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
+import type { NodesService } from './services/nodes.service.js';
 import type { RegistrationService } from './services/registration.service.js';
 import type { TelemetryService } from './services/telemetry.service.js';
 
@@ -58,6 +60,10 @@ export interface AppDeps {
   console?: { sessions: SessionsService; bus: LiveEventBus; fleet: FleetService };
   /** Serve HTTPS with this certificate and key (KERNEX_HTTPS). */
   https?: { cert: string; key: string };
+  /** `GET /api/v1/nodes` (DESIGN §8). */
+  nodes?: NodesService;
+  /** A cluster's Redis (an ioredis client): rate limits are then counted across every node. */
+  rateLimitRedis?: unknown;
 }
 
 /** The HTTP edge's limits (see the README's configuration table). */
@@ -215,6 +221,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     perMin: http.rateLimitPerMin,
     registerPerMin: http.registerRateLimitPerMin,
     refused: deps.metrics.httpRateLimited,
+    redis: deps.rateLimitRedis,
   });
   await app.register(inputGuardPlugin, { bodyTimeoutMs: http.bodyTimeoutMs, slowClients: deps.metrics.httpSlowClients });
   await app.register(authPlugin, { apiKeys: deps.apiKeys, verifyDeviceToken: deps.verifyDeviceToken, sessions: deps.console?.sessions });
@@ -232,6 +239,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(devicesRoutes, { devices: deps.devices });
   await app.register(enrollmentTokensRoutes, { tokens: deps.enrollmentTokens });
   await app.register(telemetryRoutes, { telemetry: deps.telemetry });
+  if (deps.nodes) await app.register(nodesRoutes, { nodes: deps.nodes });
 
   if (deps.bundles) {
     await app.register(bundlesRoutes, { bundles: deps.bundles.service, maxBundleBytes: deps.bundles.maxBundleBytes, bytesServed: deps.metrics.bundleBytesServed, deltas: deps.bundles.deltas });

@@ -12,6 +12,22 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(c)).toBe(true);
   });
 
+  it('reads the cluster settings: Redis, the node id and the MQTT URL list; none of them by default', () => {
+    expect(loadConfig({})).toMatchObject({ redisUrl: undefined, nodeId: undefined, mqttUrls: [] });
+    const c = loadConfig({ KERNEX_REDIS_URL: 'redis://r:6379', KERNEX_NODE_ID: 'node-1', KERNEX_MQTT_URLS: 'mqtt://a:1883, mqtts://b:8883' });
+    expect(c).toMatchObject({ redisUrl: 'redis://r:6379', nodeId: 'node-1', mqttUrls: ['mqtt://a:1883', 'mqtts://b:8883'] });
+    try {
+      loadConfig({ KERNEX_REDIS_URL: 'http://r', KERNEX_NODE_ID: 'two words', KERNEX_MQTT_URLS: 'mqtt://a:1883,http://b' });
+      expect.unreachable();
+    } catch (err) {
+      const { problems } = err as ConfigError;
+      expect(problems).toHaveLength(3);
+      expect(problems.join('\n')).toMatch(/KERNEX_REDIS_URL .*'http:'/);
+      expect(problems.join('\n')).toMatch(/KERNEX_NODE_ID .*'two words'/);
+      expect(problems.join('\n')).toMatch(/KERNEX_MQTT_URLS .*'http:\/\/b'/);
+    }
+  });
+
   it('accepts port 0 as any free port', () => {
     expect(loadConfig({ KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0' })).toMatchObject({ httpPort: 0, mqttPort: 0 });
   });

@@ -20,6 +20,15 @@ export interface ServerConfig {
   embeddedPgPort: number;
   publicUrl: string | undefined;
   /**
+   * The `mqtt` URLs devices are told at registration (KERNEX_MQTT_URLS, comma-separated), for a
+   * cluster's nodes or a load balancer in front of them; empty: this node's own listeners.
+   */
+  mqttUrls: string[];
+  /** Redis of a cluster (KERNEX_REDIS_URL, DESIGN §8); absent: a single node, nothing else starts. */
+  redisUrl: string | undefined;
+  /** This node's id in a cluster (KERNEX_NODE_ID); absent: host:port of its HTTP listener. */
+  nodeId: string | undefined;
+  /**
    * Where TLS material comes from: `files` (KERNEX_TLS_CERT/KERNEX_TLS_KEY),
    * `auto` (a CA and server certificate the server makes in its data
    * directory, when a TLS listener is asked for without files), or `off`.
@@ -122,6 +131,19 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     }
     return list.map((o) => o.replace(/\/$/, ''));
   };
+  const urlList = (name: string, protocols: string[]): string[] => {
+    const list = read.list(name);
+    for (const u of list) {
+      try {
+        if (!protocols.includes(new URL(u).protocol)) throw new Error('scheme');
+      } catch {
+        problems.push(`${name} must be comma-separated ${protocols.map((p) => p.replace(':', '://')).join(', ')} URLs, got '${u}'`);
+      }
+    }
+    return list;
+  };
+  const nodeId = read.string('KERNEX_NODE_ID');
+  if (nodeId !== undefined && !/^[\x21-\x7e]{1,128}$/.test(nodeId)) problems.push(`KERNEX_NODE_ID must be 1 to 128 printable ASCII characters without spaces, got '${nodeId}'`);
 
   const certFile = read.string('KERNEX_TLS_CERT');
   const keyFile = read.string('KERNEX_TLS_KEY');
@@ -169,6 +191,9 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     embeddedPgPort: read.port('KERNEX_PG_PORT', 0),
     pgPoolSize: positiveInt('KERNEX_PG_POOL_SIZE', 10, 1000),
     publicUrl: read.url('KERNEX_PUBLIC_URL', ['http:', 'https:']),
+    mqttUrls: urlList('KERNEX_MQTT_URLS', ['mqtt:', 'mqtts:', 'ws:', 'wss:']),
+    redisUrl: read.url('KERNEX_REDIS_URL', ['redis:', 'rediss:']),
+    nodeId,
     tls,
     https,
     adminKey: read.string('KERNEX_ADMIN_KEY'),

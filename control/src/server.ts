@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import { createBroker, type KernexBroker } from '@kernex/broker';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -46,11 +47,16 @@ import { markLiveServer } from './store/live-server.pg.js';
 import { portInUse } from './net/free-port.js';
 import { loadTlsMaterial } from './tls/tls-material.js';
 import { SessionsService } from './services/sessions.service.js';
-import { InProcessEventBus } from './events/event-bus.js';
+import { InProcessEventBus, type LiveEvent, type LiveEventBus } from './events/event-bus.js';
 import { LiveSources } from './events/live-sources.js';
 import { FleetService } from './services/fleet.service.js';
 import { FleetStore } from './store/fleet.pg.js';
 import { SessionsStore } from './store/sessions.pg.js';
+import { ClusterNode } from './cluster/cluster-node.js';
+import { RedisBus } from './cluster/redis-bus.js';
+import { RedisLiveEventBus } from './cluster/redis-live-event-bus.js';
+import { NodesService, type NodeSource } from './services/nodes.service.js';
+import { NodesStore } from './store/nodes.pg.js';
 
 /** A started server: its parts and the ports it bound. */
 export interface RunningServer {
@@ -84,11 +90,16 @@ export interface RunningServer {
     retention: RetentionService;
     events: EventWriter;
     sessions: SessionsService;
-    bus: InProcessEventBus;
+    bus: LiveEventBus;
     deltas: DeltaService;
     /** The bundle storage (file or S3), as the services use it. */
     storage: BundleStorage;
+    nodes: NodesService;
   };
+  /** This node's id (KERNEX_NODE_ID, or host:port). */
+  nodeId: string;
+  /** The node's place in a cluster (KERNEX_REDIS_URL); undefined on a single node. */
+  cluster: { node: ClusterNode; bus: RedisBus } | undefined;
   /** The API URL a person on this machine uses (the public URL when set). */
   apiUrl: string;
   /** The admin key this start made (first start without KERNEX_ADMIN_KEY), already printed once. */
@@ -147,6 +158,19 @@ function listenError(err: unknown, variable: string, port: number): Error {
 export interface StartOptions {
   /** Use this signing key when the database has none yet, instead of making one (RSA-4096 takes seconds). */
   signingKeyPem?: string;
+}
+
+/** Wakes the leader through PostgreSQL NOTIFY, at most once per few milliseconds however many kicks come in. */
+function wakeLeader(store: NodesStore, log: Logger): () => void {
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    setTimeout(() => {
+      pending = false;
+      store.wake().catch((err: unknown) => log.warn({ err }, 'waking the orchestrator leader failed'));
+    }, 20).unref();
+  };
 }
 
 /**
@@ -240,7 +264,33 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       log.warn('another kernex server is running on this database; presence left as it is');
     }
     await live.admitOthers();
+
+    // DESIGN §8: with KERNEX_REDIS_URL this process is one node of a cluster; without it nothing here starts.
+    const nodeId = config.nodeId ?? `${os.hostname()}:${config.httpPort || process.pid}`;
     const writerMetrics = metrics.writers;
+    let cluster: { node: ClusterNode; bus: RedisBus; store: NodesStore } | undefined;
+    // Bound once the broker and the orchestrator exist; the node starts before them.
+    let connections = (): number => 0;
+    let onLeadership = (_leader: boolean): void => {};
+    let onLapsed = (): void => {};
+    if (config.redisUrl) {
+      const bus = await RedisBus.connect(config.redisUrl, nodeId, log.child({ mod: 'cluster-bus' }), metrics.registry);
+      cleanups.push(() => bus.close());
+      const nodesStore = new NodesStore(url, sql);
+      cleanups.push(() => nodesStore.close()); // after the lease has ended (below)
+      const node = await ClusterNode.start({
+        id: nodeId,
+        store: nodesStore,
+        log: log.child({ mod: 'cluster' }),
+        registry: metrics.registry,
+        connections: () => connections(),
+        onLeadership: (leader) => onLeadership(leader),
+        onLapsed: () => onLapsed(),
+      });
+      cleanups.push(() => node.stop()); // after the broker has closed and presence is written
+      devicesStore.writeAsNode({ id: nodeId, generation: node.generation });
+      cluster = { node, bus, store: nodesStore };
+    }
     const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }), {}, writerMetrics);
     cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
 
@@ -257,7 +307,18 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     cleanups.push(() => eventWriter.close());
     const directory = new PgDeviceDirectory(devicesStore, presence);
     // An event's PUBACK follows its commit (DESIGN §3).
-    const broker = await createBroker({ log, registry: metrics.registry, directory, storeEvent: (deviceId, event, connection) => eventWriter.submit(deviceId, event, connection) });
+    const broker = await createBroker({
+      log,
+      registry: metrics.registry,
+      directory,
+      storeEvent: (deviceId, event, connection) => eventWriter.submit(deviceId, event, connection),
+      bus: cluster?.bus,
+    });
+    connections = () => broker.connectedCount;
+    onLapsed = () => {
+      const now = new Date();
+      for (const deviceId of broker.connectedDevices()) presence.record(deviceId, true, now);
+    };
     // The broker has validated each sample against the shared schema and its size limit.
     broker.on('device:telemetry', (deviceId, sample) => telemetryIngest.add(deviceId, sample));
     cleanups.push(() => broker.close());
@@ -275,12 +336,28 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const mqttsPort = portOf('mqtts');
     const wsPort = portOf('ws');
 
-    // The live event stream (DESIGN §6): one node's in-process bus; a cluster swaps in a Redis-backed LiveEventBus.
-    const bus = new InProcessEventBus((err) => log.warn({ err }, 'live event listener failed'));
+    // The live event stream (DESIGN §6): one node's in-process bus; in a cluster every node's changes
+    // reach every node's streams over Redis (DESIGN §8).
+    const onLiveError = (err: unknown): void => log.warn({ err }, 'live event listener failed');
+    const bus: LiveEventBus = cluster ? new RedisLiveEventBus<LiveEvent>(cluster.bus, onLiveError) : new InProcessEventBus(onLiveError);
     cleanups.push(() => bus.close());
     let liveEvents: LiveSources | undefined;
     const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
-    const devices = new DevicesService(devicesStore, broker, [deviceAuth], log.child({ mod: 'devices' }), (d) => liveEvents?.deviceChanged(d));
+    // In a cluster a reject or decommission reaches the device, and every credential cache, on whichever node (DESIGN §8).
+    const deviceSessions = cluster
+      ? {
+          disconnectDevice: async (deviceId: string) => {
+            cluster!.bus.publish({ kind: 'disconnect', deviceId });
+            await broker.disconnectDevice(deviceId);
+          },
+        }
+      : broker;
+    cluster?.bus.on('message', (msg) => {
+      if (msg.kind !== 'disconnect') return;
+      deviceAuth.forget(msg.deviceId);
+      void broker.disconnectDevice(msg.deviceId);
+    });
+    const devices = new DevicesService(devicesStore, deviceSessions, [deviceAuth], log.child({ mod: 'devices' }), (d) => liveEvents?.deviceChanged(d));
     const enrollmentTokens = new EnrollmentTokensService(new EnrollmentTokensStore(sql));
     // Every URL told to devices comes from here (DESIGN §7); built once HTTP listens, before any device is served.
     let endpoints: PublicEndpoints | undefined;
@@ -300,7 +377,30 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       tickMs: config.orchestratorTickMs,
       events: eventWriter,
       onChange: (c) => liveEvents?.orchestratorChanged(c),
+      leadership: cluster && { isLeader: () => cluster!.node.isLeader(), wake: wakeLeader(cluster.store, log) },
     });
+    if (cluster) {
+      const { node, bus: clusterBus, store } = cluster;
+      onLeadership = (leader) => {
+        if (leader) orchestrator.kick();
+      };
+      // Events stored on any node, and deployments made there, wake the leader (DESIGN §8).
+      const listening = await store.listenWake(() => {
+        if (node.isLeader()) orchestrator.kick();
+      });
+      cleanups.push(() => listening.unlisten().catch(() => {}));
+      if (node.isLeader()) orchestrator.kick();
+      // The bus is at most once: whatever crossed while Redis was away is sent again from the database.
+      clusterBus.on('recovered', () => {
+        const here = broker.connectedDevices();
+        log.info({ devices: here.length }, 'healing connected devices after a redis outage');
+        for (const deviceId of here) void orchestrator.healDevice(deviceId);
+      });
+    }
+    const thisNode: NodeSource = {
+      list: async () => [{ id: nodeId, startedAt: new Date(performance.timeOrigin), leaseExpiresAt: null, leader: true, connections: broker.connectedCount }],
+    };
+    const nodes = new NodesService(cluster ? cluster.store : thisNode);
     const deployments = new DeploymentsService(deploymentsStore, bundlesStore, orchestrator, log.child({ mod: 'deployments' }), (bundle, ids) => deltas.prepareFor(bundle, ids));
     liveEvents = new LiveSources({ bus, presence: broker, deployment: (id) => deployments.get(id), device: (id) => devices.get(id), log });
     liveEvents.start();
@@ -314,7 +414,13 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       async (id) => (await deploymentsStore.get(sql, id)) !== undefined,
     );
 
-    const checks = { started: () => started, database: () => pingDatabase(sql), broker: () => broker.isListening(), writers: () => writerMetrics.healthy() };
+    const checks = {
+      started: () => started,
+      database: () => pingDatabase(sql),
+      broker: () => broker.isListening(),
+      writers: () => writerMetrics.healthy(),
+      ...(cluster ? { redis: () => cluster!.bus.isUp() } : {}),
+    };
     registerServerGauges(metrics.registry, {
       // What /readyz answers (routes/health.routes.ts).
       ready: async () => checks.started() && (await checks.database()) && checks.broker() && Object.values(checks.writers()).every(Boolean),
@@ -345,6 +451,8 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       telemetry,
       https: config.https ? tls : undefined,
       console: { sessions, bus, fleet },
+      nodes,
+      rateLimitRedis: cluster?.bus.client,
     });
     cleanups.push(() => app.close());
     // Before the HTTP listener opens, so no request is ever answered without the key in place
@@ -360,7 +468,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       throw listenError(err, 'KERNEX_HTTP_PORT', config.httpPort);
     }
     const httpPort = (app.server.address() as AddressInfo).port;
-    endpoints = new PublicEndpoints({ publicUrl: config.publicUrl, https: config.https, host: config.host, ports: { http: httpPort, mqtt: mqttPort, mqtts: mqttsPort, ws: wsPort } });
+    endpoints = new PublicEndpoints({ publicUrl: config.publicUrl, https: config.https, host: config.host, ports: { http: httpPort, mqtt: mqttPort, mqtts: mqttsPort, ws: wsPort }, mqttUrls: config.mqttUrls });
     // Before the broker closes (cleanups run in reverse), so no tick publishes into a closed broker.
     orchestrator.start();
     cleanups.push(() => orchestrator.stop());
@@ -369,7 +477,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const apiUrl = localApiUrl(config, httpPort);
     started = true; // from here /readyz answers 200
     log.info(
-      { url: apiUrl, httpPort, mqttPort, mqttsPort, wsPort, https: config.https, caFile: tls?.caFile, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
+      { url: apiUrl, nodeId, cluster: Boolean(cluster), httpPort, mqttPort, mqttsPort, wsPort, https: config.https, caFile: tls?.caFile, embeddedDatabase: Boolean(embedded), databaseMs: Math.round(databaseMs), readyMs: Math.round(readyMs) },
       'kernex server ready',
     );
 
@@ -387,7 +495,9 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       sql,
       broker,
       app,
-      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, retention, events: eventWriter, sessions, bus, deltas, storage },
+      services: { apiKeys, audit, serverKey, bundles, deployments, orchestrator, devices, deviceAuth, enrollmentTokens, registration, presence, telemetry, telemetryIngest, retention, events: eventWriter, sessions, bus, deltas, storage, nodes },
+      nodeId,
+      cluster: cluster && { node: cluster.node, bus: cluster.bus },
       timings: { database: databaseMs, ready: readyMs },
       close() {
         closing ??= undo();

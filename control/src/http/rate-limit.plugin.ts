@@ -15,6 +15,8 @@ export interface RateLimitOptions {
   /** Token-less requests, and failed requests, per minute per address to {@link REGISTER_ROUTE}. */
   registerPerMin: number;
   refused: Counter<'scope'>;
+  /** A cluster's Redis (ioredis): counters are shared by every node (DESIGN §8); absent, each process counts alone. */
+  redis?: unknown;
 }
 
 function bearer(req: FastifyRequest): string | undefined {
@@ -42,7 +44,7 @@ const credentialBucket = (token: string): string => `cred:${createHash('sha256')
  * costs no database lookup. Over the limit: 429 `KX_RATE_LIMITED` with `retry-after`.
  */
 export const rateLimitPlugin = fp(async function rateLimitPlugin(app: FastifyInstance, opts: RateLimitOptions) {
-  await app.register(rateLimit, { global: false });
+  await app.register(rateLimit, { global: false, ...(opts.redis ? { redis: opts.redis as never, nameSpace: 'kernex-rl:', skipOnError: true } : {}) });
 
   const byCredential = app.createRateLimit({ max: opts.perMin, timeWindow: WINDOW_MS, keyGenerator: (req) => credentialBucket(bearer(req)!) });
   const byAddress = app.createRateLimit({ max: opts.perMin, timeWindow: WINDOW_MS, keyGenerator: (req) => `addr:${req.ip}` });

@@ -58,6 +58,8 @@ const EXPECTED_ACCESS: Record<string, Expected> = {
   'POST /api/v1/session': 'public',
   'GET /api/v1/session': 'viewer',
   'DELETE /api/v1/session': 'viewer',
+  // DESIGN §8: the nodes of a cluster (a single node lists itself).
+  'GET /api/v1/nodes': 'viewer',
 };
 const routeName = (r: RouteEntry): string => `${r.method} ${r.url}`;
 const expectedRole = (r: RouteEntry): Role | undefined => {

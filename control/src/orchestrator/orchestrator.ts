@@ -41,6 +41,12 @@ export interface OrchestratorOptions {
   events?: EventWriter;
   /** Told every committed change (never throws into the orchestrator: errors are logged). */
   onChange?(change: OrchestratorChange): void;
+  /**
+   * In a cluster (DESIGN §8): only the leader ticks; on another node a kick
+   * (an event stored here, a deployment made here) wakes the leader instead.
+   * Absent on a single node, which always leads.
+   */
+  leadership?: { isLeader(): boolean; wake(): void };
 }
 
 /**
@@ -99,7 +105,9 @@ export class Orchestrator {
     // and for a subscription restored with a persistent session.
     this.opts.link.on('device:subscribed', this.onSubscribed);
     this.opts.events?.on('applied', this.onApplied);
-    this.timer = setInterval(() => this.kick(), this.opts.tickMs ?? 1000);
+    this.timer = setInterval(() => {
+      if (this.leads()) this.kick();
+    }, this.opts.tickMs ?? 1000);
     this.kick();
   }
 
@@ -114,6 +122,10 @@ export class Orchestrator {
   /** Runs a tick soon; ticks never overlap, and a kick during one runs another after it. */
   kick(): void {
     if (this.stopped) return;
+    if (!this.leads()) {
+      this.opts.leadership!.wake();
+      return;
+    }
     if (this.ticking) {
       this.again = true;
       return;
@@ -134,6 +146,10 @@ export class Orchestrator {
     })().finally(() => {
       this.ticking = undefined;
     });
+  }
+
+  private leads(): boolean {
+    return !this.opts.leadership || this.opts.leadership.isLeader();
   }
 
   /** Resolves after the tick running now, if any (tests). */

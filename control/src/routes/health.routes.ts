@@ -9,6 +9,8 @@ export interface HealthChecks {
   broker(): boolean;
   /** Per batched writer (telemetry, presence, events): false while it is stalled (has work, cannot make progress). */
   writers?(): Record<string, boolean>;
+  /** In a cluster: Redis answers (DESIGN §8). Absent on a single node. */
+  redis?(): boolean;
 }
 
 const readySchema = {
@@ -27,6 +29,8 @@ const readySchema = {
         telemetryWriter: { type: 'boolean' },
         presenceWriter: { type: 'boolean' },
         eventsWriter: { type: 'boolean' },
+        // In a cluster only (DESIGN §8).
+        redis: { type: 'boolean' },
       },
     },
   },
@@ -63,8 +67,9 @@ export async function healthRoutes(
     async (_req, reply) => {
       const [started, database, broker] = [opts.checks.started(), await opts.checks.database(), opts.checks.broker()];
       const writers = Object.fromEntries(Object.entries(opts.checks.writers?.() ?? {}).map(([name, ok]) => [`${name}Writer`, ok]));
-      const ready = started && database && broker && Object.values(writers).every(Boolean);
-      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { started, database, broker, ...writers } });
+      const redis = opts.checks.redis?.();
+      const ready = started && database && broker && Object.values(writers).every(Boolean) && redis !== false;
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { started, database, broker, ...writers, ...(redis === undefined ? {} : { redis }) } });
     },
   );
 

@@ -22,4 +22,9 @@ describe('PublicEndpoints', () => {
     expect(e.mqttUrls('[fd00::1]:8080')).toEqual(['mqtt://[fd00::1]:1883', 'ws://[fd00::1]:8081']);
     expect(e.mqttUrls(undefined)).toEqual(['mqtt://localhost:1883', 'ws://localhost:8081']);
   });
+
+  it('tells KERNEX_MQTT_URLS as given, in its order (a cluster, a load balancer)', () => {
+    const e = new PublicEndpoints({ publicUrl: 'https://fleet.example.com', https: false, host: '0.0.0.0', ports, mqttUrls: ['mqtt://n2:1883', 'mqtt://n1:1883'] });
+    expect(e.mqttUrls('10.0.0.1:8080')).toEqual(['mqtt://n2:1883', 'mqtt://n1:1883']);
+  });
 });

@@ -15,6 +15,8 @@ export interface PublicEndpointsOptions {
   /** The address HTTP listens on (a wildcard is told as 127.0.0.1). */
   host: string;
   ports: Readonly<BoundPorts>;
+  /** KERNEX_MQTT_URLS, when set: the `mqtt` list told as it is (a cluster's nodes, a load balancer). */
+  mqttUrls?: readonly string[];
 }
 
 /**
@@ -36,9 +38,10 @@ export class PublicEndpoints {
    * The `mqtt` URLs a registering device is told (DESIGN §2): the host of
    * `KERNEX_PUBLIC_URL`, or else the host the device reached us by (its `Host`
    * header), with each listener's port: `mqtt://`, then `mqtts://` and `ws://`
-   * when those listeners are on.
+   * when those listeners are on. KERNEX_MQTT_URLS replaces the list.
    */
   mqttUrls(hostHeader: string | undefined): string[] {
+    if (this.o.mqttUrls?.length) return [...this.o.mqttUrls];
     const { ports } = this.o;
     const host = hostOf(this.o.publicUrl) ?? hostOf(hostHeader ? `http://${hostHeader}` : undefined) ?? 'localhost';
     const urls = [`mqtt://${host}:${ports.mqtt}`];

@@ -69,7 +69,15 @@ class Rollback extends Error {
 
 /** SQL for `devices`; the only place that touches the table. */
 export class DevicesStore {
+  /** In a cluster (DESIGN §8): the node and generation whose sessions this process writes. */
+  private node: { id: string; generation: number } | undefined;
+
   constructor(private readonly sql: Sql) {}
+
+  /** From now on presence is written as this node's: a disconnect only undoes this node's own connect. */
+  writeAsNode(node: { id: string; generation: number }): void {
+    this.node = node;
+  }
 
   async get(id: string): Promise<DeviceRow | undefined> {
     const [row] = await this.sql<DeviceRow[]>`select ${this.sql.unsafe(COLUMNS)} from devices where id = ${id}`;
@@ -194,6 +202,21 @@ export class DevicesStore {
   async writePresence(changes: readonly PresenceChange[]): Promise<void> {
     if (changes.length === 0) return;
     const sql = this.sql;
+    const node = this.node;
+    if (node) {
+      // DESIGN §8: a connect records this node's session; a disconnect ends it only while it is
+      // still this node's (a takeover on another node, or a later life of this node, leaves it).
+      await sql`
+        update devices d set online = v.online, last_seen_at = v.at,
+          node_id = case when v.online then ${node.id} else d.node_id end,
+          node_generation = case when v.online then ${node.generation}::bigint else d.node_generation end
+        from unnest(${sql.array(changes.map((c) => c.deviceId))}::text[],
+                    ${sql.array(changes.map((c) => c.online))}::boolean[],
+                    ${sql.array(changes.map((c) => c.at.toISOString()))}::timestamptz[]) as v(id, online, at)
+        where d.id = v.id
+          and (v.online or (d.node_id = ${node.id} and d.node_generation = ${node.generation}::bigint))`;
+      return;
+    }
     await sql`
       update devices d set online = v.online, last_seen_at = v.at
       from unnest(${sql.array(changes.map((c) => c.deviceId))}::text[],

@@ -80,6 +80,7 @@ describe('migrate', () => {
       '011_add-bundle-bookkeeping',
       '012_create-console-sessions',
       '013_add-delta-transfer',
+      '014_create-nodes',
     ]);
   });
 
@@ -170,7 +171,7 @@ describe('migrate', () => {
       [11, 'add-device-telemetry-columns'],
       [12, 'create-device-telemetry'],
     ]);
-    expect(await migrate(sql, log)).toEqual([7, 8, 9, 11, 12, 13]);
+    expect(await migrate(sql, log)).toEqual([7, 8, 9, 11, 12, 13, 14]);
     expect(await schema()).toEqual(await freshSchema());
     expect(await recorded()).toEqual([
       '1:create-settings:checksum',
@@ -186,6 +187,7 @@ describe('migrate', () => {
       '11:add-bundle-bookkeeping:checksum',
       '12:create-console-sessions:checksum',
       '13:add-delta-transfer:checksum',
+      '14:create-nodes:checksum',
     ]);
     expect(await migrate(sql, log)).toEqual([]);
   });
@@ -207,7 +209,7 @@ describe('migrate', () => {
       [12, 'create-deployments'],
       [13, 'create-executions'],
     ]);
-    expect(await migrate(sql, log)).toEqual([11, 12, 13]);
+    expect(await migrate(sql, log)).toEqual([11, 12, 13, 14]);
     expect(await schema()).toEqual(await freshSchema());
     expect((await recorded()).every((r) => r.endsWith(':checksum'))).toBe(true);
     expect((await recorded()).map((r) => r.split(':')[1])).toEqual((await listMigrations()).map((m) => m.name));
