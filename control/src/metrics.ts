@@ -297,3 +297,39 @@ export function registerServerGauges(registry: Registry, deps: ServerGaugeDeps):
   });
   if (deps.tlsCertPem) expiry.labels('server').set(Math.floor(new Date(new X509Certificate(deps.tlsCertPem).validTo).getTime() / 1000));
 }
+
+/** The metrics of this node's place in a cluster (DESIGN §8): lease, sweep, leadership. */
+export interface ClusterNodeMetrics {
+  swept: Counter;
+  failures: Counter;
+  lapses: Counter;
+  leader: Gauge;
+}
+
+export function createClusterNodeMetrics(registry: Registry): ClusterNodeMetrics {
+  const registers = [registry];
+  return {
+    swept: new Counter({ name: 'kernex_cluster_devices_swept_total', help: 'Devices marked offline because their node’s lease ended', registers }),
+    failures: new Counter({ name: 'kernex_cluster_lease_failures_total', help: 'Lease renewals (and sweeps) that failed', registers }),
+    lapses: new Counter({ name: 'kernex_cluster_lease_lapses_total', help: 'Renewals that found this node’s lease already ended', registers }),
+    leader: new Gauge({ name: 'kernex_cluster_leader', help: '1 while this node runs the orchestrator', registers }),
+  };
+}
+
+/** The metrics of the Redis bus between nodes (DESIGN §8). */
+export interface ClusterBusMetrics {
+  sent: Counter<'kind'>;
+  received: Counter<'kind'>;
+  dropped: Counter<'reason'>;
+  up: Gauge;
+}
+
+export function createClusterBusMetrics(registry: Registry): ClusterBusMetrics {
+  const registers = [registry];
+  return {
+    sent: new Counter({ name: 'kernex_cluster_bus_sent_total', help: 'Messages this node sent to the other nodes over Redis, by kind', labelNames: ['kind'], registers }),
+    received: new Counter({ name: 'kernex_cluster_bus_received_total', help: 'Messages this node received from the other nodes over Redis, by kind', labelNames: ['kind'], registers }),
+    dropped: new Counter({ name: 'kernex_cluster_bus_dropped_total', help: 'Messages not carried between nodes (healed from PostgreSQL), by reason', labelNames: ['reason'], registers }),
+    up: new Gauge({ name: 'kernex_cluster_redis_up', help: '1 while both Redis connections of this node are ready', registers }),
+  };
+}

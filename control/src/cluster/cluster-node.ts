@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Counter, Gauge, Registry } from 'prom-client';
+import { createClusterNodeMetrics } from '../metrics.js';
 import { StartupError } from '../errors.js';
 import type { NodesStore } from '../store/nodes.pg.js';
 
@@ -48,10 +49,7 @@ export class ClusterNode {
     readonly generation: number,
     readonly startedAt: Date,
   ) {
-    this.swept = new Counter({ name: 'kernex_cluster_devices_swept_total', help: 'Devices marked offline because their node’s lease ended', registers: [o.registry] });
-    this.failures = new Counter({ name: 'kernex_cluster_lease_failures_total', help: 'Lease renewals (and sweeps) that failed', registers: [o.registry] });
-    this.lapses = new Counter({ name: 'kernex_cluster_lease_lapses_total', help: 'Renewals that found this node’s lease already ended', registers: [o.registry] });
-    this.leaderGauge = new Gauge({ name: 'kernex_cluster_leader', help: '1 while this node runs the orchestrator', registers: [o.registry] });
+    ({ swept: this.swept, failures: this.failures, lapses: this.lapses, leader: this.leaderGauge } = createClusterNodeMetrics(o.registry));
   }
 
   /** Takes the node id (refusing a second live node with it), claims a lease, and starts renewing. */

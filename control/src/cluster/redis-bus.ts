@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import type { BrokerBus, CrossingPacket } from '@kernex/broker';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Counter, Gauge, Registry } from 'prom-client';
+import { createClusterBusMetrics } from '../metrics.js';
 import { StartupError } from '../errors.js';
 
 /** The one pub/sub channel of an installation: one subscription per node, never one per device (aedes#569). */
@@ -75,10 +76,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
     };
     this.pub = new Redis(url, { ...options, connectionName: `kernex:${nodeId}:pub` });
     this.sub = new Redis(url, { ...options, connectionName: `kernex:${nodeId}:sub` });
-    this.sent = new Counter({ name: 'kernex_cluster_bus_sent_total', help: 'Messages this node sent to the other nodes over Redis, by kind', labelNames: ['kind'], registers: [registry] });
-    this.received = new Counter({ name: 'kernex_cluster_bus_received_total', help: 'Messages this node received from the other nodes over Redis, by kind', labelNames: ['kind'], registers: [registry] });
-    this.dropped = new Counter({ name: 'kernex_cluster_bus_dropped_total', help: 'Messages not carried between nodes (healed from PostgreSQL), by reason', labelNames: ['reason'], registers: [registry] });
-    this.upGauge = new Gauge({ name: 'kernex_cluster_redis_up', help: '1 while both Redis connections of this node are ready', registers: [registry] });
+    ({ sent: this.sent, received: this.received, dropped: this.dropped, up: this.upGauge } = createClusterBusMetrics(registry));
   }
 
   /** Connects and subscribes; refuses the start with one line when Redis does not answer. */
