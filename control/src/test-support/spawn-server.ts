@@ -12,8 +12,8 @@ export interface ServerProcess {
   /** Parsed JSON log lines seen so far. */
   logs: Array<Record<string, unknown>>;
   stderr: string;
-  /** Resolves with the 'kernex server ready' line, or rejects if the process exits first. */
-  ready: Promise<{ httpPort: number; mqttPort: number; mqttsPort?: number; wsPort?: number; caFile?: string; readyMs: number; databaseMs: number }>;
+  /** Resolves with the ready line (the one with the bound ports), or rejects if the process exits first. */
+  ready: Promise<{ httpPort: number; mqttPort: number; mqttsPort?: number; wsPort?: number; caFile?: string; readyMs: number; databaseMs: number; embeddedDatabase?: boolean }>;
   /** Resolves with the exit code (or signal) once the process has ended. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -52,7 +52,8 @@ export function spawnServer(env: Record<string, string>, args: string[] = ['serv
         return;
       }
       logs.push(entry);
-      if (entry.msg === 'kernex server ready') resolve(entry as never);
+      // The ready line is the one carrying the bound ports and the start timings (its fields, not its words).
+      if (typeof entry.httpPort === 'number' && typeof entry.mqttPort === 'number' && typeof entry.readyMs === 'number') resolve(entry as never);
     });
     void result.exited.then(({ code }) => reject(new Error(`kernex server exited with ${code}: ${result.stderr}`)));
   });
