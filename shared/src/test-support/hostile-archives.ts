@@ -1,5 +1,6 @@
 import { gzipSync } from 'node:zlib';
 import type { ArchiveLimits } from '../archive.js';
+import { randomish } from './make-bundle.js';
 
 /**
  * The hostile-archive table (DESIGN §4), as real `.tar.gz` bytes. One literal
@@ -71,19 +72,6 @@ function tarOf(entries: RawEntry[]): Buffer {
 /** The tar end marker: two zero blocks. */
 const END = Buffer.alloc(1024);
 
-/** Incompressible bytes, so a streamed upload is as long as asked. */
-function noise(n: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = 2463534242;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
-
 const gz = (b: Buffer): Buffer => gzipSync(b, { level: 1 });
 
 const manifest: RawEntry = { name: 'manifest.json', data: Buffer.from(JSON.stringify({ name: 'hostile', version: '1.0.0', install: 'install.sh' })) };
@@ -144,7 +132,7 @@ export const HOSTILE_ARCHIVES: readonly HostileArchive[] = [
   },
   {
     what: 'a header announcing a 1 GiB entry, followed by MiBs',
-    bytes: memo(() => gz(Buffer.concat([tarOf([manifest, install, { name: 'huge.bin', size: 1024 * MiB }]), noise(6 * MiB)]))),
+    bytes: memo(() => gz(Buffer.concat([tarOf([manifest, install, { name: 'huge.bin', size: 1024 * MiB }]), randomish(6 * MiB)]))),
     refusal: /unsafe entry 'huge\.bin': entry larger than 4194304 bytes/,
     code: 'KX_BUNDLE_UNSAFE_ENTRY',
     streaming: true,
@@ -155,10 +143,10 @@ export const HOSTILE_ARCHIVES: readonly HostileArchive[] = [
     refusal: /archive inflates to more than 16777216 bytes/,
     code: 'KX_BUNDLE_INVALID',
   },
-  { what: 'a body of 6 MiB that is not gzip', bytes: memo(() => noise(6 * MiB)), refusal: /incorrect header check/, code: 'KX_BUNDLE_INVALID', streaming: true },
+  { what: 'a body of 6 MiB that is not gzip', bytes: memo(() => randomish(6 * MiB)), refusal: /incorrect header check/, code: 'KX_BUNDLE_INVALID', streaming: true },
   {
     what: 'an unsafe first entry followed by MiBs',
-    bytes: memo(() => gz(Buffer.concat([tarOf([{ name: '/etc/passwd', data: Buffer.from('root::0:0::/:/bin/sh\n') }, { name: 'payload.bin', data: noise(6 * MiB) }, manifest, install]), END]))),
+    bytes: memo(() => gz(Buffer.concat([tarOf([{ name: '/etc/passwd', data: Buffer.from('root::0:0::/:/bin/sh\n') }, { name: 'payload.bin', data: randomish(6 * MiB) }, manifest, install]), END]))),
     refusal: /unsafe entry '\/etc\/passwd': absolute path/,
     code: 'KX_BUNDLE_UNSAFE_ENTRY',
     streaming: true,

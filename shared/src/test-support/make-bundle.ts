@@ -66,8 +66,8 @@ export async function makeBundle(opts: {
   return makeArchive(entries);
 }
 
-/** Incompressible bytes, so an archive is as large as asked. */
-function randomish(n: number): Buffer {
+/** Incompressible bytes (a fixed xorshift sequence), so an archive or a body is as large as asked. */
+export function randomish(n: number): Buffer {
   const b = Buffer.alloc(n);
   let x = 2463534242;
   for (let i = 0; i < n; i++) {
