@@ -59,15 +59,19 @@ export async function runSoak(
   try {
     // The first progress event says the soak has begun (or resumed), and where it stands.
     await hooks.progress(soakProgress(rec, now()));
+    // The slot of the last check: a timer that wakes a millisecond early must not run one slot twice.
+    let slot = 0;
     for (;;) {
       const t = now();
       // Checks fall on the soak's own schedule (startedAt + k·every), so a resumed soak keeps it.
-      const next = Math.min(endAt, rec.startedAt + (Math.floor((t - rec.startedAt) / every) + 1) * every);
+      slot = Math.max(slot + 1, Math.floor((t - rec.startedAt) / every) + 1);
+      const next = Math.min(endAt, rec.startedAt + slot * every);
       if (next > t) await sleep(next - t);
       const error = await hooks.check();
       if (error !== undefined) return error;
       await hooks.progress(soakProgress(rec, now()));
-      if (now() >= endAt) return undefined;
+      // The check at the end is the last one, whenever the timer woke.
+      if (next >= endAt || now() >= endAt) return undefined;
     }
   } finally {
     clearInterval(timer);
