@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { processCpuSeconds } from './proc-stat.js';
 
 /** A `kernex server` process for benchmarks: embedded PostgreSQL in a temporary data directory. */
 export interface KernexProcess {
@@ -15,6 +16,8 @@ export interface KernexProcess {
   dataDir: string;
   adminHeaders: Record<string, string>;
   stop(): Promise<void>;
+  /** SIGKILL to its PID, as a power cut, then removes its data directory. */
+  kill(): Promise<void>;
 }
 
 /** Every simulated device calls from 127.0.0.1: the per-address API limits would measure themselves. */
@@ -25,7 +28,7 @@ const KERNEX_BIN = fileURLToPath(new URL('../../bin/kernex.js', import.meta.url)
 export async function startKernexServer(env: Record<string, string> = {}): Promise<KernexProcess> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kx-bench-'));
   await fs.chmod(dir, 0o711);
-  const adminKey = `kx_bench_${randomBytes(16).toString('hex')}`;
+  const adminKey = env.KERNEX_ADMIN_KEY ?? `kx_bench_${randomBytes(16).toString('hex')}`;
   const { DATABASE_URL: _ignored, ...inherited } = process.env;
   // e.g. BENCH_SERVER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the server (NODE_OPTIONS refuses --cpu-prof).
   const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
@@ -52,7 +55,12 @@ export async function startKernexServer(env: Record<string, string> = {}): Promi
     dataDir: dir,
     adminHeaders: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
     async stop() {
-      proc.kill('SIGTERM');
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      await exited;
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+    async kill() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
       await exited;
       await fs.rm(dir, { recursive: true, force: true });
     },
@@ -69,9 +77,7 @@ export async function metricValue(httpUrl: string, name: string): Promise<number
   return sum;
 }
 
-/** utime + stime of a process, seconds (/proc/{pid}/stat fields 14 and 15; USER_HZ is 100 on Linux). */
+/** utime + stime of a process, seconds (/proc/{pid}/stat, parsed by proc-stat.ts). */
 export async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return processCpuSeconds(pid);
 }

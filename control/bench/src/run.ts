@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -28,6 +29,10 @@ const { values } = parseArgs({
     'bundle-mib': { type: 'string', default: '8' },
     'console-devices': { type: 'string', default: '2000' },
     'delta-packages': { type: 'string', default: '128' },
+    'cluster-devices': { type: 'string', default: '10000,20000' },
+    'cluster-storm-devices': { type: 'string', default: '4000' },
+    'cluster-failover-devices': { type: 'string', default: '1000' },
+    'swarm-processes': { type: 'string', default: '4' },
     out: { type: 'string' },
   },
 });
@@ -36,6 +41,8 @@ const devices = Number(values.devices);
 const workers = Number(values.workers);
 const out = values.out ?? path.resolve(fileURLToPath(new URL('../../../', import.meta.url)), 'BENCHMARKS.md');
 const selected = (name: string): boolean => !values.only || values.only.split(',').includes(name);
+/** Long benchmarks run only when named in --only. */
+const named = (name: string): boolean => !!values.only && values.only.split(',').includes(name);
 
 async function repeat(start: () => Promise<BrokerTarget>): Promise<BrokerRun[]> {
   const results: BrokerRun[] = [];
@@ -448,6 +455,25 @@ if (selected('polling')) {
       ]),
     ].join('\n'),
   );
+}
+
+if (named('cluster')) {
+  const { clusterRun } = await import('./cluster.bench.js');
+  const { renderClusterSection } = await import('./cluster-report.js');
+  const opts = {
+    fanoutDevices: values['cluster-devices']!.split(',').map(Number),
+    stormDevices: Number(values['cluster-storm-devices']),
+    failoverDevices: Number(values['cluster-failover-devices']),
+    swarmProcesses: Number(values['swarm-processes']),
+    connectRate: Number(values['connect-rate']),
+  };
+  const load0 = os.loadavg();
+  const started = Date.now();
+  process.stderr.write(`cluster: ${JSON.stringify(opts)}, load average ${load0.map((x) => x.toFixed(2)).join(' ')}\n`);
+  const result = await clusterRun(opts);
+  const minutes = (Date.now() - started) / 60_000;
+  process.stderr.write(`cluster: done in ${minutes.toFixed(1)} min: ${JSON.stringify(result)}\n`);
+  await writeSection(out, 'cluster', renderClusterSection(result, opts, { loadBefore: load0, minutes }));
 }
 
 process.stderr.write(`wrote ${out}\n`);
