@@ -9,9 +9,10 @@ const sum = (xs: readonly number[]): number => xs.filter((x) => !Number.isNaN(x)
 
 /**
  * Which side bounded a measured window, from the CPU each party used in it
- * (cores = CPU seconds per wall second) on a machine of `machineCores`: the
- * machine when its cores were nearly all busy (naming the larger share), one
- * node's single JavaScript thread when it was near one core, else nothing
+ * (cores = CPU seconds per wall second) and the whole machine's busy time, on
+ * a machine of `machineCores`: the machine when its cores were nearly all busy
+ * (naming the larger of our two sides, and what other processes took), else
+ * one node's single JavaScript thread when it was near one core, else nothing
  * CPU-bound (the time went to waiting: pacing, backoff, timers).
  */
 export function limitedBy(w: Window, machineCores: number): string {
@@ -19,17 +20,23 @@ export function limitedBy(w: Window, machineCores: number): string {
   const client = w.clientCpuS / w.wallS;
   const redis = w.redisCpuS / w.wallS;
   const pg = w.postgresCpuS / w.wallS;
-  const total = server + client + redis + pg;
-  const parts = `nodes ${server.toFixed(2)} (${w.nodeCpuS.map((x) => (x / w.wallS).toFixed(2)).join(' + ')}), swarm ${client.toFixed(2)}, Redis ${redis.toFixed(2)}, PostgreSQL ${pg.toFixed(2)} cores`;
+  const ours = server + client + redis + pg;
+  const machine = Math.max(ours, w.machineCpuS / w.wallS);
+  const others = machine - ours;
+  const parts = `nodes ${server.toFixed(2)} (${w.nodeCpuS.filter((x) => !Number.isNaN(x)).map((x) => (x / w.wallS).toFixed(2)).join(' + ')}), swarm ${client.toFixed(2)}, Redis ${redis.toFixed(2)}, PostgreSQL ${pg.toFixed(2)}, other processes ${others.toFixed(2)} cores`;
   const busiestNode = Math.max(...w.nodeCpuS.filter((x) => !Number.isNaN(x)).map((x) => x / w.wallS));
-  if (total >= 0.85 * machineCores) return `the machine: ${total.toFixed(2)} of ${machineCores} cores busy, the larger share the ${server >= client ? 'server side' : 'client side (swarm)'} (${parts})`;
+  if (machine >= 0.85 * machineCores) return `the machine: ${machine.toFixed(2)} of ${machineCores} cores busy, of ours the larger share the ${server >= client ? 'server side' : 'client side (swarm)'} (${parts})`;
   if (busiestNode >= 0.85) return `one node's JavaScript thread (${busiestNode.toFixed(2)} cores; ${parts})`;
-  if (client / Math.max(1, machineCores) >= 0.85) return `the swarm (${parts})`;
-  return `not CPU: ${total.toFixed(2)} of ${machineCores} cores busy (${parts})`;
+  return `not CPU: ${machine.toFixed(2)} of ${machineCores} cores busy (${parts})`;
 }
 
+const kinds = (w: Window): string => {
+  const e = Object.entries(w.busByKind);
+  return e.length ? ` (${e.map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`).join(', ')})` : '';
+};
+
 function cpuRow(name: string, w: Window): string {
-  return `| ${name} | ${w.wallS.toFixed(1)} | ${w.nodeCpuS.map((x) => (Number.isNaN(x) ? '—' : x.toFixed(1))).join(' + ')} | ${w.clientCpuS.toFixed(1)} | ${w.redisCpuS.toFixed(2)} | ${w.postgresCpuS.toFixed(1)} | ${w.redisCommands.toLocaleString('en-US')} | ${w.busSent.toLocaleString('en-US')} |`;
+  return `| ${name} | ${w.wallS.toFixed(1)} | ${w.nodeCpuS.map((x) => (Number.isNaN(x) ? '—' : x.toFixed(1))).join(' + ')} | ${w.clientCpuS.toFixed(1)} | ${w.redisCpuS.toFixed(2)} | ${w.postgresCpuS.toFixed(1)} | ${w.redisCommands.toLocaleString('en-US')} | ${w.busSent.toLocaleString('en-US')}${kinds(w)} |`;
 }
 
 /** The BENCHMARKS.md section of `--only cluster`: ratios two nodes / one node from one run, and every party's CPU. */
@@ -42,7 +49,7 @@ export function renderClusterSection(r: ClusterBenchResult, opts: ClusterBenchOp
       unit: 'devices/s',
       kernex: one(r.two.storm.perS),
       reference: ref(r.one.storm.perS),
-      limitedBy: `two nodes: ${limitedBy(r.two.storm, machineCores)}; one node: ${limitedBy(r.one.storm, machineCores)}`,
+      limitedBy: `two nodes: ${limitedBy(r.two.storm, machineCores)}; one node: ${limitedBy(r.one.storm, machineCores)}${r.one.storm.failed + r.two.storm.failed ? `; connects refused or reset: ${r.one.storm.failed} (one node), ${r.two.storm.failed} (two)` : ''}`,
       target: '≥ 1.6× one node',
     },
   ];

@@ -77,6 +77,19 @@ export async function metricValue(httpUrl: string, name: string): Promise<number
   return sum;
 }
 
+/** A metric's values from the server's `/metrics`, summed by one label's value. */
+export async function metricByLabel(httpUrl: string, name: string, label: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${httpUrl}/metrics`)).text();
+  const out: Record<string, number> = {};
+  const re = new RegExp(`${label}="([^"]*)"`);
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const key = re.exec(line)?.[1] ?? '';
+    out[key] = (out[key] ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return out;
+}
+
 /** utime + stime of a process, seconds (/proc/{pid}/stat, parsed by proc-stat.ts). */
 export async function cpuSeconds(pid: number): Promise<number> {
   return processCpuSeconds(pid);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseProcStat, treeCpuSeconds } from './proc-stat.js';
+import { parseMachineBusySeconds, parseProcStat, treeCpuSeconds } from './proc-stat.js';
 
 // A real line's shape (proc(5)); the name holds a space and a ')'.
 const line = (pid: number, ppid: number, name: string, utime: number, stime: number, cutime = 0, cstime = 0): string =>
@@ -26,5 +26,16 @@ describe('treeCpuSeconds', () => {
 
   it('throws for a process that is gone', () => {
     expect(() => treeCpuSeconds([], 5)).toThrow();
+  });
+});
+
+describe('parseMachineBusySeconds', () => {
+  it('adds user, nice, system, irq, softirq and steal of the aggregate line, not idle or iowait', () => {
+    const stat = 'cpu  1000 50 300 90000 700 10 40 100 0 0\ncpu0 500 25 150 45000 350 5 20 50 0 0\nintr 1 2 3\n';
+    expect(parseMachineBusySeconds(stat)).toBeCloseTo(15);
+  });
+
+  it('refuses text without the aggregate line', () => {
+    expect(() => parseMachineBusySeconds('cpu0 1 2 3 4 5 6 7 8\n')).toThrow();
   });
 });

@@ -79,3 +79,22 @@ export async function processTreeCpuSeconds(rootPid: number): Promise<number> {
   }
   return treeCpuSeconds(stats, rootPid);
 }
+
+/**
+ * Busy CPU seconds of the whole machine since boot, from the aggregate `cpu`
+ * line of /proc/stat (proc(5)): user, nice, system, irq, softirq and steal
+ * ticks; idle and iowait are not busy, and guest time is already in user.
+ */
+export function parseMachineBusySeconds(procStat: string): number {
+  const line = procStat.split('\n').find((l) => l.startsWith('cpu '));
+  if (!line) throw new Error('no aggregate cpu line in /proc/stat');
+  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  const busy = [user, nice, system, irq, softirq, steal ?? 0];
+  if (busy.some((v) => v === undefined || !Number.isFinite(v))) throw new Error('malformed cpu line in /proc/stat');
+  return busy.reduce<number>((a, b) => a + b!, 0) / CLOCK_TICKS_PER_S;
+}
+
+/** The machine's busy CPU seconds now (every process, ours and others'). */
+export async function machineBusySeconds(): Promise<number> {
+  return parseMachineBusySeconds(await fs.readFile('/proc/stat', 'utf8'));
+}

@@ -33,6 +33,7 @@ const { values } = parseArgs({
     'cluster-storm-devices': { type: 'string', default: '4000' },
     'cluster-failover-devices': { type: 'string', default: '1000' },
     'swarm-processes': { type: 'string', default: '4' },
+    'cluster-connect-rate': { type: 'string', default: '400' },
     out: { type: 'string' },
   },
 });
@@ -465,7 +466,7 @@ if (named('cluster')) {
     stormDevices: Number(values['cluster-storm-devices']),
     failoverDevices: Number(values['cluster-failover-devices']),
     swarmProcesses: Number(values['swarm-processes']),
-    connectRate: Number(values['connect-rate']),
+    connectRate: Number(values['cluster-connect-rate']),
   };
   const load0 = os.loadavg();
   const started = Date.now();
