@@ -6,10 +6,10 @@ import { benchBundle, uploadBundle } from './bench-bundle.js';
 import { startBenchPostgres, startBenchRedis, type BenchPostgres, type BenchRedis } from './cluster-infra.js';
 import { registerDevices, swarmClients, type BenchDevice } from './fleet.bench.js';
 import { metricByLabel, metricValue, startKernexServer, type KernexProcess } from './kernex-process.js';
-import { machineBusySeconds, processCpuSeconds, processTreeCpuSeconds } from './proc-stat.js';
+import { machineBusySeconds, openFilesLimit, processCpuSeconds, processTreeCpuSeconds } from './proc-stat.js';
 import { percentile } from './stats.js';
 import { now } from './swarm/swarm-messages.js';
-import { urlListFor } from './swarm/split.js';
+import { sliceSwarm, urlListFor } from './swarm/split.js';
 import { Swarm, type SwarmClientSpec } from './swarm/swarm.js';
 
 /** Options of one cluster benchmark run. */
@@ -83,7 +83,12 @@ export interface ClusterBenchResult {
   two: NodesFigures;
   failover: FailoverFigures;
   loadAverage: number[];
+  /** `ulimit -n` of the nodes. */
+  openFilesLimit: number;
 }
+
+/** Files a node needs besides its device sockets (database pool, Redis, HTTP, logs, modules). */
+const FD_HEADROOM = 1000;
 
 const ADMIN_KEY = `kx_bench_cluster_${randomBytes(12).toString('hex')}`;
 const log = (s: string): void => void process.stderr.write(`  cluster: ${s}\n`);
@@ -186,13 +191,18 @@ const spread = (devices: readonly BenchDevice[], nodes: readonly KernexProcess[]
 async function nodesRun(count: number, opts: ClusterBenchOptions, redis: BenchRedis, pg: BenchPostgres, bundleDir: string): Promise<NodesFigures> {
   const databaseUrl = await pg.createDatabase(`kx_bench_nodes${count}_${randomBytes(3).toString('hex')}`);
   const nodes = await startNodes(count, databaseUrl, redis, bundleDir, `bench${count}`);
+  // A node holds a socket per device: one node takes at most what `ulimit -n` allows, less room for its own files.
+  const cap = (await openFilesLimit()) - FD_HEADROOM;
+  const sizes = opts.fanoutDevices.map((n) => Math.min(n, Math.floor(cap * count)));
   const swarms: Swarm[] = [];
   /** The index of each swarm's first device in `devices`. */
   const offsets: number[] = [];
   try {
-    const max = Math.max(opts.stormDevices, ...opts.fanoutDevices);
+    const max = Math.max(opts.stormDevices, ...sizes);
     const t0 = now();
-    const devices = await registerDevices(nodes[0]!, max);
+    // Registered through every node at once (a registration is one node's CPU).
+    const shares = sliceSwarm(max, nodes.length);
+    const devices = (await Promise.all(shares.map((sh, i) => registerDevices(nodes[i]!, sh.count)))).flat();
     log(`${count} node(s): registered ${max} devices in ${((now() - t0) / 1000).toFixed(1)} s`);
 
     // Connect storm: every device CONNECTs at once, as fast as the swarm can send.
@@ -218,11 +228,13 @@ async function nodesRun(count: number, opts: ClusterBenchOptions, redis: BenchRe
 
     const fanout: FanoutFigures[] = [];
     let up = 0;
-    for (const [k, n] of opts.fanoutDevices.entries()) {
+    for (const [k, n] of sizes.entries()) {
       // Bring devices [up, n) up, paced, spread over the nodes; earlier ones stay connected.
-      swarms.push(await connectSwarm(spread(devices.slice(up, n), nodes, up, true), opts.swarmProcesses, opts.connectRate));
-      offsets.push(up);
-      up = n;
+      if (n > up) {
+        swarms.push(await connectSwarm(spread(devices.slice(up, n), nodes, up, true), opts.swarmProcesses, opts.connectRate));
+        offsets.push(up);
+        up = n;
+      }
       await until(async () => (await connectedOn(nodes)) === n, 120_000, `${n} devices connected`);
       const bundle = await uploadBundle(nodes[0]!, await benchBundle(`1.${count}.${k}`, 0));
       const tag = `deploy:${bundle.id}`;
@@ -305,7 +317,7 @@ export async function clusterRun(opts: ClusterBenchOptions): Promise<ClusterBenc
     const one = await nodesRun(1, opts, redis, pg, bundleDir);
     const two = await nodesRun(2, opts, redis, pg, bundleDir);
     const failover = await failoverRun(opts, redis, pg, bundleDir);
-    return { one, two, failover, loadAverage: os.loadavg() };
+    return { one, two, failover, loadAverage: os.loadavg(), openFilesLimit: await openFilesLimit() };
   } finally {
     await redis.stop();
     await pg.stop();

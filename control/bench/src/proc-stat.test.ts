@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseMachineBusySeconds, parseProcStat, treeCpuSeconds } from './proc-stat.js';
+import { parseMachineBusySeconds, parseOpenFilesLimit, parseProcStat, treeCpuSeconds } from './proc-stat.js';
 
 // A real line's shape (proc(5)); the name holds a space and a ')'.
 const line = (pid: number, ppid: number, name: string, utime: number, stime: number, cutime = 0, cstime = 0): string =>
@@ -37,5 +37,18 @@ describe('parseMachineBusySeconds', () => {
 
   it('refuses text without the aggregate line', () => {
     expect(() => parseMachineBusySeconds('cpu0 1 2 3 4 5 6 7 8\n')).toThrow();
+  });
+});
+
+describe('parseOpenFilesLimit', () => {
+  const limits = (soft: string, hard: string): string =>
+    `Limit                     Soft Limit           Hard Limit           Units     \nMax cpu time              unlimited            unlimited            seconds   \nMax open files            ${soft}                ${hard}                files     \nMax locked memory         8388608              8388608              bytes     \n`;
+  it('reads the soft limit of open files', () => {
+    expect(parseOpenFilesLimit(limits('20000', '40000'))).toBe(20000);
+    expect(parseOpenFilesLimit(limits('unlimited', 'unlimited'))).toBe(Infinity);
+  });
+
+  it('refuses a text without it', () => {
+    expect(() => parseOpenFilesLimit('Max cpu time unlimited unlimited seconds\n')).toThrow();
   });
 });

@@ -98,3 +98,18 @@ export function parseMachineBusySeconds(procStat: string): number {
 export async function machineBusySeconds(): Promise<number> {
   return parseMachineBusySeconds(await fs.readFile('/proc/stat', 'utf8'));
 }
+
+/** The soft limit of open files from a /proc/{pid}/limits text; Infinity for "unlimited". */
+export function parseOpenFilesLimit(limits: string): number {
+  const line = limits.split('\n').find((l) => l.startsWith('Max open files'));
+  const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
+  if (soft === 'unlimited') return Infinity;
+  const n = Number(soft);
+  if (!soft || !Number.isInteger(n)) throw new Error('no open-files limit in /proc limits');
+  return n;
+}
+
+/** The open-files limit our children inherit (`ulimit -n`). */
+export async function openFilesLimit(): Promise<number> {
+  return parseOpenFilesLimit(await fs.readFile('/proc/self/limits', 'utf8'));
+}
