@@ -105,8 +105,8 @@ export function renderClusterSection(r: ClusterBenchResult, opts: ClusterBenchOp
     '|---|---|---|---|---|---|---|---|',
     cpuRow('storm, one node', r.one.storm),
     cpuRow('storm, two nodes', r.two.storm),
-    ...r.one.fanout.flatMap((f, i) => [cpuRow(`fan-out ${n(f.devices)}, one node`, f), cpuRow(`fan-out ${n(f.devices)}, two nodes`, r.two.fanout[i]!)]),
-    cpuRow(`failover ${n(fo.devices)} (node 2 killed: its CPU until the kill not read)`, fo),
+    ...r.one.fanout.flatMap((f, i) => [cpuRow(`fan-out ${n(f.devices)}, one node`, f), cpuRow(`fan-out ${n(r.two.fanout[i]!.devices)}, two nodes`, r.two.fanout[i]!)]),
+    cpuRow(`failover ${n(fo.devices)} (node 2 killed as the window opens)`, fo),
     '',
     `Orchestrator leader: ${r.one.leader} (one node), ${r.two.leader} (two nodes).`,
   ].join('\n');
