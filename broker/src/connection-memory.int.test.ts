@@ -83,4 +83,23 @@ describe('what the broker keeps per connected device', () => {
     await expect.poll(() => Buffer.concat(received).includes(json)).toBe(true);
     socket.destroy();
   });
+
+  it('keeps a persistent session, its subscription and the QoS 1 commands sent while the device was away, across a reconnect', async () => {
+    const opts = { clientId: device.id, username: device.id, password: device.jwt, reconnectPeriod: 0, clean: false };
+    const first = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, opts);
+    await first.subscribeAsync(cmdTopic(device.id), { qos: 1 });
+    const offline = new Promise<void>((resolve) => broker.once('device:disconnect', () => resolve()));
+    await first.endAsync();
+    await offline;
+    const commands = ['c1', 'c2'].map((id) => ({ id, type: 'cancel' as const, executionId: `e-${id}`, issuedAt: new Date().toISOString() }));
+    for (const c of commands) await broker.publishCommand(device.id, c);
+
+    const received: unknown[] = [];
+    const second = mqtt.connect(`mqtt://127.0.0.1:${port}`, opts);
+    second.on('message', (_topic, payload) => received.push(JSON.parse(payload.toString())));
+    const connack = await new Promise<{ sessionPresent: boolean }>((resolve) => second.once('connect', resolve));
+    expect(connack.sessionPresent).toBe(true);
+    await expect.poll(() => received).toEqual(commands);
+    await second.endAsync();
+  });
 });
