@@ -395,7 +395,7 @@ if (selected('auth')) {
       `## Connect storm with authentication (${n} P-256 devices)`,
       '',
       `The broker runs in its own process${pinned ? ', pinned to one core (`taskset -c 0`)' : ''}, with authentication on and`,
-      'the devices in an in-memory `DeviceDirectory` (keys parsed once, as the server caches them), so',
+      'the devices in an in-memory `DeviceDirectory` (keys parsed beforehand; the server keeps 256 parsed), so',
       'the figure is the broker\'s: no PostgreSQL round trip. MQTT.js clients in worker threads of',
       'another process connect every device as fast as they can (rate = N / first CONNECT to last',
       'CONNACK): first **cold**, each ES256 JWT verified, then **warm**, the same JWTs again, answered',
