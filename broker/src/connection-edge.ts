@@ -2,7 +2,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Aedes, Client } from 'aedes';
 import type { BrokerMetrics } from './metrics.js';
-import { GuardedConnection } from './guarded-connection.js';
+import { trimConnectedClient, trimNewClient } from './client-trim.js';
+import { guardConnection } from './guarded-connection.js';
 import { PacketFramer, type FrameLimits } from './packet-framer.js';
 import type { RefusalLog } from './refusal-log.js';
 
@@ -36,13 +37,20 @@ const MSG = 'mqtt connection refused';
  */
 export class ConnectionEdge {
   private readonly pending = new Map<string, number>();
+  /** Connections without their accepting CONNACK yet, and what to do when it is written. */
+  private readonly awaiting = new Map<unknown, () => void>();
 
   constructor(
     private readonly aedes: Aedes,
     private readonly limits: EdgeLimits,
     private readonly metrics: BrokerMetrics,
     private readonly refusals: RefusalLog,
-  ) {}
+  ) {
+    // Emitted once the CONNACK is written [MQTT-3.2.0-1]; return code 0 accepts the connection [MQTT-3.2.2-3].
+    aedes.on('connackSent', (packet, client) => {
+      if (packet.returnCode === 0) this.awaiting.get(client.conn)?.();
+    });
+  }
 
   /** Takes a new connection from `address` (the peer's IP) and hands it to Aedes unless refused. */
   handle(socket: Duplex, address: string | undefined, req?: IncomingMessage): void {
@@ -57,30 +65,38 @@ export class ConnectionEdge {
     this.pending.set(addr, open + 1);
     this.metrics.unauthenticated.inc();
 
-    let counted = true;
+    // Kept small: what a connection holds after its CONNACK lives as long as the session (BENCHMARKS.md, memory).
+    let timer: NodeJS.Timeout | undefined = setTimeout(() => {
+      this.refusals.refused(addr, 'connect_timeout', MSG, { address: addr, timeoutMs: this.limits.connectTimeoutMs });
+      socket.destroy();
+    }, this.limits.connectTimeoutMs);
+    timer.unref();
+    const framer = new PacketFramer(this.limits);
     const release = (): void => {
-      if (!counted) return;
-      counted = false;
+      if (!timer) return;
       clearTimeout(timer);
+      timer = undefined;
+      this.awaiting.delete(socket);
       this.metrics.unauthenticated.dec();
       const left = (this.pending.get(addr) ?? 1) - 1;
       if (left > 0) this.pending.set(addr, left);
       else this.pending.delete(addr);
     };
     let client: Client | undefined;
-    const conn = new GuardedConnection(socket, new PacketFramer(this.limits), {
-      onAuthenticated: release,
+    this.awaiting.set(socket, () => {
+      framer.authenticated = true;
+      if (client) trimConnectedClient(client);
+      release();
+      socket.off('close', release);
+    });
+    guardConnection(socket, framer, {
       onRefused: (reason) => {
         const deviceId = client?.id ?? undefined;
         this.refusals.refused(deviceId ?? addr, reason, MSG, { address: addr, deviceId });
       },
     });
-    const timer = setTimeout(() => {
-      this.refusals.refused(addr, 'connect_timeout', MSG, { address: addr, timeoutMs: this.limits.connectTimeoutMs });
-      conn.destroy();
-    }, this.limits.connectTimeoutMs);
-    timer.unref();
-    conn.once('close', release);
-    client = this.aedes.handle(conn, req as never);
+    socket.once('close', release);
+    client = this.aedes.handle(socket, req as never);
+    trimNewClient(client);
   }
 }

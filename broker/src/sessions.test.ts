@@ -55,6 +55,27 @@ describe('Sessions', () => {
     expect(s.clients('d1')).toEqual([old]);
   });
 
+  it('keeps a device online through two takeovers at once, and offline only when the last of three connections ends', () => {
+    const s = new Sessions<FakeClient>();
+    const [a, b, c] = [fakeClient('d1'), fakeClient('d1'), fakeClient('d1')];
+    s.add('d1', a, () => {});
+    s.ready('d1', a);
+    s.add('d1', b, () => {});
+    s.add('d1', c, () => {});
+    s.add('d1', c, () => {}); // reported twice: still one connection
+    expect(s.clients('d1')).toEqual([a, b, c]);
+    expect(s.remove('d1', b)).toBe(false);
+    expect(s.remove('d1', b)).toBe(false);
+    expect(s.ready('d1', c)).toBe(true);
+    expect(s.remove('d1', a)).toBe(false);
+    expect(s.hasOther('d1', c)).toBe(false);
+    expect(s.clients('d1')).toEqual([c]);
+    expect(s.isOnline('d1')).toBe(true);
+    expect(s.remove('d1', c)).toBe(true);
+    expect(s.isOnline('d1')).toBe(false);
+    expect(s.clients('d1')).toEqual([]);
+  });
+
   it('never announces a connection that closed before it was ready', () => {
     const s = new Sessions<FakeClient>();
     const a = fakeClient('d1');

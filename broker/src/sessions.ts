@@ -15,22 +15,28 @@ export interface SessionClient {
 }
 
 export class Sessions<C extends SessionClient = Client> {
-  /** Authenticated, not yet closed connections per device. */
-  private readonly live = new Map<string, Set<C>>();
+  /**
+   * Authenticated, not yet closed connections per device: the connection
+   * itself while it is the only one (nearly always; no Set per device), an
+   * array during a takeover.
+   */
+  private readonly live = new Map<string, C | C[]>();
   /** Devices announced online (a connection reached CONNACK and has not all gone). */
   private readonly online = new Set<string>();
 
   /** A connection passed authentication; `onGone` runs once its socket closes. */
   add(deviceId: string, client: C, onGone: () => void): void {
-    let set = this.live.get(deviceId);
-    if (!set) this.live.set(deviceId, (set = new Set()));
-    set.add(client);
+    const held = this.live.get(deviceId);
+    if (held === undefined) this.live.set(deviceId, client);
+    else if (Array.isArray(held)) {
+      if (!held.includes(client)) held.push(client);
+    } else if (held !== client) this.live.set(deviceId, [held, client]);
     client.conn.once('close', onGone);
   }
 
   /** A connection got its CONNACK: true when it is still live (announce a session). */
   ready(deviceId: string, client: C): boolean {
-    if (!this.live.get(deviceId)?.has(client)) return false;
+    if (!this.clients(deviceId).includes(client)) return false;
     this.online.add(deviceId);
     return true;
   }
@@ -41,22 +47,28 @@ export class Sessions<C extends SessionClient = Client> {
    * the device had been announced online: announce it offline.
    */
   remove(deviceId: string, client: C): boolean {
-    const set = this.live.get(deviceId);
-    if (!set?.delete(client)) return false;
-    if (set.size > 0) return false;
+    const held = this.live.get(deviceId);
+    if (Array.isArray(held)) {
+      const i = held.indexOf(client);
+      if (i < 0) return false;
+      held.splice(i, 1);
+      if (held.length === 1) this.live.set(deviceId, held[0]!);
+      return false;
+    }
+    if (held === undefined || held !== client) return false;
     this.live.delete(deviceId);
     return this.online.delete(deviceId);
   }
 
   /** True when the device has a live connection other than `client` (a takeover is under way). */
   hasOther(deviceId: string, client: C): boolean {
-    const set = this.live.get(deviceId);
-    return !!set && [...set].some((c) => c !== client);
+    return this.clients(deviceId).some((c) => c !== client);
   }
 
   /** The device's live connections. */
   clients(deviceId: string): C[] {
-    return [...(this.live.get(deviceId) ?? [])];
+    const held = this.live.get(deviceId);
+    return held === undefined ? [] : Array.isArray(held) ? [...held] : [held];
   }
 
   isOnline(deviceId: string): boolean {

@@ -1,7 +1,7 @@
 import { cmdTopic, deviceIdFromPublicKey, generateDeviceKey, publicKeyPem, signDeviceJwt } from '@kernex/shared';
 import { metricValue, startKernexServer, type KernexProcess } from './kernex-process.js';
 import { Swarm, type SwarmClientSpec } from './swarm/swarm.js';
-import { rssOf } from './targets.js';
+import { memoryProbe, rssOf } from './targets.js';
 
 /** Figures of one authenticated connect-storm run against a real `kernex server` process. */
 export interface AuthConnectRun {
@@ -9,9 +9,16 @@ export interface AuthConnectRun {
   coldPerS: number;
   /** The same devices again with the same tokens: the broker's credential cache answers. */
   warmPerS: number;
-  /** Growth of the server process's RSS per connected, subscribed device (PostgreSQL not counted). */
+  /** Growth of the server process's RSS per connected, subscribed device after a full GC (PostgreSQL not counted). */
   serverBytesPerDevice: number;
+  /** The same read at once after the storm, with its garbage (how the row was measured before 2026-12-01). */
+  serverBytesPerDeviceAtOnce: number;
+  /** Growth of the server's live JavaScript heap per device. */
+  serverHeapPerDevice: number;
 }
+
+/** Devices connected and closed before the memory baseline, so one-time costs are not counted per device. */
+const WARM_UP_DEVICES = 20;
 
 /** A registered device ready to connect: its id and an MQTT JWT. */
 export interface BenchDevice {
@@ -84,20 +91,32 @@ export async function connectedGauge(server: KernexProcess, n: number): Promise<
  * reconnect with the same tokens, which the broker's credential cache knows.
  */
 export async function authConnectRun(devices: number, workers: number): Promise<AuthConnectRun> {
-  const server = await startKernexServer();
+  const probe = memoryProbe();
+  const server = await startKernexServer(probe.env, probe.nodeArgs);
   try {
-    const registered = await registerDevices(server, devices);
-    const clients = swarmClients(registered);
+    const registered = await registerDevices(server, devices + WARM_UP_DEVICES);
+    const clients = swarmClients(registered.slice(WARM_UP_DEVICES));
     const url = `mqtt://127.0.0.1:${server.mqttPort}`;
-    const rssBefore = await rssOf(server.pid);
+    const warmUp = await connectStorm(url, swarmClients(registered.slice(0, WARM_UP_DEVICES)), 1);
+    await connectedGauge(server, WARM_UP_DEVICES);
+    await warmUp.swarm.close();
+    await connectedGauge(server, 0);
+    const before = await probe.settled(server.pid);
     const cold = await connectStorm(url, clients, workers);
     await connectedGauge(server, devices);
-    const serverBytesPerDevice = ((await rssOf(server.pid)) - rssBefore) / devices;
+    const serverBytesPerDeviceAtOnce = ((await rssOf(server.pid)) - before.rss) / devices;
+    const after = await probe.settled(server.pid);
     await cold.swarm.close();
     await connectedGauge(server, 0);
     const warm = await connectStorm(url, clients, workers);
     await warm.swarm.close();
-    return { coldPerS: cold.perS, warmPerS: warm.perS, serverBytesPerDevice };
+    return {
+      coldPerS: cold.perS,
+      warmPerS: warm.perS,
+      serverBytesPerDevice: (after.rss - before.rss) / devices,
+      serverBytesPerDeviceAtOnce,
+      serverHeapPerDevice: (after.heapUsed - before.heapUsed) / devices,
+    };
   } finally {
     await server.stop();
   }

@@ -25,14 +25,15 @@ const BENCH_LIMITS = { KERNEX_REGISTER_RATE_LIMIT_PER_MIN: '1000000', KERNEX_RAT
 
 const KERNEX_BIN = fileURLToPath(new URL('../../bin/kernex.js', import.meta.url));
 
-export async function startKernexServer(env: Record<string, string> = {}): Promise<KernexProcess> {
+/** `nodeArgs` go before the script, after BENCH_SERVER_NODE_ARGS (e.g. the memory probe's `--import`). */
+export async function startKernexServer(env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<KernexProcess> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kx-bench-'));
   await fs.chmod(dir, 0o711);
   const adminKey = env.KERNEX_ADMIN_KEY ?? `kx_bench_${randomBytes(16).toString('hex')}`;
   const { DATABASE_URL: _ignored, ...inherited } = process.env;
   // e.g. BENCH_SERVER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the server (NODE_OPTIONS refuses --cpu-prof).
-  const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const proc = spawn(process.execPath, [...nodeArgs, KERNEX_BIN, 'server'], {
+  const profileArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const proc = spawn(process.execPath, [...profileArgs, ...nodeArgs, KERNEX_BIN, 'server'], {
     env: { ...inherited, KERNEX_DATA_DIR: dir, KERNEX_HOST: '127.0.0.1', KERNEX_HTTP_PORT: '0', KERNEX_MQTT_PORT: '0', KERNEX_ADMIN_KEY: adminKey, LOG_LEVEL: 'info', ...BENCH_LIMITS, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
