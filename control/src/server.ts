@@ -315,6 +315,18 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       bus: cluster?.bus,
     });
     connections = () => broker.connectedCount;
+    // Where devices are, for commands that cross to one node (DESIGN §8): what this broker holds, then the
+    // database's presence for devices no announcement has told of yet. Again after a Redis outage.
+    const seedOwners = async (): Promise<void> => {
+      if (!cluster) return;
+      cluster.bus.owners.reset(broker.connectedDevices());
+      try {
+        cluster.bus.owners.seed(await devicesStore.sessionNodes());
+      } catch (err) {
+        log.warn({ err }, 'device owners not read from the database; commands to unknown devices go to every node');
+      }
+    };
+    await seedOwners();
     onLapsed = () => {
       const now = new Date();
       for (const deviceId of broker.connectedDevices()) presence.record(deviceId, true, now);
@@ -392,6 +404,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       if (node.isLeader()) orchestrator.kick();
       // The bus is at most once: whatever crossed while Redis was away is sent again from the database.
       clusterBus.on('recovered', () => {
+        void seedOwners();
         const here = broker.connectedDevices();
         log.info({ devices: here.length }, 'healing connected devices after a redis outage');
         for (const deviceId of here) void orchestrator.healDevice(deviceId);

@@ -198,6 +198,12 @@ export class DevicesStore {
     return rows.count;
   }
 
+  /** Online devices and the node holding their sessions (DESIGN §8), to seed a node's map of where devices are. */
+  async sessionNodes(): Promise<Array<{ deviceId: string; nodeId: string }>> {
+    return this.sql<Array<{ deviceId: string; nodeId: string }>>`
+      select id as "deviceId", node_id as "nodeId" from devices where online and node_id is not null`;
+  }
+
   /** Writes many presence changes in one statement (one per device: callers coalesce). */
   async writePresence(changes: readonly PresenceChange[]): Promise<void> {
     if (changes.length === 0) return;
