@@ -291,7 +291,8 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       devicesStore.writeAsNode({ id: nodeId, generation: node.generation });
       cluster = { node, bus, store: nodesStore };
     }
-    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }), {}, writerMetrics);
+    const node = cluster?.node;
+    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }), node ? { clock: (at) => node.toDatabaseTime(at) } : {}, writerMetrics);
     cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
 
     // Before the broker: cleanups run in reverse, so the broker stops feeding the ingest before its last flush.

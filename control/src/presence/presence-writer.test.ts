@@ -39,3 +39,14 @@ describe('PresenceWriter when a write fails', () => {
     await writer.close();
   });
 });
+
+describe('PresenceWriter with a clock', () => {
+  it('writes each change at its time on that clock', async () => {
+    const store = new FlakyStore();
+    store.failures = 0;
+    const writer = new PresenceWriter(store, pino({ level: 'silent' }), { intervalMs: 60_000, clock: (at) => new Date(at.getTime() + 60_000) });
+    writer.record('d1', true, new Date(1000));
+    await writer.flush();
+    expect(store.written).toEqual([[{ deviceId: 'd1', online: true, at: new Date(61_000) }]]);
+  });
+});

@@ -212,6 +212,10 @@ export class DevicesStore {
     if (node) {
       // DESIGN §8: a connect records this node's session; a disconnect ends it only while it is
       // still this node's (a takeover on another node, or a later life of this node, leaves it).
+      // Nodes write in batches, so a node's connect can reach the database after a later connect
+      // of the same device on another node: an online session of another node (or an earlier life
+      // of this one) is replaced only by a connect at least as recent as the one that recorded it
+      // (`last_seen_at` of an online device). Times are the database's (the writer corrects the node's clock).
       await sql`
         update devices d set online = v.online, last_seen_at = v.at,
           node_id = case when v.online then ${node.id} else d.node_id end,
@@ -220,7 +224,10 @@ export class DevicesStore {
                     ${sql.array(changes.map((c) => c.online))}::boolean[],
                     ${sql.array(changes.map((c) => c.at.toISOString()))}::timestamptz[]) as v(id, online, at)
         where d.id = v.id
-          and (v.online or (d.node_id = ${node.id} and d.node_generation = ${node.generation}::bigint))`;
+          and case when v.online
+                then not d.online or d.node_id is null or d.last_seen_at is null or v.at >= d.last_seen_at
+                     or (d.node_id = ${node.id} and d.node_generation = ${node.generation}::bigint)
+                else d.node_id = ${node.id} and d.node_generation = ${node.generation}::bigint end`;
       return;
     }
     await sql`
