@@ -408,7 +408,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
         void seedOwners();
         const here = broker.connectedDevices();
         log.info({ devices: here.length }, 'healing connected devices after a redis outage');
-        for (const deviceId of here) void orchestrator.healDevice(deviceId);
+        void orchestrator.healDevices(here);
       });
     }
     const thisNode: NodeSource = {
