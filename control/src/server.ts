@@ -330,7 +330,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     await seedOwners();
     onLapsed = () => {
       const now = new Date();
-      for (const deviceId of broker.connectedDevices()) presence.record(deviceId, true, now);
+      for (const deviceId of broker.connectedDevices()) presence.reassert(deviceId, now);
     };
     // The broker has validated each sample against the shared schema and its size limit.
     broker.on('device:telemetry', (deviceId, sample) => telemetryIngest.add(deviceId, sample));

@@ -65,6 +65,17 @@ export class PresenceWriter extends EventEmitter<{ flushed: [count: number] }> {
     else this.timer ??= setTimeout(() => void this.flush(), this.intervalMs);
   }
 
+  /**
+   * After a lapsed lease: the device's session here is still live, write it
+   * online again, unless a change of it is waiting to be written already
+   * (a connect made meanwhile must be written as one). See PresenceChange.reassert.
+   */
+  reassert(deviceId: string, at: Date): void {
+    if (this.pending.has(deviceId)) return;
+    this.record(deviceId, true, at);
+    this.pending.get(deviceId)!.reassert = true;
+  }
+
   /** Writes what is pending now; resolves when written (or failed and kept). */
   flush(): Promise<void> {
     clearTimeout(this.timer);

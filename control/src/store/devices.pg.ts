@@ -46,6 +46,12 @@ export interface PresenceChange {
   deviceId: string;
   online: boolean;
   at: Date;
+  /**
+   * In a cluster: a session this node already recorded, written online again after its lease
+   * had lapsed (other nodes may have swept it offline). Applies only while the device's record
+   * still names this node's session: a device that connected elsewhere meanwhile stays there.
+   */
+  reassert?: boolean;
 }
 
 /** `q` as a LIKE pattern that matches itself only: `%`, `_` and `\\` are escaped. */
@@ -222,9 +228,11 @@ export class DevicesStore {
           node_generation = case when v.online then ${node.generation}::bigint else d.node_generation end
         from unnest(${sql.array(changes.map((c) => c.deviceId))}::text[],
                     ${sql.array(changes.map((c) => c.online))}::boolean[],
-                    ${sql.array(changes.map((c) => c.at.toISOString()))}::timestamptz[]) as v(id, online, at)
+                    ${sql.array(changes.map((c) => c.at.toISOString()))}::timestamptz[],
+                    ${sql.array(changes.map((c) => c.reassert === true))}::boolean[]) as v(id, online, at, reassert)
         where d.id = v.id
-          and case when v.online
+          and case when v.reassert then d.node_id = ${node.id} and d.node_generation = ${node.generation}::bigint
+              when v.online
                 then not d.online or d.node_id is null or d.last_seen_at is null or v.at >= d.last_seen_at
                      or (d.node_id = ${node.id} and d.node_generation = ${node.generation}::bigint)
                 else d.node_id = ${node.id} and d.node_generation = ${node.generation}::bigint end`;
