@@ -6,17 +6,22 @@ import { enrollmentToken } from '../test-support/fleet.js';
 import { startHoldingProxy, type HoldingProxy } from '../test-support/holding-proxy.js';
 import { closed, connectDevice, metric } from '../test-support/mqtt.js';
 import { startRedis, type TestRedis } from '../test-support/redis.js';
+import { startTcpProxy, type TcpProxy } from '../test-support/tcp-proxy.js';
 import { createTestDatabase, type TestDatabase } from '../test-support/test-database.js';
 
 /**
  * Presence across two real nodes (DESIGN §8) when their batched writes reach
- * PostgreSQL in another order than the connections happened: node 1 reaches
- * the database through a proxy that can hold back its write of one device.
+ * PostgreSQL in another order than the connections happened, or when one node
+ * loses the database and Redis for a while: node 1 reaches the database through
+ * a proxy that can hold back its write of one device, and both the database
+ * and Redis through proxies that can be cut.
  */
 describe('presence of a device that moves between nodes', () => {
   let db: TestDatabase;
   let redis: TestRedis;
   let proxy: HoldingProxy;
+  let dbLink: TcpProxy;
+  let redisLink: TcpProxy;
   let nodes: ClusterNodeProcess[] = [];
   const clients: MqttClient[] = [];
   let token: string;
@@ -25,14 +30,23 @@ describe('presence of a device that moves between nodes', () => {
     [db, redis] = await Promise.all([createTestDatabase(), startRedis()]);
     const url = new URL(db.url);
     proxy = await startHoldingProxy(Number(url.port));
-    url.port = String(proxy.port);
-    nodes = await startCluster({ count: 2, databaseUrl: db.url, redisUrl: redis.url, nodeEnv: [{ DATABASE_URL: url.toString() }] });
+    dbLink = await startTcpProxy(proxy.port);
+    redisLink = await startTcpProxy(redis.port);
+    url.port = String(dbLink.port);
+    nodes = await startCluster({
+      count: 2,
+      databaseUrl: db.url,
+      redisUrl: redis.url,
+      nodeEnv: [{ DATABASE_URL: url.toString(), KERNEX_REDIS_URL: `redis://127.0.0.1:${redisLink.port}` }],
+    });
     token = await enrollmentToken(nodes[1]!.httpUrl, adminHeaders, 10);
   });
   afterAll(async () => {
     proxy?.release();
     for (const c of clients) c.end(true);
     await stopCluster(nodes);
+    await dbLink?.close();
+    await redisLink?.close();
     await proxy?.close();
     await redis?.stop();
     await db?.drop();
@@ -71,5 +85,35 @@ describe('presence of a device that moves between nodes', () => {
     await expect.poll(() => settled(a)).toEqual([0, 0]);
     expect(await online()).toBe(true);
     expect(await metric(b.httpUrl, 'kernex_devices_connected')).toBe(1);
+  });
+
+  it('takes back after a lapsed lease only the sessions still its own, not one a device moved to another node meanwhile', async () => {
+    const [a, b] = nodes as [ClusterNodeProcess, ClusterNodeProcess];
+    const online = async (id: string): Promise<boolean> => (await api('GET', `${b.httpUrl}/api/v1/devices/${id}`, adminHeaders)).body.online;
+    const [stays, moves] = [await makeDevice(), await makeDevice()];
+    for (const d of [stays, moves]) {
+      expect((await register(b.httpUrl, d, { enrollmentToken: token })).status).toBe(201);
+      // No keepalive: node 1 keeps these sessions however long it hears nothing.
+      clients.push(await connectDevice(a.mqttUrl, d, { keepalive: 0 }));
+      await expect.poll(() => online(d.id)).toBe(true);
+    }
+
+    // Node 1 loses the database and Redis; one device moves to node 2, whose announcement node 1 never hears.
+    const onB = await metric(b.httpUrl, 'kernex_devices_connected');
+    await Promise.all([dbLink.cut(), redisLink.cut()]);
+    clients.push(await connectDevice(b.mqttUrl, moves));
+    await expect.poll(() => metric(b.httpUrl, 'kernex_devices_connected')).toBe(onB + 1);
+    await expect.poll(() => metric(b.httpUrl, 'kernex_writer_backlog', { writer: 'presence' })).toBe(0);
+    // Node 1's lease ends, by the database's clock: the device left with it is swept offline, the one that moved is not.
+    await expect.poll(() => online(stays.id), { timeout: 30_000 }).toBe(false);
+    expect(await online(moves.id)).toBe(true);
+
+    // Node 1 comes back: it renews, finds its lease had lapsed, and writes its sessions online again, in one batch.
+    await Promise.all([dbLink.restore(), redisLink.restore()]);
+    await expect.poll(() => online(stays.id), { timeout: 30_000 }).toBe(true);
+    // Had that batch claimed the device that moved, node 1's death would now sweep it offline with the other.
+    await a.kill();
+    await expect.poll(() => online(stays.id), { timeout: 30_000 }).toBe(false);
+    expect(await online(moves.id)).toBe(true);
   });
 });
