@@ -322,11 +322,25 @@ export interface ClusterBusMetrics {
   received: Counter<'kind'>;
   dropped: Counter<'reason'>;
   up: Gauge;
+  /** Commands (`kx/{id}/cmd`) handed to Redis: to the owner's node, to every node, or sent on by a node that no longer holds the device. */
+  commandsSent: Counter<'route'>;
+  /** Commands from other nodes: as the device's owner, or with every node. */
+  commandsReceived: Counter<'route'>;
 }
 
-export function createClusterBusMetrics(registry: Registry): ClusterBusMetrics {
+export function createClusterBusMetrics(registry: Registry, ownersKnown: () => number): ClusterBusMetrics {
   const registers = [registry];
+  new Gauge({
+    name: 'kernex_cluster_device_owners',
+    help: 'Devices whose node this node knows (commands to them cross Redis to that node only)',
+    registers,
+    collect() {
+      this.set(ownersKnown());
+    },
+  });
   return {
+    commandsSent: new Counter({ name: 'kernex_cluster_commands_sent_total', help: 'Commands this node handed to Redis, by route (owner, broadcast, forwarded)', labelNames: ['route'], registers }),
+    commandsReceived: new Counter({ name: 'kernex_cluster_commands_received_total', help: 'Commands this node received from other nodes, by route (owner, broadcast, forwarded)', labelNames: ['route'], registers }),
     sent: new Counter({ name: 'kernex_cluster_bus_sent_total', help: 'Messages this node sent to the other nodes over Redis, by kind', labelNames: ['kind'], registers }),
     received: new Counter({ name: 'kernex_cluster_bus_received_total', help: 'Messages this node received from the other nodes over Redis, by kind', labelNames: ['kind'], registers }),
     dropped: new Counter({ name: 'kernex_cluster_bus_dropped_total', help: 'Messages not carried between nodes (healed from PostgreSQL), by reason', labelNames: ['reason'], registers }),

@@ -291,7 +291,8 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       devicesStore.writeAsNode({ id: nodeId, generation: node.generation });
       cluster = { node, bus, store: nodesStore };
     }
-    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }), {}, writerMetrics);
+    const node = cluster?.node;
+    const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }), node ? { clock: (at) => node.toDatabaseTime(at) } : {}, writerMetrics);
     cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
 
     // Before the broker: cleanups run in reverse, so the broker stops feeding the ingest before its last flush.
@@ -315,9 +316,21 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       bus: cluster?.bus,
     });
     connections = () => broker.connectedCount;
+    // Where devices are, for commands that cross to one node (DESIGN §8): what this broker holds, then the
+    // database's presence for devices no announcement has told of yet. Again after a Redis outage.
+    const seedOwners = async (): Promise<void> => {
+      if (!cluster) return;
+      cluster.bus.owners.reset(broker.connectedDevices());
+      try {
+        cluster.bus.owners.seed(await devicesStore.sessionNodes());
+      } catch (err) {
+        log.warn({ err }, 'device owners not read from the database; commands to unknown devices go to every node');
+      }
+    };
+    await seedOwners();
     onLapsed = () => {
       const now = new Date();
-      for (const deviceId of broker.connectedDevices()) presence.record(deviceId, true, now);
+      for (const deviceId of broker.connectedDevices()) presence.reassert(deviceId, now);
     };
     // The broker has validated each sample against the shared schema and its size limit.
     broker.on('device:telemetry', (deviceId, sample) => telemetryIngest.add(deviceId, sample));
@@ -392,9 +405,10 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       if (node.isLeader()) orchestrator.kick();
       // The bus is at most once: whatever crossed while Redis was away is sent again from the database.
       clusterBus.on('recovered', () => {
+        void seedOwners();
         const here = broker.connectedDevices();
         log.info({ devices: here.length }, 'healing connected devices after a redis outage');
-        for (const deviceId of here) void orchestrator.healDevice(deviceId);
+        void orchestrator.healDevices(here);
       });
     }
     const thisNode: NodeSource = {

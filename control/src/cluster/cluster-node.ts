@@ -3,6 +3,7 @@ import type { Counter, Gauge, Registry } from 'prom-client';
 import { createClusterNodeMetrics } from '../metrics.js';
 import { StartupError } from '../errors.js';
 import type { NodesStore } from '../store/nodes.pg.js';
+import { DatabaseClock } from './database-clock.js';
 
 /** A lease lasts this long past its last renewal, by the database's clock (DESIGN §8). */
 export const LEASE_MS = 10_000;
@@ -43,6 +44,7 @@ export class ClusterNode {
   private readonly failures: Counter;
   private readonly leaderGauge: Gauge;
   private readonly lapses: Counter;
+  private readonly clock = new DatabaseClock();
 
   private constructor(
     private readonly o: ClusterNodeOptions,
@@ -57,8 +59,10 @@ export class ClusterNode {
     if (!(await o.store.lockNodeId(o.id))) {
       throw new StartupError(`KERNEX_NODE_ID ${o.id} is in use by another live node`);
     }
+    const sentAt = Date.now();
     const { generation, startedAt } = await o.store.claim(o.id, LEASE_MS);
     const node = new ClusterNode(o, generation, startedAt);
+    node.clock.sample(sentAt, Date.now(), startedAt);
     o.log.info({ nodeId: o.id, generation }, 'cluster node started');
     await node.round();
     node.timer = setInterval(() => {
@@ -73,6 +77,15 @@ export class ClusterNode {
 
   isLeader(): boolean {
     return this.leader;
+  }
+
+  /**
+   * A time of this node's clock on the database's clock, so that what nodes write
+   * (presence) compares across nodes whose clocks differ (DESIGN §8: a node whose
+   * clock is off). Measured at every renewal, within half a round trip.
+   */
+  toDatabaseTime(at: Date): Date {
+    return this.clock.toDatabaseTime(at);
   }
 
   /** Stops renewing, ends the lease and gives up leadership (the reserved connection is closed by the store's owner). */
@@ -90,7 +103,9 @@ export class ClusterNode {
         // The reserved connection was lost and another process took this id meanwhile.
         log.error({ nodeId: id }, 'node id taken by another process after a lost database connection');
       }
+      const sentAt = Date.now();
       const renewed = await store.renew(id, this.generation, LEASE_MS, this.o.connections());
+      this.clock.sample(sentAt, Date.now(), renewed.databaseNow);
       if (!renewed.owned) log.error({ nodeId: id, generation: this.generation }, 'lease row taken by a later start of this node id');
       if (renewed.lapsed) {
         this.lapses.inc();

@@ -1,11 +1,12 @@
 import fs from 'node:fs/promises';
+import { cmdTopic } from '@kernex/shared';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBundle } from '../../../shared/src/test-support/make-bundle.js';
 import { adminHeaders, startCluster, stopCluster, type ClusterNodeProcess } from '../test-support/cluster.js';
 import { api, makeDevice, register, type TestDevice } from '../test-support/devices.js';
 import { enrollmentToken, startAgent, type FleetAgent } from '../test-support/fleet.js';
-import { closed, connectDevice, refusalCode } from '../test-support/mqtt.js';
+import { closed, connectDevice, metric, nextMessage, refusalCode } from '../test-support/mqtt.js';
 import { startRedis, type TestRedis } from '../test-support/redis.js';
 import { openSse } from '../test-support/sse.js';
 import { createTestDatabase, type TestDatabase } from '../test-support/test-database.js';
@@ -34,6 +35,28 @@ describe('a cluster of three nodes', () => {
     const c = await connectDevice(url, d);
     clients.push(c);
     return c;
+  }
+
+  /** The node running the orchestrator (it publishes every command) and the two others. */
+  async function roles(): Promise<{ lead: ClusterNodeProcess; others: [ClusterNodeProcess, ClusterNodeProcess] }> {
+    const items = (await api('GET', `${nodes[0]!.httpUrl}/api/v1/nodes`, adminHeaders)).body.items as Array<{ id: string; leader: boolean }>;
+    const id = items.find((x) => x.leader)!.id;
+    return { lead: nodes.find((n) => n.id === id)!, others: nodes.filter((n) => n.id !== id) as [ClusterNodeProcess, ClusterNodeProcess] };
+  }
+  /** Commands a node received from the other nodes over Redis, whatever the route. */
+  const commandsReceived = async (n: ClusterNodeProcess): Promise<number> => {
+    let sum = 0;
+    for (const route of ['owner', 'broadcast', 'forwarded']) sum += await metric(n.httpUrl, 'kernex_cluster_commands_received_total', { route });
+    return sum;
+  };
+  async function uploadBundle(version: string): Promise<string> {
+    const res = await fetch(`${nodes[0]!.httpUrl}/api/v1/bundles`, {
+      method: 'POST',
+      body: await makeBundle({ version }),
+      headers: { ...adminHeaders, 'content-type': 'application/gzip' },
+    });
+    expect(res.status).toBe(201);
+    return ((await res.json()) as { id: string }).id;
   }
 
   beforeAll(async () => {
@@ -81,6 +104,52 @@ describe('a cluster of three nodes', () => {
     expect(d.counts).toMatchObject({ succeeded: 2, failed: 0 });
     expect(await a.current('app')).toBe('1.0.0');
     expect(await b.current('app')).toBe('1.0.0');
+  });
+
+  it('sends a command for a device on another node across Redis to that node only', async () => {
+    const { lead, others: [owner, bystander] } = await roles();
+    const known = await metric(lead.httpUrl, 'kernex_cluster_device_owners');
+    const agent = await startAgent(owner.httpUrl, token, { KERNEX_MQTT_URL: owner.mqttUrl });
+    agents.push(agent);
+    // The leader has heard the owner announce the device's connection.
+    await expect.poll(() => metric(lead.httpUrl, 'kernex_cluster_device_owners')).toBeGreaterThan(known);
+    const before = {
+      owner: await metric(owner.httpUrl, 'kernex_cluster_commands_received_total', { route: 'owner' }),
+      bystander: await commandsReceived(bystander),
+      sent: await metric(lead.httpUrl, 'kernex_cluster_commands_sent_total', { route: 'owner' }),
+    };
+    const bundleId = await uploadBundle('1.1.0');
+    const created = await api('POST', `${lead.httpUrl}/api/v1/deployments`, adminHeaders, { bundleId, target: { deviceIds: [agent.deviceId] } });
+    expect(created.status).toBe(201);
+    await expect.poll(async () => (await api('GET', `${lead.httpUrl}/api/v1/deployments/${created.body.id}`, adminHeaders)).body.status, { timeout: 30_000 }).toBe('completed');
+    expect(await agent.current('app')).toBe('1.1.0');
+    // aedes#703: the third node never saw it.
+    expect(await commandsReceived(bystander)).toBe(before.bystander);
+    expect(await metric(lead.httpUrl, 'kernex_cluster_commands_sent_total', { route: 'owner' })).toBeGreaterThan(before.sent);
+    expect(await metric(owner.httpUrl, 'kernex_cluster_commands_received_total', { route: 'owner' })).toBeGreaterThan(before.owner);
+  });
+
+  it('delivers a command published right after a takeover to the node that took the session over', async () => {
+    const { lead, others: [from, to] } = await roles();
+    const d = await enrolled();
+    const bundleId = await uploadBundle('1.2.0');
+    const first = await online(from.mqttUrl, d);
+    await first.subscribeAsync(cmdTopic(d.id), { qos: 1 });
+    // Every node has heard that the old node holds the session.
+    await expect.poll(async () => (await device(lead.httpUrl, d.id)).online).toBe(true);
+    const firstClosed = closed(first);
+    const second = await online(to.mqttUrl, d);
+    const got = nextMessage(second);
+    await second.subscribeAsync(cmdTopic(d.id), { qos: 1 });
+    // At once, racing the takeover's announcement to the leader and the old node.
+    const created = await api('POST', `${lead.httpUrl}/api/v1/deployments`, adminHeaders, { bundleId, target: { deviceIds: [d.id] } });
+    expect(created.status).toBe(201);
+    const [topic, payload] = await got;
+    expect(topic).toBe(cmdTopic(d.id));
+    const command = JSON.parse(payload.toString('utf8'));
+    expect(command).toMatchObject({ type: 'deploy', bundle: { id: bundleId } });
+    await firstClosed;
+    expect((await api('POST', `${lead.httpUrl}/api/v1/deployments/${created.body.id}/cancel`, adminHeaders)).status).toBe(200);
   });
 
   it('disconnects a device on node 1 when it is decommissioned via node 3, and no node lets its cached token in again', async () => {

@@ -5,15 +5,24 @@ import type { Logger } from 'pino';
 import type { Counter, Gauge, Registry } from 'prom-client';
 import { createClusterBusMetrics } from '../metrics.js';
 import { StartupError } from '../errors.js';
+import { DeviceOwners } from './device-owners.js';
 
-/** The one pub/sub channel of an installation: one subscription per node, never one per device (aedes#569). */
+/** The pub/sub channel every node hears: two subscriptions per node, never one per device (aedes#569). */
 const CHANNEL = 'kernex:bus';
+/** A node's own channel: commands for the devices whose sessions it holds. */
+const nodeChannel = (nodeId: string): string => `kernex:bus:node:${nodeId}`;
+/** The device of a command topic `kx/{id}/cmd` (crossesNodes checked its form). */
+const commandDevice = (topic: string): string | undefined => (topic.startsWith('kx/') ? topic.split('/')[1] : undefined);
+/** The device announced by Aedes' `$SYS/{broker}/new/clients` (its payload is the clientId). */
+const announcedDevice = (p: CrossingPacket): string | undefined =>
+  p.topic.startsWith('$SYS/') && p.topic.endsWith('/new/clients') ? Buffer.from(p.payload, 'base64').toString('utf8') : undefined;
 /** Longest a start waits for Redis before it refuses. */
 const CONNECT_TIMEOUT_MS = 5000;
 
 /** What crosses between nodes besides broker packets. */
 export type BusMessage =
-  | { kind: 'packet'; packet: CrossingPacket }
+  /** `forwarded`: sent on by a node that got a command for a device it no longer holds; never forwarded again. */
+  | { kind: 'packet'; packet: CrossingPacket; forwarded?: true }
   /** End the device's sessions and forget its cached credentials (reject, decommission). */
   | { kind: 'disconnect'; deviceId: string }
   /** A live event for `GET /api/v1/events` (DESIGN §6), as the node that saw it serialised it. */
@@ -46,6 +55,15 @@ function describe(url: string): string {
  * sent while Redis is away is dropped and counted (no offline queue that grows
  * without bound), and `recovered` tells the server to heal from PostgreSQL.
  * Two connections, as Redis requires: one publishes, one subscribes.
+ *
+ * A command goes to one node: the one {@link DeviceOwners} says holds the
+ * device (this node too: it then comes back through Redis, in Redis' order),
+ * or to every node when no owner is known or the owner's channel has no
+ * listener. A node that gets a command for a device whose latest connection it
+ * has not announced itself (a takeover elsewhere that it heard of first, in
+ * Redis' order) sends it on to every node, once. A command that still misses
+ * (published before the takeover reached Redis) was a row before it was sent,
+ * and the device's subscription on its new node is healed from the database.
  */
 export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus {
   private readonly pub: Redis;
@@ -54,10 +72,15 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
   private up = false;
   private closing = false;
   private packetListener: ((p: CrossingPacket) => void) | undefined;
+  /** Which node holds which device's session, as heard here. */
+  readonly owners: DeviceOwners;
+  private readonly ownChannel: string;
   private readonly sent: Counter<'kind'>;
   private readonly received: Counter<'kind'>;
   private readonly dropped: Counter<'reason'>;
   private readonly upGauge: Gauge;
+  private readonly commandsSent: Counter<'route'>;
+  private readonly commandsReceived: Counter<'route'>;
 
   private constructor(
     private readonly url: string,
@@ -76,7 +99,16 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
     };
     this.pub = new Redis(url, { ...options, connectionName: `kernex:${nodeId}:pub` });
     this.sub = new Redis(url, { ...options, connectionName: `kernex:${nodeId}:sub` });
-    ({ sent: this.sent, received: this.received, dropped: this.dropped, up: this.upGauge } = createClusterBusMetrics(registry));
+    this.owners = new DeviceOwners(nodeId);
+    this.ownChannel = nodeChannel(nodeId);
+    ({
+      sent: this.sent,
+      received: this.received,
+      dropped: this.dropped,
+      up: this.upGauge,
+      commandsSent: this.commandsSent,
+      commandsReceived: this.commandsReceived,
+    } = createClusterBusMetrics(registry, () => this.owners.size));
   }
 
   /** Connects and subscribes; refuses the start with one line when Redis does not answer. */
@@ -87,7 +119,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
     bus.sub.on('error', () => {});
     try {
       await Promise.all([bus.pub.connect(), bus.sub.connect()]);
-      await bus.sub.subscribe(CHANNEL);
+      await bus.sub.subscribe(CHANNEL, bus.ownChannel);
     } catch (err) {
       bus.closing = true;
       bus.pub.disconnect();
@@ -98,7 +130,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
     bus.started = true;
     bus.up = true;
     bus.upGauge.set(1);
-    bus.sub.on('message', (_channel, text) => bus.onMessage(text));
+    bus.sub.on('message', (channel, text) => bus.onMessage(channel, text));
     for (const conn of [bus.pub, bus.sub]) {
       conn.on('close', () => bus.setUp(false));
       // The subscriber resubscribes by itself (autoResubscribe) before it is 'ready' again.
@@ -118,7 +150,24 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
   }
 
   send(packet: CrossingPacket): void {
-    this.publish({ kind: 'packet', packet });
+    const deviceId = commandDevice(packet.topic);
+    if (deviceId === undefined) {
+      // A new connection here: this node holds the device's session from now on.
+      const announced = announcedDevice(packet);
+      if (announced !== undefined) this.owners.connected(announced, this.nodeId);
+      this.publish({ kind: 'packet', packet });
+      return;
+    }
+    const owner = this.owners.ownerOf(deviceId);
+    if (owner === undefined) return this.broadcastCommand({ kind: 'packet', packet }, 'broadcast');
+    this.publishTo(nodeChannel(owner), { kind: 'packet', packet }).then(
+      (listeners) => {
+        // Nobody on the owner's channel (it died, or restarted and has not subscribed yet): every node.
+        if (listeners === 0) this.broadcastCommand({ kind: 'packet', packet }, 'broadcast');
+        else this.commandsSent.labels('owner').inc();
+      },
+      () => {},
+    );
   }
 
   onPacket(listener: (packet: CrossingPacket) => void): void {
@@ -127,17 +176,33 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
 
   /** Hands a message to every other node; dropped and counted while Redis is away. */
   publish(msg: BusMessage): void {
+    this.publishTo(CHANNEL, msg).catch(() => {});
+  }
+
+  /** Publishes on `channel`; resolves with how many subscribers got it, rejects when it was dropped (counted). */
+  private publishTo(channel: string, msg: BusMessage): Promise<number> {
     if (!this.up) {
       this.dropped.labels('redis_down').inc();
-      return;
+      return Promise.reject(new Error('redis down'));
     }
     const envelope: Envelope = { from: this.nodeId, msg };
-    this.pub.publish(CHANNEL, JSON.stringify(envelope)).then(
-      () => this.sent.labels(msg.kind).inc(),
+    return this.pub.publish(channel, JSON.stringify(envelope)).then(
+      (listeners) => {
+        this.sent.labels(msg.kind).inc();
+        return listeners;
+      },
       (err: Error) => {
         this.dropped.labels('publish_failed').inc();
         this.log.debug({ err: err.message, kind: msg.kind }, 'bus message not sent');
+        throw err;
       },
+    );
+  }
+
+  private broadcastCommand(msg: BusMessage, route: 'broadcast' | 'forwarded'): void {
+    this.publishTo(CHANNEL, msg).then(
+      () => this.commandsSent.labels(route).inc(),
+      () => {},
     );
   }
 
@@ -158,7 +223,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
     }
   }
 
-  private onMessage(text: string): void {
+  private onMessage(channel: string, text: string): void {
     let envelope: Envelope;
     try {
       envelope = JSON.parse(text) as Envelope;
@@ -166,14 +231,42 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
       this.dropped.labels('malformed').inc();
       return;
     }
-    if (envelope.from === this.nodeId || !envelope.msg) return;
-    const { msg } = envelope;
-    this.received.labels(msg.kind).inc();
+    if (!envelope.msg) return;
+    const { msg, from } = envelope;
     try {
-      if (msg.kind === 'packet') this.packetListener?.(msg.packet);
-      else this.emit('message', msg);
+      if (channel === this.ownChannel && msg.kind === 'packet') this.onOwnedCommand(msg.packet, from);
+      else if (from !== this.nodeId) this.onBroadcast(msg, from);
     } catch (err) {
       this.log.error({ err, kind: msg.kind }, 'bus message handler failed');
     }
+  }
+
+  private onBroadcast(msg: BusMessage, from: string): void {
+    this.received.labels(msg.kind).inc();
+    if (msg.kind !== 'packet') {
+      this.emit('message', msg);
+      return;
+    }
+    // Heard in Redis' order: any command published after this announcement finds the new owner.
+    const announced = announcedDevice(msg.packet);
+    if (announced !== undefined) this.owners.connected(announced, from);
+    else this.commandsReceived.labels(msg.forwarded ? 'forwarded' : 'broadcast').inc();
+    this.packetListener?.(msg.packet);
+  }
+
+  /**
+   * A command sent to this node as the device's owner. When this node sent it
+   * itself it was delivered here already; either way, if the device's latest
+   * connection heard of (in Redis' order, so a takeover announced before this
+   * command) is not this node's, every node gets it, once.
+   */
+  private onOwnedCommand(packet: CrossingPacket, from: string): void {
+    const deviceId = commandDevice(packet.topic);
+    if (from !== this.nodeId) {
+      this.received.labels('packet').inc();
+      this.commandsReceived.labels('owner').inc();
+      this.packetListener?.(packet);
+    }
+    if (deviceId !== undefined && !this.owners.isMine(deviceId)) this.broadcastCommand({ kind: 'packet', packet, forwarded: true }, 'forwarded');
   }
 }

@@ -16,6 +16,8 @@ import { pastThreshold } from './rules.js';
  * one UPDATE of every row (10,000 rows: ~300 ms in PostgreSQL with the server idle).
  */
 const DISPATCH_BATCH = 1000;
+/** Devices healed per transaction (and per look-up of what they are owed) after a Redis outage. */
+const HEAL_BATCH = 1000;
 
 /** What the orchestrator needs of the deployments store (store/deployments.pg.ts). */
 export type OrchestratorRepository = Pick<
@@ -275,27 +277,48 @@ export class Orchestrator {
   }
 
   /** A device's command subscription is in place: publish again whatever it has not reported yet (DESIGN §1, §5). */
-  async healDevice(deviceId: string): Promise<void> {
-    try {
-      const outbound: Outbound[] = [];
-      await this.opts.store.transaction(async (tx) => {
-        const owed = await this.opts.store.owedTo(tx, deviceId);
-        for (const e of owed.deploys) {
-          const d = await this.opts.store.get(tx, e.deploymentId);
-          const bundle = await this.opts.store.bundleOf(tx, e.deploymentId);
-          if (d && bundle) outbound.push({ deviceId, command: this.deployCommand(e, bundle, d, (await this.deltasFor(tx, bundle, [deviceId])).get(deviceId)) });
-        }
-        for (const e of owed.cancels) outbound.push({ deviceId, command: this.cancelCommand(e) });
-        for (const e of owed.rollbacks) {
-          const d = await this.opts.store.get(tx, e.deploymentId);
-          outbound.push({ deviceId, command: this.rollbackCommand(e, d?.bundleName ?? '') });
-        }
-      });
-      if (outbound.length) this.log.info({ deviceId, commands: outbound.length }, 'device connected; commands sent again');
-      await this.publish(outbound);
-    } catch (err) {
-      this.log.error({ err, deviceId }, 'healing a connected device failed');
+  healDevice(deviceId: string): Promise<void> {
+    return this.healDevices([deviceId]);
+  }
+
+  /**
+   * {@link healDevice} for many connected devices (after a Redis outage, DESIGN §8):
+   * one transaction, and one look-up of what is owed, per HEAL_BATCH devices.
+   */
+  async healDevices(deviceIds: readonly string[]): Promise<void> {
+    for (let i = 0; i < deviceIds.length; i += HEAL_BATCH) {
+      const batch = deviceIds.slice(i, i + HEAL_BATCH);
+      try {
+        const outbound = await this.opts.store.transaction((tx) => this.owedCommands(tx, batch));
+        if (outbound.length) this.log.info({ devices: batch.length, deviceId: batch.length === 1 ? batch[0] : undefined, commands: outbound.length }, 'devices connected; commands sent again');
+        await this.publish(outbound);
+      } catch (err) {
+        this.log.error({ err, devices: batch.length, deviceId: batch.length === 1 ? batch[0] : undefined }, 'healing connected devices failed');
+      }
     }
+  }
+
+  private async owedCommands(tx: Db, deviceIds: readonly string[]): Promise<Outbound[]> {
+    const { store } = this.opts;
+    const outbound: Outbound[] = [];
+    const owed = await store.owedTo(tx, deviceIds);
+    const deployments = new Map<string, Promise<DeploymentRow | undefined>>();
+    const deployment = (id: string): Promise<DeploymentRow | undefined> => {
+      if (!deployments.has(id)) deployments.set(id, store.get(tx, id));
+      return deployments.get(id)!;
+    };
+    const deploysBy = new Map<string, ExecutionRow[]>();
+    for (const e of owed.deploys) deploysBy.set(e.deploymentId, [...(deploysBy.get(e.deploymentId) ?? []), e]);
+    for (const [deploymentId, executions] of deploysBy) {
+      const d = await deployment(deploymentId);
+      const bundle = await store.bundleOf(tx, deploymentId);
+      if (!d || !bundle) continue;
+      const deltas = await this.deltasFor(tx, bundle, executions.map((e) => e.deviceId));
+      for (const e of executions) outbound.push({ deviceId: e.deviceId, command: this.deployCommand(e, bundle, d, deltas.get(e.deviceId)) });
+    }
+    for (const e of owed.cancels) outbound.push({ deviceId: e.deviceId, command: this.cancelCommand(e) });
+    for (const e of owed.rollbacks) outbound.push({ deviceId: e.deviceId, command: this.rollbackCommand(e, (await deployment(e.deploymentId))?.bundleName ?? '') });
+    return outbound;
   }
 
   private tell(change: OrchestratorChange): void {

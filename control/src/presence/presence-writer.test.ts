@@ -39,3 +39,34 @@ describe('PresenceWriter when a write fails', () => {
     await writer.close();
   });
 });
+
+describe('PresenceWriter with a clock', () => {
+  it('writes each change at its time on that clock', async () => {
+    const store = new FlakyStore();
+    store.failures = 0;
+    const writer = new PresenceWriter(store, pino({ level: 'silent' }), { intervalMs: 60_000, clock: (at) => new Date(at.getTime() + 60_000) });
+    writer.record('d1', true, new Date(1000));
+    await writer.flush();
+    expect(store.written).toEqual([[{ deviceId: 'd1', online: true, at: new Date(61_000) }]]);
+  });
+});
+
+describe('PresenceWriter after a lapsed lease', () => {
+  it('writes connected devices online again as reasserted sessions, but keeps a change already waiting', async () => {
+    const store = new FlakyStore();
+    store.failures = 0;
+    const writer = new PresenceWriter(store, pino({ level: 'silent' }), { intervalMs: 60_000 });
+    const t0 = new Date(1000);
+    const t1 = new Date(2000);
+    writer.record('d1', true, t0);
+    writer.reassert('d1', t1);
+    writer.reassert('d2', t1);
+    await writer.flush();
+    expect(store.written).toEqual([
+      [
+        { deviceId: 'd1', online: true, at: t0 },
+        { deviceId: 'd2', online: true, at: t1, reassert: true },
+      ],
+    ]);
+  });
+});

@@ -9,6 +9,11 @@ export interface PresenceWriterOptions {
   intervalMs?: number;
   /** Write at once when this many devices changed (default 500). */
   maxBatch?: number;
+  /**
+   * The time written for a change made at `at` (this process's clock). In a
+   * cluster the database's clock, so that nodes' writes compare (DESIGN §8).
+   */
+  clock?: (at: Date) => Date;
 }
 
 /** What this needs of the devices store (store/devices.pg.ts implements it). */
@@ -32,6 +37,7 @@ export class PresenceWriter extends EventEmitter<{ flushed: [count: number] }> {
   private readonly intervalMs: number;
   private readonly maxBatch: number;
   private failing = false;
+  private readonly clock: ((at: Date) => Date) | undefined;
 
   constructor(
     private readonly store: PresenceRepository,
@@ -42,6 +48,7 @@ export class PresenceWriter extends EventEmitter<{ flushed: [count: number] }> {
     super();
     this.intervalMs = options.intervalMs ?? 1000;
     this.maxBatch = options.maxBatch ?? 500;
+    this.clock = options.clock;
     writerMetrics?.watch('presence', () => this.state());
   }
 
@@ -56,6 +63,17 @@ export class PresenceWriter extends EventEmitter<{ flushed: [count: number] }> {
     this.pending.set(deviceId, { deviceId, online, at });
     if (this.pending.size >= this.maxBatch) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), this.intervalMs);
+  }
+
+  /**
+   * After a lapsed lease: the device's session here is still live, write it
+   * online again, unless a change of it is waiting to be written already
+   * (a connect made meanwhile must be written as one). See PresenceChange.reassert.
+   */
+  reassert(deviceId: string, at: Date): void {
+    if (this.pending.has(deviceId)) return;
+    this.record(deviceId, true, at);
+    this.pending.get(deviceId)!.reassert = true;
   }
 
   /** Writes what is pending now; resolves when written (or failed and kept). */
@@ -81,7 +99,8 @@ export class PresenceWriter extends EventEmitter<{ flushed: [count: number] }> {
       await writeIsolating(
         batch,
         async (part) => {
-          await this.store.writePresence(part);
+          const clock = this.clock;
+          await this.store.writePresence(clock ? part.map((c) => ({ ...c, at: clock(c.at) })) : part);
           written += part.length;
         },
         (change, err) => {

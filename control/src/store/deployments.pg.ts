@@ -269,17 +269,18 @@ export class DeploymentsStore {
     return rows.map(toExecution);
   }
 
-  /** What a device that just connected must be sent again (DESIGN §1: healed from the database). */
-  async owedTo(db: Db, deviceId: string): Promise<{ deploys: ExecutionRow[]; rollbacks: ExecutionRow[]; cancels: ExecutionRow[] }> {
+  /** What devices that just connected must be sent again (DESIGN §1: healed from the database), for many devices at once. */
+  async owedTo(db: Db, deviceIds: readonly string[]): Promise<{ deploys: ExecutionRow[]; rollbacks: ExecutionRow[]; cancels: ExecutionRow[] }> {
+    const ids = [...deviceIds];
     const deploys = await db`
       update executions e set sent_count = sent_count + 1, sent_at = now()
       from deployments d
-      where e.deployment_id = d.id and e.device_id = ${deviceId} and e.state = 'sent' and e.cancel_sent_at is null
+      where e.deployment_id = d.id and e.device_id = any(${ids}::text[]) and e.state = 'sent' and e.cancel_sent_at is null
       returning e.*`;
     const rollbacks = await db`
-      select * from executions where device_id = ${deviceId} and rollback_requested and state = 'succeeded'`;
+      select * from executions where device_id = any(${ids}::text[]) and rollback_requested and state = 'succeeded'`;
     const cancels = await db`
-      select * from executions where device_id = ${deviceId} and cancel_sent_at is not null and state = any(${CANCELLABLE_STATES}::text[])`;
+      select * from executions where device_id = any(${ids}::text[]) and cancel_sent_at is not null and state = any(${CANCELLABLE_STATES}::text[])`;
     return { deploys: deploys.map(toExecution), rollbacks: rollbacks.map(toExecution), cancels: cancels.map(toExecution) };
   }
 

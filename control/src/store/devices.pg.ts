@@ -46,6 +46,12 @@ export interface PresenceChange {
   deviceId: string;
   online: boolean;
   at: Date;
+  /**
+   * In a cluster: a session this node already recorded, written online again after its lease
+   * had lapsed (other nodes may have swept it offline). Applies only while the device's record
+   * still names this node's session: a device that connected elsewhere meanwhile stays there.
+   */
+  reassert?: boolean;
 }
 
 /** `q` as a LIKE pattern that matches itself only: `%`, `_` and `\\` are escaped. */
@@ -198,6 +204,12 @@ export class DevicesStore {
     return rows.count;
   }
 
+  /** Online devices and the node holding their sessions (DESIGN §8), to seed a node's map of where devices are. */
+  async sessionNodes(): Promise<Array<{ deviceId: string; nodeId: string }>> {
+    return this.sql<Array<{ deviceId: string; nodeId: string }>>`
+      select id as "deviceId", node_id as "nodeId" from devices where online and node_id is not null`;
+  }
+
   /** Writes many presence changes in one statement (one per device: callers coalesce). */
   async writePresence(changes: readonly PresenceChange[]): Promise<void> {
     if (changes.length === 0) return;
@@ -206,15 +218,24 @@ export class DevicesStore {
     if (node) {
       // DESIGN §8: a connect records this node's session; a disconnect ends it only while it is
       // still this node's (a takeover on another node, or a later life of this node, leaves it).
+      // Nodes write in batches, so a node's connect can reach the database after a later connect
+      // of the same device on another node: an online session of another node (or an earlier life
+      // of this one) is replaced only by a connect at least as recent as the one that recorded it
+      // (`last_seen_at` of an online device). Times are the database's (the writer corrects the node's clock).
       await sql`
         update devices d set online = v.online, last_seen_at = v.at,
           node_id = case when v.online then ${node.id} else d.node_id end,
           node_generation = case when v.online then ${node.generation}::bigint else d.node_generation end
         from unnest(${sql.array(changes.map((c) => c.deviceId))}::text[],
                     ${sql.array(changes.map((c) => c.online))}::boolean[],
-                    ${sql.array(changes.map((c) => c.at.toISOString()))}::timestamptz[]) as v(id, online, at)
+                    ${sql.array(changes.map((c) => c.at.toISOString()))}::timestamptz[],
+                    ${sql.array(changes.map((c) => c.reassert === true))}::boolean[]) as v(id, online, at, reassert)
         where d.id = v.id
-          and (v.online or (d.node_id = ${node.id} and d.node_generation = ${node.generation}::bigint))`;
+          and case when v.reassert then d.node_id = ${node.id} and d.node_generation = ${node.generation}::bigint
+              when v.online
+                then not d.online or d.node_id is null or d.last_seen_at is null or v.at >= d.last_seen_at
+                     or (d.node_id = ${node.id} and d.node_generation = ${node.generation}::bigint)
+                else d.node_id = ${node.id} and d.node_generation = ${node.generation}::bigint end`;
       return;
     }
     await sql`

@@ -62,17 +62,17 @@ export class NodesStore {
   /**
    * Renews this generation's lease. `owned` false: a later start of the same id owns the row.
    * `lapsed`: the lease had ended before this renewal, so other nodes may have swept this
-   * node's devices offline meanwhile.
+   * node's devices offline meanwhile. `databaseNow`: the database's clock, to correct this node's.
    */
-  async renew(id: string, generation: number, leaseMs: number, connections: number): Promise<{ owned: boolean; lapsed: boolean }> {
-    const [row] = await this.conn<{ lapsed: boolean }[]>`
+  async renew(id: string, generation: number, leaseMs: number, connections: number): Promise<{ owned: boolean; lapsed: boolean; databaseNow?: Date }> {
+    const [row] = await this.conn<{ lapsed: boolean; databaseNow: Date }[]>`
       with old as (select lease_expires_at <= now() as lapsed from nodes where id = ${id} and generation = ${generation} for update)
       update nodes set lease_expires_at = now() + ${leaseMs} * interval '1 millisecond', connections = ${connections},
         backend_pid = pg_backend_pid()
       from old
       where id = ${id} and generation = ${generation}
-      returning old.lapsed`;
-    return { owned: Boolean(row), lapsed: row?.lapsed ?? false };
+      returning old.lapsed, now() as "databaseNow"`;
+    return { owned: Boolean(row), lapsed: row?.lapsed ?? false, databaseNow: row?.databaseNow };
   }
 
   /** Ends the lease at an orderly stop. */

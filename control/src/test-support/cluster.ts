@@ -31,7 +31,14 @@ export interface ClusterNodeProcess {
  * one bundle directory, and each tells devices its own HTTP URL. Nodes start one after
  * another: the first makes the signing key, the others load it.
  */
-export async function startCluster(opts: { count: number; databaseUrl: string; redisUrl: string; env?: Record<string, string> }): Promise<ClusterNodeProcess[]> {
+export async function startCluster(opts: {
+  count: number;
+  databaseUrl: string;
+  redisUrl: string;
+  env?: Record<string, string>;
+  /** Settings of one node (by index) over `env`, e.g. its own way to the database. */
+  nodeEnv?: Array<Record<string, string> | undefined>;
+}): Promise<ClusterNodeProcess[]> {
   const ports = [];
   for (let i = 0; i < opts.count; i++) ports.push({ http: await freePort(), mqtt: await freePort() });
   const mqttUrls = ports.map((p) => `mqtt://127.0.0.1:${p.mqtt}`).join(',');
@@ -53,6 +60,7 @@ export async function startCluster(opts: { count: number; databaseUrl: string; r
       KERNEX_BUNDLE_DIR: bundleDir,
       KERNEX_ORCHESTRATOR_TICK_MS: '200',
       ...opts.env,
+      ...opts.nodeEnv?.[i],
     };
     const node: ClusterNodeProcess = {
       id: `node-${i + 1}`,

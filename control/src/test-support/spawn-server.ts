@@ -22,12 +22,15 @@ export interface ServerProcess {
  * Runs `kernex server` as a user would, with the given environment on top of ours.
  * `detached`: the server leads its own process group, as a shell's foreground job does
  * (so a test can signal the whole group, as Ctrl-C on a terminal does). `bin`: another
- * install's kernex.js (the production-install test).
+ * install's kernex.js (the production-install test). `wrap`: a command prefix that execs
+ * the server in another context (a network namespace).
  */
-export function spawnServer(env: Record<string, string>, args: string[] = ['server'], opts: { detached?: boolean; bin?: string } = {}): ServerProcess {
+export function spawnServer(env: Record<string, string>, args: string[] = ['server'], opts: { detached?: boolean; bin?: string; wrap?: string[] } = {}): ServerProcess {
   // DATABASE_URL only when the test passes one: CI sets it for the external-database test.
   const { DATABASE_URL: _ignored, ...inherited } = process.env;
-  const proc = spawn(process.execPath, [opts.bin ?? KERNEX_BIN, ...args], {
+  // `wrap`: a prefix that execs the server (`ip netns exec NAME`), so the child is still the server's process.
+  const command = [...(opts.wrap ?? []), process.execPath, opts.bin ?? KERNEX_BIN, ...args];
+  const proc = spawn(command[0]!, command.slice(1), {
     env: { ...inherited, LOG_LEVEL: 'info', KERNEX_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: opts.detached ?? false,

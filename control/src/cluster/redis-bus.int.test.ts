@@ -1,0 +1,109 @@
+import type { CrossingPacket } from '@kernex/broker';
+import { cmdTopic } from '@kernex/shared';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedis, type TestRedis } from '../test-support/redis.js';
+import { RedisBus } from './redis-bus.js';
+
+/** A node's bus in this process, over a real redis-server, with what it was handed from the other nodes. */
+interface Node {
+  id: string;
+  bus: RedisBus;
+  registry: Registry;
+  got: CrossingPacket[];
+}
+
+let seq = 0;
+/** A fresh 24-hex device id. */
+const deviceId = (): string => (++seq).toString(16).padStart(24, 'a');
+const packet = (topic: string, payload: string): CrossingPacket => ({ topic, payload: Buffer.from(payload).toString('base64'), qos: 1, brokerId: 'b', brokerCounter: ++seq });
+/** Aedes' announcement that a broker has a new client (it crosses to every node). */
+const announce = (n: Node, device: string): void => n.bus.send(packet(`$SYS/${n.id}/new/clients`, device));
+const commandsTo = (n: Node, device: string): CrossingPacket[] => n.got.filter((p) => p.topic === cmdTopic(device));
+const counter = async (n: Node, name: string, route: string): Promise<number> =>
+  (await n.registry.getSingleMetric(name)!.get()).values.find((v) => v.labels.route === route)?.value ?? 0;
+
+/** Where a command crosses between nodes (DESIGN §8, aedes#703), with three buses on one redis-server. */
+describe('commands over the Redis bus', () => {
+  let redis: TestRedis;
+  const nodes: Node[] = [];
+  const log = pino({ level: 'silent' });
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    for (const id of ['route-1', 'route-2', 'route-3']) {
+      const registry = new Registry();
+      const bus = await RedisBus.connect(redis.url, id, log, registry);
+      const n: Node = { id, bus, registry, got: [] };
+      bus.onPacket((p) => n.got.push(p));
+      nodes.push(n);
+    }
+  });
+  afterAll(async () => {
+    for (const n of nodes) await n.bus.close();
+    await redis?.stop();
+  });
+
+  it('sends a command to the node that announced the device, and to no other', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    const d = deviceId();
+    announce(n2, d);
+    await expect.poll(() => n1.bus.owners.ownerOf(d)).toBe('route-2');
+    n1.bus.send(packet(cmdTopic(d), 'one'));
+    n1.bus.send(packet(cmdTopic(d), 'two'));
+    await expect.poll(() => commandsTo(n2, d).length).toBe(2);
+    // A later command to a third node's device has passed through Redis after these: node 3 would have them by then.
+    const marker = deviceId();
+    n1.bus.send(packet(cmdTopic(marker), 'marker'));
+    await expect.poll(() => commandsTo(n3, marker).length).toBe(1);
+    expect(commandsTo(n3, d)).toEqual([]);
+  });
+
+  it('sends a command for a device no node has announced to every node', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    const d = deviceId();
+    n1.bus.send(packet(cmdTopic(d), 'anyone'));
+    await expect.poll(() => [commandsTo(n2, d).length, commandsTo(n3, d).length]).toEqual([1, 1]);
+  });
+
+  it('has a node that hears of a takeover before a command for the old session send it on to every node', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    const d = deviceId();
+    announce(n2, d);
+    await expect.poll(() => [n1.bus.owners.ownerOf(d), n3.bus.owners.ownerOf(d)]).toEqual(['route-2', 'route-2']);
+    // Node 1 has not heard yet that the device moved to node 3 (its view is a moment behind); node 2 has.
+    announce(n3, d);
+    await expect.poll(() => n2.bus.owners.ownerOf(d)).toBe('route-3');
+    n1.bus.owners.connected(d, 'route-2');
+    const forwarded = await counter(n2, 'kernex_cluster_commands_sent_total', 'forwarded');
+    n1.bus.send(packet(cmdTopic(d), 'raced'));
+    await expect.poll(() => commandsTo(n3, d).length).toBe(1);
+    expect(await counter(n2, 'kernex_cluster_commands_sent_total', 'forwarded')).toBe(forwarded + 1);
+    expect(await counter(n3, 'kernex_cluster_commands_received_total', 'forwarded')).toBeGreaterThan(0);
+  });
+
+  it('passes a node’s command for its own device through Redis to itself only, and does not hand it over again', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    const d = deviceId();
+    announce(n1, d);
+    expect(n1.bus.owners.isMine(d)).toBe(true);
+    await expect.poll(() => [n2.bus.owners.ownerOf(d), n3.bus.owners.ownerOf(d)]).toEqual(['route-1', 'route-1']);
+    const sent = await counter(n1, 'kernex_cluster_commands_sent_total', 'owner');
+    n1.bus.send(packet(cmdTopic(d), 'mine'));
+    // It reached a listener on node 1's own channel (node 1 delivered it locally already).
+    await expect.poll(() => counter(n1, 'kernex_cluster_commands_sent_total', 'owner')).toBe(sent + 1);
+    const marker = deviceId();
+    n1.bus.send(packet(cmdTopic(marker), 'marker'));
+    await expect.poll(() => [commandsTo(n2, marker).length, commandsTo(n3, marker).length]).toEqual([1, 1]);
+    expect([commandsTo(n1, d), commandsTo(n2, d), commandsTo(n3, d)]).toEqual([[], [], []]);
+  });
+
+  it('sends to every node when nobody listens on the owner’s channel', async () => {
+    const [n1, n2] = nodes as [Node, Node];
+    const d = deviceId();
+    n1.bus.owners.connected(d, 'route-gone');
+    n1.bus.send(packet(cmdTopic(d), 'orphan'));
+    await expect.poll(() => commandsTo(n2, d).length).toBe(1);
+  });
+});
