@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import {
   cmdTopic,
+  EncodedCommand,
   MAX_DEVICE_PAYLOAD_BYTES,
-  validateCommand,
   type Command,
   type DeviceChannel,
   type DeviceStatusMessage,
@@ -129,10 +129,15 @@ export interface KernexBroker {
    * Publishes a command on `kx/{id}/cmd` with QoS 1 (DESIGN §3). The server's
    * own publishes bypass the device ACL. Resolves once Aedes has handed it to
    * the subscribers' queues (a persistent session keeps it while the device
-   * is offline); it does not wait for the device's PUBACK. Throws a TypeError
-   * for a command that fails the shared schema: that is a bug of the caller.
+   * is offline); it does not wait for the device's PUBACK. Rejects with a
+   * TypeError a command that fails the shared schema: that is a bug of the caller.
    */
   publishCommand(deviceId: string, command: Command): Promise<void>;
+  /**
+   * {@link publishCommand} for a command already checked and serialised
+   * ({@link EncodedCommand}, as the orchestrator makes them, a batch at a time).
+   */
+  publishEncoded(deviceId: string, command: EncodedCommand): Promise<void>;
   /**
    * Ends every connection of the device now and forgets its cached
    * credentials, so its next CONNECT is checked against the directory
@@ -209,10 +214,19 @@ class Broker implements KernexBroker {
   }
 
   publishCommand(deviceId: string, command: Command): Promise<void> {
-    if (!validateCommand(command)) return Promise.reject(new TypeError(`invalid command: ${validateCommand.lastError()}`));
+    let encoded: EncodedCommand;
+    try {
+      encoded = EncodedCommand.of(command);
+    } catch (err) {
+      return Promise.reject(err as TypeError);
+    }
+    return this.publishEncoded(deviceId, encoded);
+  }
+
+  publishEncoded(deviceId: string, command: EncodedCommand): Promise<void> {
     return new Promise((resolve, reject) => {
       this.aedes.publish(
-        { cmd: 'publish', topic: cmdTopic(deviceId), payload: Buffer.from(JSON.stringify(command)), qos: 1, retain: false, dup: false },
+        { cmd: 'publish', topic: cmdTopic(deviceId), payload: command.payload, qos: 1, retain: false, dup: false },
         (err?: Error) => (err ? reject(err) : resolve()),
       );
     });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Command, DeltaRef, ExecutionEvent } from '@kernex/shared';
+import { EncodedCommand, type CancelCommand, type Command, type CommandIdentity, type DeltaRef, type ExecutionEvent, type RollbackCommand, type SharedDeploy } from '@kernex/shared';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { OrchestratorMetrics } from '../metrics.js';
@@ -59,9 +59,10 @@ export type OrchestratorChange =
   | { kind: 'execution'; executionId: string; deploymentId: string; deviceId: string; state: ExecutionEvent['state']; error: string | null }
   | { kind: 'deployment'; deploymentId: string };
 
+/** A command checked and serialised, and the device it goes to. */
 interface Outbound {
   deviceId: string;
-  command: Command;
+  command: EncodedCommand;
 }
 
 /**
@@ -80,6 +81,7 @@ export class Orchestrator {
   private again = false;
   private stopped = true;
   private readonly published: Counter<'type'>;
+  private readonly refused: Counter<'type'>;
   private readonly log: Logger;
   private readonly onSubscribed = (deviceId: string): void => void this.healDevice(deviceId);
   private readonly onApplied = (changes: readonly AppliedEvent[]): void => {
@@ -95,6 +97,7 @@ export class Orchestrator {
   constructor(private readonly opts: OrchestratorOptions) {
     this.log = opts.log.child({ mod: 'orchestrator' });
     this.published = opts.metrics.published;
+    this.refused = opts.metrics.refused;
   }
 
   start(): void {
@@ -208,7 +211,7 @@ export class Orchestrator {
       // Also executions that succeed after the abort: the fleet goes back as one.
       await store.requestRollbacks(tx, d.id);
       const bundle = await store.bundleOf(tx, d.id);
-      for (const e of await store.takeRollbacks(tx, d.id)) out.push({ deviceId: e.deviceId, command: this.rollbackCommand(e, bundle?.name ?? d.bundleName) });
+      for (const e of await store.takeRollbacks(tx, d.id)) this.encode(out, e.deviceId, this.rollbackCommand(e, bundle?.name ?? d.bundleName));
       if (out.length) changed();
     }
     if (d.status !== 'running') return out;
@@ -237,8 +240,10 @@ export class Orchestrator {
       const bundle = await store.bundleOf(tx, d.id);
       if (!bundle) throw new Error(`deployment ${d.id} has lost its bundle`);
       const deltas = await this.deltasFor(tx, bundle, sent.map((e) => e.deviceId));
-      for (const e of sent) out.push({ deviceId: e.deviceId, command: this.deployCommand(e, bundle, d, deltas.get(e.deviceId)) });
+      out.push(...this.deployCommands(sent, bundle, d, deltas));
       log.debug({ sent: sent.length, phase: d.phase }, 'executions dispatched');
+      // The executions just sent are unended (and locked by this transaction): not complete yet.
+      return out;
     }
 
     const after = await store.tally(tx, d.id, d.phase);
@@ -264,7 +269,7 @@ export class Orchestrator {
       if (!d) return { outcome: 'absent' as const };
       if (d.status !== 'running') return { outcome: 'not_running' as const, status: d.status };
       await this.opts.store.cancelQueued(tx, id, 'deployment cancelled');
-      for (const e of await this.opts.store.requestCancels(tx, id)) outbound.push({ deviceId: e.deviceId, command: this.cancelCommand(e) });
+      for (const e of await this.opts.store.requestCancels(tx, id)) this.encode(outbound, e.deviceId, this.cancelCommand(e));
       await this.opts.store.setDeployment(tx, id, { status: 'cancelled', reason: 'cancelled by an operator' });
       return { outcome: 'cancelled' as const };
     });
@@ -283,12 +288,12 @@ export class Orchestrator {
         for (const e of owed.deploys) {
           const d = await this.opts.store.get(tx, e.deploymentId);
           const bundle = await this.opts.store.bundleOf(tx, e.deploymentId);
-          if (d && bundle) outbound.push({ deviceId, command: this.deployCommand(e, bundle, d, (await this.deltasFor(tx, bundle, [deviceId])).get(deviceId)) });
+          if (d && bundle) outbound.push(...this.deployCommands([e], bundle, d, await this.deltasFor(tx, bundle, [deviceId])));
         }
-        for (const e of owed.cancels) outbound.push({ deviceId, command: this.cancelCommand(e) });
+        for (const e of owed.cancels) this.encode(outbound, deviceId, this.cancelCommand(e));
         for (const e of owed.rollbacks) {
           const d = await this.opts.store.get(tx, e.deploymentId);
-          outbound.push({ deviceId, command: this.rollbackCommand(e, d?.bundleName ?? '') });
+          this.encode(outbound, deviceId, this.rollbackCommand(e, d?.bundleName ?? ''));
         }
       });
       if (outbound.length) this.log.info({ deviceId, commands: outbound.length }, 'device connected; commands sent again');
@@ -306,19 +311,38 @@ export class Orchestrator {
     }
   }
 
-  private async publish(outbound: Outbound[]): Promise<void> {
-    await Promise.all(
-      outbound.map(async ({ deviceId, command }) => {
-        try {
-          await this.opts.link.publishCommand(deviceId, command);
-          this.published.labels(command.type).inc();
-          this.log.debug({ deviceId, executionId: command.executionId, type: command.type }, 'command published');
-        } catch (err) {
-          // The row says what is owed; the device gets it again when it connects.
-          this.log.warn({ err: (err as Error).message, deviceId, executionId: command.executionId }, 'command not published');
-        }
-      }),
-    );
+  /** Hands the commands to the broker, all at once; resolves when the broker has taken each (or failed to). */
+  private async publish(outbound: readonly Outbound[]): Promise<void> {
+    if (!outbound.length) return;
+    const results = await Promise.allSettled(outbound.map((o) => this.opts.link.publishEncoded(o.deviceId, o.command)));
+    const published = new Map<Command['type'], number>();
+    const debug = this.log.isLevelEnabled('debug');
+    results.forEach((r, i) => {
+      const { deviceId, command } = outbound[i]!;
+      if (r.status === 'fulfilled') {
+        published.set(command.type, (published.get(command.type) ?? 0) + 1);
+        if (debug) this.log.debug({ deviceId, executionId: command.executionId, type: command.type }, 'command published');
+      } else {
+        // The row says what is owed; the device gets it again when it connects.
+        this.log.warn({ err: (r.reason as Error).message, deviceId, executionId: command.executionId }, 'command not published');
+      }
+    });
+    for (const [type, n] of published) this.published.labels(type).inc(n);
+  }
+
+  /** Checks and serialises one command into `out`; one that fails the schema is refused: logged, counted, not sent. */
+  private encode(out: Outbound[], deviceId: string, command: Command): void {
+    try {
+      out.push({ deviceId, command: EncodedCommand.of(command) });
+    } catch (err) {
+      this.refuse(deviceId, command.type, command.executionId, (err as Error).message);
+    }
+  }
+
+  /** A command this server made fails the command schema (DESIGN §3): it is not sent, and its execution times out as any unanswered one. */
+  private refuse(deviceId: string, type: Command['type'], executionId: string, reason: string): void {
+    this.refused.labels(type).inc();
+    this.log.error({ deviceId, executionId, type, reason }, 'command refused: fails the command schema');
   }
 
   /** Deltas for these devices; a failure there costs only the saving: the full bundle goes. */
@@ -334,25 +358,46 @@ export class Orchestrator {
     }
   }
 
-  private deployCommand(e: ExecutionRow, bundle: BundleForCommand, d: DeploymentRow, delta?: DeltaRef): Command {
+  /**
+   * The deploy commands of a batch of executions of one deployment, checked
+   * and serialised. They share the bundle and the deployment's settings, so
+   * that part is checked and serialised once ({@link EncodedCommand.deploys});
+   * a device with a delta has a bundle of its own and is checked alone.
+   */
+  private deployCommands(
+    executions: ReadonlyArray<Pick<ExecutionRow, 'id' | 'deviceId'>>,
+    bundle: BundleForCommand,
+    d: DeploymentRow,
+    deltas: ReadonlyMap<string, DeltaRef>,
+  ): Outbound[] {
     // `soakS` only when set: rollouts stored before it existed have none (DESIGN §5: default 0).
     const soakS = d.rollout.soakS ?? 0;
-    return {
-      id: randomUUID(),
-      type: 'deploy',
-      executionId: e.id,
-      issuedAt: new Date().toISOString(),
-      timeoutS: d.timeoutS,
-      ...(soakS > 0 ? { soakS } : {}),
-      bundle: { ...bundle, url: this.opts.bundleUrl(bundle.id), ...(delta ? { delta } : {}) },
-    };
+    const shared: SharedDeploy = { timeoutS: d.timeoutS, ...(soakS > 0 ? { soakS } : {}), bundle: { ...bundle, url: this.opts.bundleUrl(bundle.id) } };
+    const issuedAt = new Date().toISOString();
+    const out: Outbound[] = [];
+    const plain: Array<{ deviceId: string; identity: CommandIdentity }> = [];
+    for (const e of executions) {
+      const identity = { id: randomUUID(), executionId: e.id, issuedAt };
+      const delta = deltas.get(e.deviceId);
+      if (delta) this.encode(out, e.deviceId, { ...identity, type: 'deploy', ...shared, bundle: { ...shared.bundle, delta } });
+      else plain.push({ deviceId: e.deviceId, identity });
+    }
+    EncodedCommand.deploys(
+      shared,
+      plain.map((p) => p.identity),
+    ).forEach((c, i) => {
+      const { deviceId } = plain[i]!;
+      if (c instanceof EncodedCommand) out.push({ deviceId, command: c });
+      else this.refuse(deviceId, 'deploy', c.executionId, c.reason);
+    });
+    return out;
   }
 
-  private cancelCommand(e: ExecutionRow): Command {
+  private cancelCommand(e: ExecutionRow): CancelCommand {
     return { id: randomUUID(), type: 'cancel', executionId: e.id, issuedAt: new Date().toISOString() };
   }
 
-  private rollbackCommand(e: ExecutionRow, name: string): Command {
+  private rollbackCommand(e: ExecutionRow, name: string): RollbackCommand {
     return { id: randomUUID(), type: 'rollback', executionId: e.id, issuedAt: new Date().toISOString(), name };
   }
 }
