@@ -16,6 +16,7 @@ import { createAuthenticate } from './authenticate.js';
 import { createAuthorizers } from './authorize.js';
 import { ConnectionEdge, CONNECT_TIMEOUT_MS, MAX_UNAUTHENTICATED_PER_ADDRESS, PRE_AUTH_BYTES, type EdgeLimits } from './connection-edge.js';
 import { CredentialCache } from './credential-cache.js';
+import { subscribedClient } from './direct-delivery.js';
 import { createClusterEmitter, type BrokerBus } from './cluster-bus.js';
 import type { DeviceDirectory } from './device-directory.js';
 import { closeServer, createListeners, listen, type BoundListener } from './listeners.js';
@@ -160,6 +161,8 @@ class Broker implements KernexBroker {
     private readonly edge: ConnectionEdge,
     readonly sessions = new Sessions(),
     readonly cache = new CredentialCache(),
+    /** On a single node a command goes straight to its device's connection when it can; in a cluster it must cross the bus. */
+    private readonly direct = true,
   ) {}
 
   on<K extends keyof BrokerEvents>(event: K, listener: (...args: BrokerEvents[K]) => void): this {
@@ -224,11 +227,14 @@ class Broker implements KernexBroker {
   }
 
   publishEncoded(deviceId: string, command: EncodedCommand): Promise<void> {
+    const topic = cmdTopic(deviceId);
+    const packet = { cmd: 'publish', topic, payload: command.payload, qos: 1, retain: false, dup: false } as const;
+    const client = this.direct ? subscribedClient(this.aedes, deviceId, topic) : undefined;
     return new Promise((resolve, reject) => {
-      this.aedes.publish(
-        { cmd: 'publish', topic: cmdTopic(deviceId), payload: command.payload, qos: 1, retain: false, dup: false },
-        (err?: Error) => (err ? reject(err) : resolve()),
-      );
+      const done = (err?: Error): void => (err ? reject(err) : resolve());
+      // Both resolve once the packet is written to the device's socket (or queued for its offline session).
+      if (client) client.publish(packet, done);
+      else this.aedes.publish(packet, done);
     });
   }
 
@@ -312,7 +318,7 @@ export async function createBroker(options: BrokerOptions): Promise<KernexBroker
   const cluster = options.bus ? createClusterEmitter(options.bus) : undefined;
   const aedes = await Aedes.createBroker({ authenticate, ...authorizers, connectTimeout, ...(cluster ? { mq: cluster.mq } : {}) });
   cluster?.attach(aedes);
-  broker = new Broker(aedes, metrics, log, new ConnectionEdge(aedes, limits, metrics, refusals), sessions, cache);
+  broker = new Broker(aedes, metrics, log, new ConnectionEdge(aedes, limits, metrics, refusals), sessions, cache, !cluster);
 
   aedes.on('clientReady', (client) => {
     if (!sessions.ready(client.id, client)) return;

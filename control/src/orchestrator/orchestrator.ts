@@ -3,7 +3,7 @@ import { EncodedCommand, type CancelCommand, type Command, type CommandIdentity,
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { OrchestratorMetrics } from '../metrics.js';
-import { inSavepoint, type Db } from '../store/database.js';
+import type { Db } from '../store/database.js';
 import type { BundleForCommand, DeploymentRow, DeploymentsStore, ExecutionRow } from '../store/deployments.pg.js';
 import type { DeviceLink } from './device-link.js';
 import type { AppliedEvent, EventWriter } from './event-writer.js';
@@ -21,7 +21,7 @@ const DISPATCH_BATCH = 1000;
 export type OrchestratorRepository = Pick<
   DeploymentsStore,
   | 'transaction' | 'tryOrchestratorLock' | 'active' | 'get' | 'timeOut' | 'tally' | 'cancelQueued' | 'setDeployment'
-  | 'requestRollbacks' | 'takeRollbacks' | 'bundleOf' | 'dispatch' | 'requestCancels' | 'owedTo'
+  | 'requestRollbacks' | 'takeRollbacks' | 'bundleOf' | 'dispatch' | 'requestCancels' | 'owedTo' | 'pool'
 >;
 
 export interface OrchestratorOptions {
@@ -31,8 +31,8 @@ export interface OrchestratorOptions {
   metrics: OrchestratorMetrics;
   /** The blob URL devices are told for a bundle (PublicEndpoints.bundleBlobUrl). */
   bundleUrl(bundleId: string): string;
-  /** The `delta` of each device's deploy command, when it gets one (DeltaService.refsFor; DESIGN §4). */
-  deltaRefs?(tx: Db, bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>>;
+  /** The `delta` of each device's deploy command, when it gets one (DeltaService.refsFor; DESIGN §4); given the pool. */
+  deltaRefs?(db: Db, bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>>;
   /** Period of the tick loop, ms (timeouts, phase waits; events and new deployments tick at once). */
   tickMs?: number;
   /** Executions dispatched per deployment per tick (default DISPATCH_BATCH). */
@@ -170,8 +170,10 @@ export class Orchestrator {
     const outbound: Outbound[] = [];
     const changed: string[] = [];
     await this.opts.store.transaction(async (tx) => {
-      if (!(await this.opts.store.tryOrchestratorLock(tx))) return; // Another server's orchestrator is ticking.
-      for (const id of await this.opts.store.active(tx)) {
+      // Both statements at once (one round trip): reading the active ones is harmless when the lock is not ours.
+      const [locked, active] = await Promise.all([this.opts.store.tryOrchestratorLock(tx), this.opts.store.active(tx)]);
+      if (!locked) return; // Another server's orchestrator is ticking.
+      for (const id of active) {
         const d = await this.opts.store.get(tx, id, true);
         if (!d) continue;
         const out = await this.advance(tx, d, () => changed.push(id));
@@ -192,10 +194,13 @@ export class Orchestrator {
     const store = this.opts.store;
     const log = this.log.child({ deploymentId: d.id });
     const out: Outbound[] = [];
-    const timedOut = await store.timeOut(tx, d);
+    // Sent together, run in order on the transaction's connection: the tally counts what timed out.
+    // (A tick of a large deployment is a chain of small statements; each round trip waits for an
+    // event loop busy delivering the previous batch, so statements that can go together do.)
+    const [timedOut, tally] = await Promise.all([store.timeOut(tx, d), store.tally(tx, d.id, d.phase)]);
     if (timedOut) log.info({ timedOut }, 'executions timed out');
     if (timedOut) changed();
-    let t = await store.tally(tx, d.id, d.phase);
+    let t = tally;
     const { rollout } = d;
 
     if (d.status === 'running' && pastThreshold(t.failures, t.released, rollout.maxFailurePercent)) {
@@ -233,13 +238,14 @@ export class Orchestrator {
 
     const slots = rollout.maxConcurrent === null ? Number.MAX_SAFE_INTEGER : rollout.maxConcurrent - t.inFlight;
     const batchSize = this.opts.dispatchBatch ?? DISPATCH_BATCH;
-    const sent = await store.dispatch(tx, d.id, d.phase, Math.min(slots, batchSize));
+    const limit = Math.min(slots, batchSize);
+    // The bundle is read with the batch (one round trip), when there is room for one.
+    const [sent, bundle] = limit > 0 ? await Promise.all([store.dispatch(tx, d.id, d.phase, limit), store.bundleOf(tx, d.id)]) : [[], undefined];
     if (sent.length === batchSize) this.again = true; // more may be queued: tick again at once
     if (sent.length) {
       changed();
-      const bundle = await store.bundleOf(tx, d.id);
       if (!bundle) throw new Error(`deployment ${d.id} has lost its bundle`);
-      const deltas = await this.deltasFor(tx, bundle, sent.map((e) => e.deviceId));
+      const deltas = await this.deltasFor(bundle, sent.map((e) => e.deviceId));
       out.push(...this.deployCommands(sent, bundle, d, deltas));
       log.debug({ sent: sent.length, phase: d.phase }, 'executions dispatched');
       // The executions just sent are unended (and locked by this transaction): not complete yet.
@@ -288,7 +294,7 @@ export class Orchestrator {
         for (const e of owed.deploys) {
           const d = await this.opts.store.get(tx, e.deploymentId);
           const bundle = await this.opts.store.bundleOf(tx, e.deploymentId);
-          if (d && bundle) outbound.push(...this.deployCommands([e], bundle, d, await this.deltasFor(tx, bundle, [deviceId])));
+          if (d && bundle) outbound.push(...this.deployCommands([e], bundle, d, await this.deltasFor(bundle, [deviceId])));
         }
         for (const e of owed.cancels) this.encode(outbound, deviceId, this.cancelCommand(e));
         for (const e of owed.rollbacks) {
@@ -345,13 +351,15 @@ export class Orchestrator {
     this.log.error({ deviceId, executionId, type, reason }, 'command refused: fails the command schema');
   }
 
-  /** Deltas for these devices; a failure there costs only the saving: the full bundle goes. */
-  private async deltasFor(tx: Db, bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>> {
+  /**
+   * Deltas for these devices; a failure there costs only the saving: the full bundle goes.
+   * Read on the pool, not in the tick's transaction: a failed query there must not abort the
+   * transaction, and one statement is one round trip where a savepoint around it was three.
+   */
+  private async deltasFor(bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>> {
     if (!this.opts.deltaRefs) return new Map();
     try {
-      // In a savepoint: a failed query must not abort the tick's transaction.
-      const deltaRefs = this.opts.deltaRefs;
-      return await inSavepoint(tx, (db) => deltaRefs(db, bundle, deviceIds));
+      return await this.opts.deltaRefs(this.opts.store.pool, bundle, deviceIds);
     } catch (err) {
       this.log.warn({ err: (err as Error).message, bundleId: bundle.id }, 'deltas not looked up; full bundles sent');
       return new Map();
