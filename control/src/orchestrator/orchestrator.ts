@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { EncodedCommand, type CancelCommand, type Command, type CommandIdentity, type DeltaRef, type ExecutionEvent, type RollbackCommand, type SharedDeploy } from '@kernex/shared';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
@@ -16,6 +17,14 @@ import { pastThreshold } from './rules.js';
  * one UPDATE of every row (10,000 rows: ~300 ms in PostgreSQL with the server idle).
  */
 const DISPATCH_BATCH = 1000;
+
+/**
+ * Commands handed to the broker per turn of the event loop. Handing a batch at
+ * once queued 1,000 deliveries (socket writes) ahead of everything else: the
+ * next tick's statements waited ~60 ms for each batch's delivery, so ticks and
+ * delivery took turns instead of overlapping.
+ */
+const HAND_SLICE = 100;
 
 /** What the orchestrator needs of the deployments store (store/deployments.pg.ts). */
 export type OrchestratorRepository = Pick<
@@ -82,6 +91,8 @@ export class Orchestrator {
   private stopped = true;
   private readonly published: Counter<'type'>;
   private readonly refused: Counter<'type'>;
+  /** The commands being handed to the broker: every publish waits its turn here, so commands leave in the order they were made. */
+  private handing: Promise<unknown> = Promise.resolve();
   private readonly log: Logger;
   private readonly onSubscribed = (deviceId: string): void => void this.healDevice(deviceId);
   private readonly onApplied = (changes: readonly AppliedEvent[]): void => {
@@ -134,8 +145,8 @@ export class Orchestrator {
       return;
     }
     this.ticking = (async () => {
-      // Each tick's commands are handed to the broker (in order) before the next tick
-      // starts; the broker's completion callbacks are awaited here, not before the next tick.
+      // Each tick's commands are handed to the broker in order, a slice per turn of the event
+      // loop, while the next tick runs; the broker's completion callbacks are awaited here.
       const publishing: Array<Promise<void>> = [];
       do {
         this.again = false;
@@ -317,23 +328,39 @@ export class Orchestrator {
     }
   }
 
-  /** Hands the commands to the broker, all at once; resolves when the broker has taken each (or failed to). */
+  /**
+   * Hands the commands to the broker after those of earlier calls, {@link HAND_SLICE} per turn
+   * of the event loop; resolves when the broker has taken each (or failed to).
+   */
   private async publish(outbound: readonly Outbound[]): Promise<void> {
     if (!outbound.length) return;
-    const results = await Promise.allSettled(outbound.map((o) => this.opts.link.publishEncoded(o.deviceId, o.command)));
+    const handed = this.handing.then(() => this.hand(outbound));
+    this.handing = handed.catch(() => undefined); // hand() does not reject; if it ever did, later publishes must still run
+    const results = await Promise.all(await handed);
     const published = new Map<Command['type'], number>();
     const debug = this.log.isLevelEnabled('debug');
-    results.forEach((r, i) => {
+    results.forEach((err, i) => {
       const { deviceId, command } = outbound[i]!;
-      if (r.status === 'fulfilled') {
+      if (!err) {
         published.set(command.type, (published.get(command.type) ?? 0) + 1);
         if (debug) this.log.debug({ deviceId, executionId: command.executionId, type: command.type }, 'command published');
       } else {
         // The row says what is owed; the device gets it again when it connects.
-        this.log.warn({ err: (r.reason as Error).message, deviceId, executionId: command.executionId }, 'command not published');
+        this.log.warn({ err: err.message, deviceId, executionId: command.executionId }, 'command not published');
       }
     });
     for (const [type, n] of published) this.published.labels(type).inc(n);
+  }
+
+  /** Hands each command to the broker, in order, yielding between slices; each promise says how its publish ended (never rejects). */
+  private async hand(outbound: readonly Outbound[]): Promise<Array<Promise<Error | undefined>>> {
+    const results: Array<Promise<Error | undefined>> = [];
+    for (let i = 0; i < outbound.length; i++) {
+      if (i > 0 && i % HAND_SLICE === 0) await nextTurn();
+      const { deviceId, command } = outbound[i]!;
+      results.push(this.opts.link.publishEncoded(deviceId, command).then(() => undefined, (err: Error) => err));
+    }
+    return results;
   }
 
   /** Checks and serialises one command into `out`; one that fails the schema is refused: logged, counted, not sent. */
