@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import {
   cmdTopic,
+  EncodedCommand,
   MAX_DEVICE_PAYLOAD_BYTES,
-  validateCommand,
   type Command,
   type DeviceChannel,
   type DeviceStatusMessage,
@@ -16,6 +16,7 @@ import { createAuthenticate } from './authenticate.js';
 import { createAuthorizers } from './authorize.js';
 import { ConnectionEdge, CONNECT_TIMEOUT_MS, MAX_UNAUTHENTICATED_PER_ADDRESS, PRE_AUTH_BYTES, type EdgeLimits } from './connection-edge.js';
 import { CredentialCache } from './credential-cache.js';
+import { subscribedClient } from './direct-delivery.js';
 import { createClusterEmitter, type BrokerBus } from './cluster-bus.js';
 import type { DeviceDirectory } from './device-directory.js';
 import { closeServer, createListeners, listen, type BoundListener } from './listeners.js';
@@ -129,10 +130,15 @@ export interface KernexBroker {
    * Publishes a command on `kx/{id}/cmd` with QoS 1 (DESIGN §3). The server's
    * own publishes bypass the device ACL. Resolves once Aedes has handed it to
    * the subscribers' queues (a persistent session keeps it while the device
-   * is offline); it does not wait for the device's PUBACK. Throws a TypeError
-   * for a command that fails the shared schema: that is a bug of the caller.
+   * is offline); it does not wait for the device's PUBACK. Rejects with a
+   * TypeError a command that fails the shared schema: that is a bug of the caller.
    */
   publishCommand(deviceId: string, command: Command): Promise<void>;
+  /**
+   * {@link publishCommand} for a command already checked and serialised
+   * ({@link EncodedCommand}, as the orchestrator makes them, a batch at a time).
+   */
+  publishEncoded(deviceId: string, command: EncodedCommand): Promise<void>;
   /**
    * Ends every connection of the device now and forgets its cached
    * credentials, so its next CONNECT is checked against the directory
@@ -155,6 +161,8 @@ class Broker implements KernexBroker {
     private readonly edge: ConnectionEdge,
     readonly sessions = new Sessions(),
     readonly cache = new CredentialCache(),
+    /** On a single node a command goes straight to its device's connection when it can; in a cluster it must cross the bus. */
+    private readonly direct = true,
   ) {}
 
   on<K extends keyof BrokerEvents>(event: K, listener: (...args: BrokerEvents[K]) => void): this {
@@ -209,12 +217,24 @@ class Broker implements KernexBroker {
   }
 
   publishCommand(deviceId: string, command: Command): Promise<void> {
-    if (!validateCommand(command)) return Promise.reject(new TypeError(`invalid command: ${validateCommand.lastError()}`));
+    let encoded: EncodedCommand;
+    try {
+      encoded = EncodedCommand.of(command);
+    } catch (err) {
+      return Promise.reject(err as TypeError);
+    }
+    return this.publishEncoded(deviceId, encoded);
+  }
+
+  publishEncoded(deviceId: string, command: EncodedCommand): Promise<void> {
+    const topic = cmdTopic(deviceId);
+    const packet = { cmd: 'publish', topic, payload: command.payload, qos: 1, retain: false, dup: false } as const;
+    const client = this.direct ? subscribedClient(this.aedes, deviceId, topic) : undefined;
     return new Promise((resolve, reject) => {
-      this.aedes.publish(
-        { cmd: 'publish', topic: cmdTopic(deviceId), payload: Buffer.from(JSON.stringify(command)), qos: 1, retain: false, dup: false },
-        (err?: Error) => (err ? reject(err) : resolve()),
-      );
+      const done = (err?: Error): void => (err ? reject(err) : resolve());
+      // Both resolve once the packet is written to the device's socket (or queued for its offline session).
+      if (client) client.publish(packet, done);
+      else this.aedes.publish(packet, done);
     });
   }
 
@@ -298,7 +318,7 @@ export async function createBroker(options: BrokerOptions): Promise<KernexBroker
   const cluster = options.bus ? createClusterEmitter(options.bus) : undefined;
   const aedes = await Aedes.createBroker({ authenticate, ...authorizers, connectTimeout, ...(cluster ? { mq: cluster.mq } : {}) });
   cluster?.attach(aedes);
-  broker = new Broker(aedes, metrics, log, new ConnectionEdge(aedes, limits, metrics, refusals), sessions, cache);
+  broker = new Broker(aedes, metrics, log, new ConnectionEdge(aedes, limits, metrics, refusals), sessions, cache, !cluster);
 
   aedes.on('clientReady', (client) => {
     if (!sessions.ready(client.id, client)) return;

@@ -182,6 +182,8 @@ export function createEventMetrics(registry: Registry): EventMetrics {
 /** Metrics of the orchestrator. */
 export interface OrchestratorMetrics {
   published: Counter<'type'>;
+  /** Commands the orchestrator made that failed the command schema, so were not sent. */
+  refused: Counter<'type'>;
 }
 
 /**
@@ -202,7 +204,10 @@ export function createOrchestratorMetrics(registry: Registry, executionTotals: (
       for (const [state, n] of Object.entries(totals)) this.labels(state).set(n);
     },
   });
-  return { published: new Counter({ name: 'kernex_commands_published_total', help: 'Commands published to devices, by type', labelNames: ['type'], registers: [registry] }) };
+  return {
+    published: new Counter({ name: 'kernex_commands_published_total', help: 'Commands published to devices, by type', labelNames: ['type'], registers: [registry] }),
+    refused: new Counter({ name: 'kernex_commands_refused_total', help: 'Commands not sent because they failed the command schema, by type', labelNames: ['type'], registers: [registry] }),
+  };
 }
 
 /** The metrics of retention and of the bundle storage. */

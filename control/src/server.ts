@@ -386,7 +386,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       log,
       metrics: createOrchestratorMetrics(metrics.registry, () => deploymentsStore.stateTotals(deploymentsStore.pool).catch(() => undefined)),
       bundleUrl: (id) => publicEndpoints().bundleBlobUrl(id),
-      deltaRefs: (tx, bundle, deviceIds) => deltas.refsFor(tx, bundle, deviceIds, publicEndpoints()),
+      deltaRefs: (db, bundle, deviceIds) => deltas.refsFor(db, bundle, deviceIds, publicEndpoints()),
       tickMs: config.orchestratorTickMs,
       events: eventWriter,
       onChange: (c) => liveEvents?.orchestratorChanged(c),

@@ -12,3 +12,4 @@ export * from './refusal-summary.js';
 export * from './shutdown.js';
 export * from './broken-pipe.js';
 export * from './file-index.js';
+export * from './encoded-command.js';

@@ -162,7 +162,7 @@ if (selected('fanout')) {
     const p99 = summarize(results.map((r) => r.p99Ms));
     fanoutForPolling ??= { devices: n, p50, p99 };
     const last = results.at(-1)!;
-    const limit = `the server process (${last.serverCpuShare.toFixed(2)} cores from POST to last arrival, last run; the receiving clients ${last.clientCpuShare.toFixed(2)}): the execution rows, then every QoS 1 PUBLISH through Aedes on one thread`;
+    const limit = `server ${last.serverCpuShare.toFixed(2)} cores, receiving clients ${last.clientCpuShare.toFixed(2)}, from POST to last arrival (last run); PostgreSQL and the clients share the other core: see the notes`;
     rows.push(
       { figure: `fan-out p50, ${n} devices`, unit: 'ms', kernex: p50, limitedBy: limit },
       { figure: `fan-out p99, ${n} devices`, unit: 'ms', kernex: p99, limitedBy: limit, target: '< 1,000 ms at 10,000' },

@@ -1,4 +1,4 @@
-import type { Command, ExecutionEvent } from '@kernex/shared';
+import type { EncodedCommand, ExecutionEvent } from '@kernex/shared';
 
 /**
  * What the orchestrator needs of the broker (the KernexBroker fits it): hear
@@ -10,6 +10,6 @@ export interface DeviceLink {
   on(event: 'device:event', listener: (deviceId: string, event: ExecutionEvent) => void): unknown;
   off(event: 'device:connect' | 'device:subscribed', listener: (deviceId: string) => void): unknown;
   off(event: 'device:event', listener: (deviceId: string, event: ExecutionEvent) => void): unknown;
-  /** Publishes on `kx/{id}/cmd` at QoS 1; resolves once the broker has queued it. */
-  publishCommand(deviceId: string, command: Command): Promise<void>;
+  /** Publishes a checked command on `kx/{id}/cmd` at QoS 1; resolves once the broker has queued it. */
+  publishEncoded(deviceId: string, command: EncodedCommand): Promise<void>;
 }

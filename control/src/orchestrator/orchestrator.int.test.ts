@@ -1,4 +1,4 @@
-import { cmdTopic, eventsTopic, type Command, type ExecutionState } from '@kernex/shared';
+import { cmdTopic, eventsTopic, type Command, type EncodedCommand, type ExecutionState } from '@kernex/shared';
 import type { MqttClient } from 'mqtt';
 import { EventEmitter } from 'node:events';
 import pino from 'pino';
@@ -13,13 +13,13 @@ import { api, makeDevice, register, type TestDevice } from '../test-support/devi
 import { enrollmentToken } from '../test-support/fleet.js';
 import { connectDevice, metric } from '../test-support/mqtt.js';
 
-/** A hand-written device link: records the commands it is given, and never hears from devices. */
+/** A hand-written device link: records the commands it is given (as a device reads them), and never hears from devices. */
 class RecordingLink extends EventEmitter implements DeviceLink {
   constructor(private readonly published: Command[]) {
     super();
   }
-  async publishCommand(_deviceId: string, command: Command): Promise<void> {
-    this.published.push(command);
+  async publishEncoded(_deviceId: string, command: EncodedCommand): Promise<void> {
+    this.published.push(JSON.parse(command.payload.toString()) as Command);
   }
 }
 import { startTestServer, type TestServer } from '../test-support/test-server.js';
@@ -218,5 +218,43 @@ describe('orchestrators the test drives, on a server of their own', () => {
     expect(published).toHaveLength(5);
     expect(new Set(published.map((c) => c.executionId)).size).toBe(5);
     expect((await show(id)).counts.sent).toBe(5);
+  });
+
+  /** Refused commands by type, as the counter says. */
+  const refusedBy = async (metrics: ReturnType<typeof createOrchestratorMetrics>): Promise<Record<string, number>> =>
+    Object.fromEntries((await metrics.refused.get()).values.map((v) => [v.labels.type, v.value]));
+
+  it('refuses and counts the deploy commands of a batch whose shared part fails the command schema, sending none', async () => {
+    const devices = await Promise.all(Array.from({ length: 3 }, () => makeDevice()));
+    for (const d of devices) expect((await register(server.httpUrl, d, { enrollmentToken: token })).body.status).toBe('accepted');
+    const published: Command[] = [];
+    const metrics = createOrchestratorMetrics(new Registry(), async () => undefined);
+    // A bundle URL the schema refuses (empty): every command of the batch shares it.
+    const orchestrator = new Orchestrator({ store: new DeploymentsStore(server.sql), link: new RecordingLink(published), log: pino({ level: 'silent' }), metrics, bundleUrl: () => '' });
+    await deploy({ bundleId: await bundle('7.0.0'), target: { deviceIds: devices.map((d) => d.id) } });
+    await orchestrator.tick();
+    expect(published).toHaveLength(0);
+    expect(await refusedBy(metrics)).toEqual({ deploy: 3 });
+  });
+
+  it('refuses and counts only the deploy command that alone fails the command schema (its delta), sending the others', async () => {
+    const devices = await Promise.all(Array.from({ length: 3 }, () => makeDevice()));
+    for (const d of devices) expect((await register(server.httpUrl, d, { enrollmentToken: token })).body.status).toBe('accepted');
+    const published: Command[] = [];
+    const metrics = createOrchestratorMetrics(new Registry(), async () => undefined);
+    const badDelta = { from: '1.0.0', url: '/d', sha256: 'not a sha256', size: 1, index: '/i', indexSignature: 's' };
+    const orchestrator = new Orchestrator({
+      store: new DeploymentsStore(server.sql),
+      link: new RecordingLink(published),
+      log: pino({ level: 'silent' }),
+      metrics,
+      bundleUrl: (b) => `/b/${b}`,
+      deltaRefs: async () => new Map([[devices[0]!.id, badDelta]]),
+    });
+    await deploy({ bundleId: await bundle('8.0.0'), target: { deviceIds: devices.map((d) => d.id) } });
+    await orchestrator.tick();
+    expect(published).toHaveLength(2);
+    expect(published.every((c) => c.type === 'deploy' && c.bundle.url.startsWith('/b/') && !c.bundle.delta)).toBe(true);
+    expect(await refusedBy(metrics)).toEqual({ deploy: 1 });
   });
 });

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { Command, DeltaRef, ExecutionEvent } from '@kernex/shared';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { EncodedCommand, type CancelCommand, type Command, type CommandIdentity, type DeltaRef, type ExecutionEvent, type RollbackCommand, type SharedDeploy } from '@kernex/shared';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { OrchestratorMetrics } from '../metrics.js';
-import { inSavepoint, type Db } from '../store/database.js';
+import type { Db } from '../store/database.js';
 import type { BundleForCommand, DeploymentRow, DeploymentsStore, ExecutionRow } from '../store/deployments.pg.js';
 import type { DeviceLink } from './device-link.js';
 import type { AppliedEvent, EventWriter } from './event-writer.js';
@@ -19,11 +20,19 @@ const DISPATCH_BATCH = 1000;
 /** Devices healed per transaction (and per look-up of what they are owed) after a Redis outage. */
 const HEAL_BATCH = 1000;
 
+/**
+ * Commands handed to the broker per turn of the event loop. Handing a batch at
+ * once queued 1,000 deliveries (socket writes) ahead of everything else: the
+ * next tick's statements waited ~60 ms for each batch's delivery, so ticks and
+ * delivery took turns instead of overlapping.
+ */
+const HAND_SLICE = 100;
+
 /** What the orchestrator needs of the deployments store (store/deployments.pg.ts). */
 export type OrchestratorRepository = Pick<
   DeploymentsStore,
   | 'transaction' | 'tryOrchestratorLock' | 'active' | 'get' | 'timeOut' | 'tally' | 'cancelQueued' | 'setDeployment'
-  | 'requestRollbacks' | 'takeRollbacks' | 'bundleOf' | 'dispatch' | 'requestCancels' | 'owedTo'
+  | 'requestRollbacks' | 'takeRollbacks' | 'bundleOf' | 'dispatch' | 'requestCancels' | 'owedTo' | 'pool'
 >;
 
 export interface OrchestratorOptions {
@@ -33,8 +42,8 @@ export interface OrchestratorOptions {
   metrics: OrchestratorMetrics;
   /** The blob URL devices are told for a bundle (PublicEndpoints.bundleBlobUrl). */
   bundleUrl(bundleId: string): string;
-  /** The `delta` of each device's deploy command, when it gets one (DeltaService.refsFor; DESIGN §4). */
-  deltaRefs?(tx: Db, bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>>;
+  /** The `delta` of each device's deploy command, when it gets one (DeltaService.refsFor; DESIGN §4); given the pool. */
+  deltaRefs?(db: Db, bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>>;
   /** Period of the tick loop, ms (timeouts, phase waits; events and new deployments tick at once). */
   tickMs?: number;
   /** Executions dispatched per deployment per tick (default DISPATCH_BATCH). */
@@ -61,9 +70,10 @@ export type OrchestratorChange =
   | { kind: 'execution'; executionId: string; deploymentId: string; deviceId: string; state: ExecutionEvent['state']; error: string | null }
   | { kind: 'deployment'; deploymentId: string };
 
+/** A command checked and serialised, and the device it goes to. */
 interface Outbound {
   deviceId: string;
-  command: Command;
+  command: EncodedCommand;
 }
 
 /**
@@ -82,6 +92,9 @@ export class Orchestrator {
   private again = false;
   private stopped = true;
   private readonly published: Counter<'type'>;
+  private readonly refused: Counter<'type'>;
+  /** The commands being handed to the broker: every publish waits its turn here, so commands leave in the order they were made. */
+  private handing: Promise<unknown> = Promise.resolve();
   private readonly log: Logger;
   private readonly onSubscribed = (deviceId: string): void => void this.healDevice(deviceId);
   private readonly onApplied = (changes: readonly AppliedEvent[]): void => {
@@ -97,6 +110,7 @@ export class Orchestrator {
   constructor(private readonly opts: OrchestratorOptions) {
     this.log = opts.log.child({ mod: 'orchestrator' });
     this.published = opts.metrics.published;
+    this.refused = opts.metrics.refused;
   }
 
   start(): void {
@@ -133,8 +147,8 @@ export class Orchestrator {
       return;
     }
     this.ticking = (async () => {
-      // Each tick's commands are handed to the broker (in order) before the next tick
-      // starts; the broker's completion callbacks are awaited here, not before the next tick.
+      // Each tick's commands are handed to the broker in order, a slice per turn of the event
+      // loop, while the next tick runs; the broker's completion callbacks are awaited here.
       const publishing: Array<Promise<void>> = [];
       do {
         this.again = false;
@@ -169,8 +183,10 @@ export class Orchestrator {
     const outbound: Outbound[] = [];
     const changed: string[] = [];
     await this.opts.store.transaction(async (tx) => {
-      if (!(await this.opts.store.tryOrchestratorLock(tx))) return; // Another server's orchestrator is ticking.
-      for (const id of await this.opts.store.active(tx)) {
+      // Both statements at once (one round trip): reading the active ones is harmless when the lock is not ours.
+      const [locked, active] = await Promise.all([this.opts.store.tryOrchestratorLock(tx), this.opts.store.active(tx)]);
+      if (!locked) return; // Another server's orchestrator is ticking.
+      for (const id of active) {
         const d = await this.opts.store.get(tx, id, true);
         if (!d) continue;
         const out = await this.advance(tx, d, () => changed.push(id));
@@ -191,10 +207,13 @@ export class Orchestrator {
     const store = this.opts.store;
     const log = this.log.child({ deploymentId: d.id });
     const out: Outbound[] = [];
-    const timedOut = await store.timeOut(tx, d);
+    // Sent together, run in order on the transaction's connection: the tally counts what timed out.
+    // (A tick of a large deployment is a chain of small statements; each round trip waits for an
+    // event loop busy delivering the previous batch, so statements that can go together do.)
+    const [timedOut, tally] = await Promise.all([store.timeOut(tx, d), store.tally(tx, d.id, d.phase)]);
     if (timedOut) log.info({ timedOut }, 'executions timed out');
     if (timedOut) changed();
-    let t = await store.tally(tx, d.id, d.phase);
+    let t = tally;
     const { rollout } = d;
 
     if (d.status === 'running' && pastThreshold(t.failures, t.released, rollout.maxFailurePercent)) {
@@ -210,7 +229,7 @@ export class Orchestrator {
       // Also executions that succeed after the abort: the fleet goes back as one.
       await store.requestRollbacks(tx, d.id);
       const bundle = await store.bundleOf(tx, d.id);
-      for (const e of await store.takeRollbacks(tx, d.id)) out.push({ deviceId: e.deviceId, command: this.rollbackCommand(e, bundle?.name ?? d.bundleName) });
+      for (const e of await store.takeRollbacks(tx, d.id)) this.encode(out, e.deviceId, this.rollbackCommand(e, bundle?.name ?? d.bundleName));
       if (out.length) changed();
     }
     if (d.status !== 'running') return out;
@@ -232,15 +251,18 @@ export class Orchestrator {
 
     const slots = rollout.maxConcurrent === null ? Number.MAX_SAFE_INTEGER : rollout.maxConcurrent - t.inFlight;
     const batchSize = this.opts.dispatchBatch ?? DISPATCH_BATCH;
-    const sent = await store.dispatch(tx, d.id, d.phase, Math.min(slots, batchSize));
+    const limit = Math.min(slots, batchSize);
+    // The bundle is read with the batch (one round trip), when there is room for one.
+    const [sent, bundle] = limit > 0 ? await Promise.all([store.dispatch(tx, d.id, d.phase, limit), store.bundleOf(tx, d.id)]) : [[], undefined];
     if (sent.length === batchSize) this.again = true; // more may be queued: tick again at once
     if (sent.length) {
       changed();
-      const bundle = await store.bundleOf(tx, d.id);
       if (!bundle) throw new Error(`deployment ${d.id} has lost its bundle`);
-      const deltas = await this.deltasFor(tx, bundle, sent.map((e) => e.deviceId));
-      for (const e of sent) out.push({ deviceId: e.deviceId, command: this.deployCommand(e, bundle, d, deltas.get(e.deviceId)) });
+      const deltas = await this.deltasFor(bundle, sent.map((e) => e.deviceId));
+      out.push(...this.deployCommands(sent, bundle, d, deltas));
       log.debug({ sent: sent.length, phase: d.phase }, 'executions dispatched');
+      // The executions just sent are unended (and locked by this transaction): not complete yet.
+      return out;
     }
 
     const after = await store.tally(tx, d.id, d.phase);
@@ -266,7 +288,7 @@ export class Orchestrator {
       if (!d) return { outcome: 'absent' as const };
       if (d.status !== 'running') return { outcome: 'not_running' as const, status: d.status };
       await this.opts.store.cancelQueued(tx, id, 'deployment cancelled');
-      for (const e of await this.opts.store.requestCancels(tx, id)) outbound.push({ deviceId: e.deviceId, command: this.cancelCommand(e) });
+      for (const e of await this.opts.store.requestCancels(tx, id)) this.encode(outbound, e.deviceId, this.cancelCommand(e));
       await this.opts.store.setDeployment(tx, id, { status: 'cancelled', reason: 'cancelled by an operator' });
       return { outcome: 'cancelled' as const };
     });
@@ -313,11 +335,10 @@ export class Orchestrator {
       const d = await deployment(deploymentId);
       const bundle = await store.bundleOf(tx, deploymentId);
       if (!d || !bundle) continue;
-      const deltas = await this.deltasFor(tx, bundle, executions.map((e) => e.deviceId));
-      for (const e of executions) outbound.push({ deviceId: e.deviceId, command: this.deployCommand(e, bundle, d, deltas.get(e.deviceId)) });
+      outbound.push(...this.deployCommands(executions, bundle, d, await this.deltasFor(bundle, executions.map((e) => e.deviceId))));
     }
-    for (const e of owed.cancels) outbound.push({ deviceId: e.deviceId, command: this.cancelCommand(e) });
-    for (const e of owed.rollbacks) outbound.push({ deviceId: e.deviceId, command: this.rollbackCommand(e, (await deployment(e.deploymentId))?.bundleName ?? '') });
+    for (const e of owed.cancels) this.encode(outbound, e.deviceId, this.cancelCommand(e));
+    for (const e of owed.rollbacks) this.encode(outbound, e.deviceId, this.rollbackCommand(e, (await deployment(e.deploymentId))?.bundleName ?? ''));
     return outbound;
   }
 
@@ -329,53 +350,111 @@ export class Orchestrator {
     }
   }
 
-  private async publish(outbound: Outbound[]): Promise<void> {
-    await Promise.all(
-      outbound.map(async ({ deviceId, command }) => {
-        try {
-          await this.opts.link.publishCommand(deviceId, command);
-          this.published.labels(command.type).inc();
-          this.log.debug({ deviceId, executionId: command.executionId, type: command.type }, 'command published');
-        } catch (err) {
-          // The row says what is owed; the device gets it again when it connects.
-          this.log.warn({ err: (err as Error).message, deviceId, executionId: command.executionId }, 'command not published');
-        }
-      }),
-    );
+  /**
+   * Hands the commands to the broker after those of earlier calls, {@link HAND_SLICE} per turn
+   * of the event loop; resolves when the broker has taken each (or failed to).
+   */
+  private async publish(outbound: readonly Outbound[]): Promise<void> {
+    if (!outbound.length) return;
+    const handed = this.handing.then(() => this.hand(outbound));
+    this.handing = handed.catch(() => undefined); // hand() does not reject; if it ever did, later publishes must still run
+    const results = await Promise.all(await handed);
+    const published = new Map<Command['type'], number>();
+    const debug = this.log.isLevelEnabled('debug');
+    results.forEach((err, i) => {
+      const { deviceId, command } = outbound[i]!;
+      if (!err) {
+        published.set(command.type, (published.get(command.type) ?? 0) + 1);
+        if (debug) this.log.debug({ deviceId, executionId: command.executionId, type: command.type }, 'command published');
+      } else {
+        // The row says what is owed; the device gets it again when it connects.
+        this.log.warn({ err: err.message, deviceId, executionId: command.executionId }, 'command not published');
+      }
+    });
+    for (const [type, n] of published) this.published.labels(type).inc(n);
   }
 
-  /** Deltas for these devices; a failure there costs only the saving: the full bundle goes. */
-  private async deltasFor(tx: Db, bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>> {
+  /** Hands each command to the broker, in order, yielding between slices; each promise says how its publish ended (never rejects). */
+  private async hand(outbound: readonly Outbound[]): Promise<Array<Promise<Error | undefined>>> {
+    const results: Array<Promise<Error | undefined>> = [];
+    for (let i = 0; i < outbound.length; i++) {
+      if (i > 0 && i % HAND_SLICE === 0) await nextTurn();
+      const { deviceId, command } = outbound[i]!;
+      results.push(this.opts.link.publishEncoded(deviceId, command).then(() => undefined, (err: Error) => err));
+    }
+    return results;
+  }
+
+  /** Checks and serialises one command into `out`; one that fails the schema is refused: logged, counted, not sent. */
+  private encode(out: Outbound[], deviceId: string, command: Command): void {
+    try {
+      out.push({ deviceId, command: EncodedCommand.of(command) });
+    } catch (err) {
+      this.refuse(deviceId, command.type, command.executionId, (err as Error).message);
+    }
+  }
+
+  /** A command this server made fails the command schema (DESIGN §3): it is not sent, and its execution times out as any unanswered one. */
+  private refuse(deviceId: string, type: Command['type'], executionId: string, reason: string): void {
+    this.refused.labels(type).inc();
+    this.log.error({ deviceId, executionId, type, reason }, 'command refused: fails the command schema');
+  }
+
+  /**
+   * Deltas for these devices; a failure there costs only the saving: the full bundle goes.
+   * Read on the pool, not in the tick's transaction: a failed query there must not abort the
+   * transaction, and one statement is one round trip where a savepoint around it was three.
+   */
+  private async deltasFor(bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>> {
     if (!this.opts.deltaRefs) return new Map();
     try {
-      // In a savepoint: a failed query must not abort the tick's transaction.
-      const deltaRefs = this.opts.deltaRefs;
-      return await inSavepoint(tx, (db) => deltaRefs(db, bundle, deviceIds));
+      return await this.opts.deltaRefs(this.opts.store.pool, bundle, deviceIds);
     } catch (err) {
       this.log.warn({ err: (err as Error).message, bundleId: bundle.id }, 'deltas not looked up; full bundles sent');
       return new Map();
     }
   }
 
-  private deployCommand(e: ExecutionRow, bundle: BundleForCommand, d: DeploymentRow, delta?: DeltaRef): Command {
+  /**
+   * The deploy commands of a batch of executions of one deployment, checked
+   * and serialised. They share the bundle and the deployment's settings, so
+   * that part is checked and serialised once ({@link EncodedCommand.deploys});
+   * a device with a delta has a bundle of its own and is checked alone.
+   */
+  private deployCommands(
+    executions: ReadonlyArray<Pick<ExecutionRow, 'id' | 'deviceId'>>,
+    bundle: BundleForCommand,
+    d: DeploymentRow,
+    deltas: ReadonlyMap<string, DeltaRef>,
+  ): Outbound[] {
     // `soakS` only when set: rollouts stored before it existed have none (DESIGN §5: default 0).
     const soakS = d.rollout.soakS ?? 0;
-    return {
-      id: randomUUID(),
-      type: 'deploy',
-      executionId: e.id,
-      issuedAt: new Date().toISOString(),
-      timeoutS: d.timeoutS,
-      ...(soakS > 0 ? { soakS } : {}),
-      bundle: { ...bundle, url: this.opts.bundleUrl(bundle.id), ...(delta ? { delta } : {}) },
-    };
+    const shared: SharedDeploy = { timeoutS: d.timeoutS, ...(soakS > 0 ? { soakS } : {}), bundle: { ...bundle, url: this.opts.bundleUrl(bundle.id) } };
+    const issuedAt = new Date().toISOString();
+    const out: Outbound[] = [];
+    const plain: Array<{ deviceId: string; identity: CommandIdentity }> = [];
+    for (const e of executions) {
+      const identity = { id: randomUUID(), executionId: e.id, issuedAt };
+      const delta = deltas.get(e.deviceId);
+      if (delta) this.encode(out, e.deviceId, { ...identity, type: 'deploy', ...shared, bundle: { ...shared.bundle, delta } });
+      else plain.push({ deviceId: e.deviceId, identity });
+    }
+    EncodedCommand.deploys(
+      shared,
+      plain.map((p) => p.identity),
+    ).forEach((c, i) => {
+      const { deviceId } = plain[i]!;
+      if (c instanceof EncodedCommand) out.push({ deviceId, command: c });
+      else this.refuse(deviceId, 'deploy', c.executionId, c.reason);
+    });
+    return out;
   }
 
-  private cancelCommand(e: ExecutionRow): Command {
+  private cancelCommand(e: ExecutionRow): CancelCommand {
     return { id: randomUUID(), type: 'cancel', executionId: e.id, issuedAt: new Date().toISOString() };
   }
 
-  private rollbackCommand(e: ExecutionRow, name: string): Command {
+  private rollbackCommand(e: ExecutionRow, name: string): RollbackCommand {
     return { id: randomUUID(), type: 'rollback', executionId: e.id, issuedAt: new Date().toISOString(), name };
   }
 }

@@ -224,18 +224,22 @@ export class DeploymentsStore {
       where id = ${id}`;
   }
 
-  /** Marks up to `limit` queued executions of released phases sent; returns them (skipping rows another transaction holds). */
-  async dispatch(db: Db, deploymentId: string, phase: number, limit: number): Promise<ExecutionRow[]> {
+  /**
+   * Marks up to `limit` queued executions of released phases sent; returns their ids and devices
+   * (skipping rows another transaction holds). Only the two columns a command needs come back:
+   * at 1,000 rows a batch, parsing whole rows (four timestamps each) was a cost of its own.
+   */
+  async dispatch(db: Db, deploymentId: string, phase: number, limit: number): Promise<Array<Pick<ExecutionRow, 'id' | 'deviceId'>>> {
     if (limit <= 0) return [];
-    const rows = await db`
+    const rows = await db<{ id: string; device_id: string }[]>`
       update executions set state = 'sent', sent_count = sent_count + 1, sent_at = now(), updated_at = now()
       where id in (
         select id from executions
         where deployment_id = ${deploymentId} and state = 'queued' and phase <= ${phase}
         order by phase, device_id limit ${limit}
         for update skip locked)
-      returning *`;
-    return rows.map(toExecution);
+      returning id, device_id`;
+    return rows.map((r) => ({ id: r.id, deviceId: r.device_id }));
   }
 
   /** Cancels every queued execution of a deployment. */
