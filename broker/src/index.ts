@@ -26,6 +26,7 @@ import { Sessions } from './sessions.js';
 
 /** A listener with the port it really got, so a caller that asked for port 0 learns the port to tell devices. */
 export type { BoundListener } from './listeners.js';
+export { LISTEN_BACKLOG } from './listeners.js';
 export { crossesNodes, type BrokerBus, type CrossingPacket } from './cluster-bus.js';
 /** The type of `Broker.metrics`, so callers can read the broker's counters without importing prom-client types by hand. */
 export type { BrokerMetrics } from './metrics.js';

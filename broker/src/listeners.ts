@@ -14,6 +14,15 @@ export interface BoundListener {
 }
 
 /**
+ * Connections the kernel may hold for us before we accept them (capped by
+ * net.core.somaxconn, 4096 on current kernels). Node's default is 511: when a
+ * whole fleet reconnects at once (a restart, a node's devices failing over) the
+ * queue overflows, the kernel drops the SYNs, and each device waits for its
+ * SYN to be resent (1 s, then 3 s...) while the server sits idle.
+ */
+export const LISTEN_BACKLOG = 4096;
+
+/**
  * Listens on `port` (0 = any free port) and resolves with the bound port, or
  * rejects with the listen error (EADDRINUSE, EACCES) so the caller can name it.
  */
@@ -29,7 +38,7 @@ export function listen(server: net.Server, port: number, host: string): Promise<
     };
     server.once('error', onError);
     server.once('listening', onListening);
-    server.listen(port, host);
+    server.listen({ port, host, backlog: LISTEN_BACKLOG });
   });
 }
 

@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
-import { createBroker, type KernexBroker } from '@kernex/broker';
+import { createBroker, LISTEN_BACKLOG, type KernexBroker } from '@kernex/broker';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
@@ -477,7 +477,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       process.stderr.write(`kernex server: created the first admin API key (shown once, keep it): ${firstAdminKey}\n`);
     }
     try {
-      await app.listen({ port: config.httpPort, host: config.host });
+      await app.listen({ port: config.httpPort, host: config.host, backlog: LISTEN_BACKLOG }); // registrations come in storms too
     } catch (err) {
       throw listenError(err, 'KERNEX_HTTP_PORT', config.httpPort);
     }
