@@ -112,8 +112,17 @@ describe('a server whose database backends are terminated mid-transaction', () =
       await alive(client.publishAsync(telemetryTopic(device.id), JSON.stringify({ cpu: round }), { qos: 1 }));
       // The PUBACK of an event comes once it is stored: after the terminations.
       const stored = client.publishAsync(eventsTopic(device.id), JSON.stringify({ executionId, state, ts: Date.now() }), { qos: 1 });
+      // Both tables have a server backend waiting on them: a writer's transaction is open on each.
       await expect
-        .poll(async () => (await killer!`select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name <> ${ADMIN_APP} and wait_event_type = 'Lock'`)[0]!.n, { timeout: 30_000 })
+        .poll(
+          async () =>
+            (
+              await killer!`
+                select count(distinct l.relation)::int as n from pg_locks l join pg_stat_activity a using (pid)
+                where not l.granted and l.relation in ('device_telemetry'::regclass, 'executions'::regclass) and a.application_name <> ${ADMIN_APP}`
+            )[0]!.n,
+          { timeout: 30_000 },
+        )
         .toBe(2);
 
       const [terminated] = await killer`
