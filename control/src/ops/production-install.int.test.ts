@@ -56,8 +56,13 @@ describe('the server image entrypoint from a production-only install', () => {
       await fs.mkdir(path.dirname(path.join(app, f)), { recursive: true });
       await fs.copyFile(path.join(ROOT, f), path.join(app, f));
     }
+    // And the patches its install applies (postgres.js: porsager/postgres#1066, #1154, #1208).
+    await fs.cp(path.join(ROOT, 'patches'), path.join(app, 'patches'), { recursive: true });
     const install = await prodInstallCommand();
     await run('sh', ['-c', `${install} --prefer-offline`], { cwd: app, timeout: 540_000, maxBuffer: 16 * 1024 * 1024 });
+    for (const f of ['src/connection.js', 'cjs/src/connection.js']) {
+      expect(await fs.readFile(path.join(app, 'node_modules', 'postgres', f), 'utf8'), f).toContain('Kernex patch');
+    }
     for (const [from, to] of await runtimeCopies()) {
       await fs.cp(path.join(ROOT, from), path.join(app, to), { recursive: true });
     }
