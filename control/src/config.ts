@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_ARCHIVE_LIMITS, EnvReader, type ArchiveLimits } from '@kernex/shared';
+import { MAX_UNAUTHENTICATED_PER_ADDRESS } from '@kernex/broker';
 
 const MIB = (bytes: number): number => Math.floor(bytes / (1024 * 1024));
 
@@ -52,6 +53,12 @@ export interface ServerConfig {
   logFormat: 'auto' | 'json';
   /** Largest bundle upload, bytes (KERNEX_MAX_BUNDLE_MB). */
   maxBundleBytes: number;
+  /**
+   * MQTT connections one address may have open before their CONNACK
+   * (KERNEX_MQTT_PENDING_PER_ADDRESS). Behind a load balancer every device
+   * comes from its address, so a fleet reconnecting at once needs more.
+   */
+  mqttPendingPerAddress: number;
   /**
    * Bounds of an unpacked bundle (KERNEX_MAX_BUNDLE_ENTRY_MB, KERNEX_MAX_BUNDLE_UNPACKED_MB):
    * at most the agent's own, so the server never accepts what devices refuse.
@@ -190,6 +197,7 @@ export function loadConfig(env: Env = process.env): Readonly<ServerConfig> {
     wsPort: read.port('KERNEX_WS_PORT', undefined),
     embeddedPgPort: read.port('KERNEX_PG_PORT', 0),
     pgPoolSize: positiveInt('KERNEX_PG_POOL_SIZE', 10, 1000),
+    mqttPendingPerAddress: positiveInt('KERNEX_MQTT_PENDING_PER_ADDRESS', MAX_UNAUTHENTICATED_PER_ADDRESS, 1_000_000),
     publicUrl: read.url('KERNEX_PUBLIC_URL', ['http:', 'https:']),
     mqttUrls: urlList('KERNEX_MQTT_URLS', ['mqtt:', 'mqtts:', 'ws:', 'wss:']),
     redisUrl: read.url('KERNEX_REDIS_URL', ['redis:', 'rediss:']),

@@ -314,6 +314,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       directory,
       storeEvent: (deviceId, event, connection) => eventWriter.submit(deviceId, event, connection),
       bus: cluster?.bus,
+      maxUnauthenticatedPerAddress: config.mqttPendingPerAddress,
     });
     connections = () => broker.connectedCount;
     // Where devices are, for commands that cross to one node (DESIGN §8): what this broker holds, then the
