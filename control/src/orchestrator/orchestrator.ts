@@ -4,7 +4,7 @@ import { EncodedCommand, type CancelCommand, type Command, type CommandIdentity,
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { OrchestratorMetrics } from '../metrics.js';
-import type { Db } from '../store/database.js';
+import { inSavepoint, type Db } from '../store/database.js';
 import type { BundleForCommand, DeploymentRow, DeploymentsStore, ExecutionRow } from '../store/deployments.pg.js';
 import type { DeviceLink } from './device-link.js';
 import type { AppliedEvent, EventWriter } from './event-writer.js';
@@ -258,7 +258,7 @@ export class Orchestrator {
     if (sent.length) {
       changed();
       if (!bundle) throw new Error(`deployment ${d.id} has lost its bundle`);
-      const deltas = await this.deltasFor(bundle, sent.map((e) => e.deviceId));
+      const deltas = await this.deltasFor(tx, bundle, sent.map((e) => e.deviceId));
       out.push(...this.deployCommands(sent, bundle, d, deltas));
       log.debug({ sent: sent.length, phase: d.phase }, 'executions dispatched');
       // The executions just sent are unended (and locked by this transaction): not complete yet.
@@ -335,7 +335,7 @@ export class Orchestrator {
       const d = await deployment(deploymentId);
       const bundle = await store.bundleOf(tx, deploymentId);
       if (!d || !bundle) continue;
-      outbound.push(...this.deployCommands(executions, bundle, d, await this.deltasFor(bundle, executions.map((e) => e.deviceId))));
+      outbound.push(...this.deployCommands(executions, bundle, d, await this.deltasFor(tx, bundle, executions.map((e) => e.deviceId))));
     }
     for (const e of owed.cancels) this.encode(outbound, e.deviceId, this.cancelCommand(e));
     for (const e of owed.rollbacks) this.encode(outbound, e.deviceId, this.rollbackCommand(e, (await deployment(e.deploymentId))?.bundleName ?? ''));
@@ -405,10 +405,14 @@ export class Orchestrator {
    * Read on the pool, not in the tick's transaction: a failed query there must not abort the
    * transaction, and one statement is one round trip where a savepoint around it was three.
    */
-  private async deltasFor(bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>> {
+  private async deltasFor(tx: Db, bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>> {
     if (!this.opts.deltaRefs) return new Map();
     try {
-      return await this.opts.deltaRefs(this.opts.store.pool, bundle, deviceIds);
+      // On the caller's transaction, not the pool: a caller holding its transaction's connection while
+      // waiting for another one deadlocks once as many heals run at once as the pool has connections.
+      // In a savepoint: a failed query must not abort that transaction.
+      const deltaRefs = this.opts.deltaRefs;
+      return await inSavepoint(tx, (db) => deltaRefs(db, bundle, deviceIds));
     } catch (err) {
       this.log.warn({ err: (err as Error).message, bundleId: bundle.id }, 'deltas not looked up; full bundles sent');
       return new Map();
