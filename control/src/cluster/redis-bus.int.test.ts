@@ -99,6 +99,22 @@ describe('commands over the Redis bus', () => {
     expect([commandsTo(n1, d), commandsTo(n2, d), commandsTo(n3, d)]).toEqual([[], [], []]);
   });
 
+  it('has the owner by every announcement send a command on to every node when its broker does not hold the device', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    const d = deviceId();
+    announce(n2, d);
+    await expect.poll(() => [n1.bus.owners.ownerOf(d), n3.bus.owners.ownerOf(d)]).toEqual(['route-2', 'route-2']);
+    // The device moved to node 3 while node 3's Redis was away: nobody heard, and node 2's broker has lost it.
+    n2.bus.holdsWith((id) => id !== d);
+    try {
+      n1.bus.send(packet(cmdTopic(d), 'moved unheard'));
+      await expect.poll(() => commandsTo(n3, d).length).toBe(1);
+      expect(commandsTo(n2, d)).toHaveLength(1); // node 2 got it as the owner, and sent it on
+    } finally {
+      n2.bus.holdsWith(() => true);
+    }
+  });
+
   it('sends to every node when nobody listens on the owner’s channel', async () => {
     const [n1, n2] = nodes as [Node, Node];
     const d = deviceId();

@@ -72,6 +72,8 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
   private up = false;
   private closing = false;
   private packetListener: ((p: CrossingPacket) => void) | undefined;
+  /** Whether this node's broker really holds the device's connection; unset: trust the announcements. */
+  private holder: ((deviceId: string) => boolean) | undefined;
   /** Which node holds which device's session, as heard here. */
   readonly owners: DeviceOwners;
   private readonly ownChannel: string;
@@ -168,6 +170,17 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
       },
       () => {},
     );
+  }
+
+  /**
+   * Tells the bus how to ask this node's broker whether it holds a device's
+   * connection. A node whose Redis blipped missed the announcements made
+   * meanwhile, so a device that moved here from elsewhere may still be this
+   * node's in others' maps, or another's in this one: a command for a device
+   * it does not hold is sent on to every node, whatever the announcements said.
+   */
+  holdsWith(holder: (deviceId: string) => boolean): void {
+    this.holder = holder;
   }
 
   onPacket(listener: (packet: CrossingPacket) => void): void {
@@ -267,6 +280,8 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
       this.commandsReceived.labels('owner').inc();
       this.packetListener?.(packet);
     }
-    if (deviceId !== undefined && !this.owners.isMine(deviceId)) this.broadcastCommand({ kind: 'packet', packet, forwarded: true }, 'forwarded');
+    if (deviceId === undefined) return;
+    const holds = this.owners.isMine(deviceId) && (this.holder?.(deviceId) ?? true);
+    if (!holds) this.broadcastCommand({ kind: 'packet', packet, forwarded: true }, 'forwarded');
   }
 }
