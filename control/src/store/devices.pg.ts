@@ -222,8 +222,10 @@ export class DevicesStore {
       // of the same device on another node: an online session of another node (or an earlier life
       // of this one) is replaced only by a connect at least as recent as the one that recorded it
       // (`last_seen_at` of an online device). Times are the database's (the writer corrects the node's clock).
+      // A reassert keeps the time of the connect it re-asserts: stamped with its own (later) time it
+      // would outrank a connect made meanwhile on another node whose batch lands after it.
       await sql`
-        update devices d set online = v.online, last_seen_at = v.at,
+        update devices d set online = v.online, last_seen_at = case when v.reassert then d.last_seen_at else v.at end,
           node_id = case when v.online then ${node.id} else d.node_id end,
           node_generation = case when v.online then ${node.generation}::bigint else d.node_generation end
         from unnest(${sql.array(changes.map((c) => c.deviceId))}::text[],
