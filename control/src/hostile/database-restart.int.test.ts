@@ -1,35 +1,17 @@
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { cmdTopic, eventsTopic, telemetryTopic, type Command, type ExecutionState } from '@kernex/shared';
 import type { MqttClient } from 'mqtt';
 import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeBundle } from '../../../shared/src/test-support/make-bundle.js';
-import { freePort } from '../net/free-port.js';
 import { api, makeDevice, register } from '../test-support/devices.js';
 import { enrollmentToken } from '../test-support/fleet.js';
-import { connectDevice } from '../test-support/mqtt.js';
+import { connectDevice, nextCommand } from '../test-support/mqtt.js';
 import { spawnServer, type ServerProcess } from '../test-support/spawn-server.js';
-import { createTestDatabase, type TestDatabase } from '../test-support/test-database.js';
+import { serverEnv, type ServerEnv } from '../test-support/server-env.js';
 
 const STATES: ExecutionState[] = ['received', 'downloading', 'installing', 'verifying', 'succeeded'];
 /** The test's own connections: never terminated with the server's. */
 const ADMIN_APP = 'kx-test-admin';
-
-/** The next deploy command the client receives. */
-function nextCommand(client: MqttClient): Promise<Command> {
-  return new Promise((resolve) => {
-    const on = (_topic: string, payload: Buffer): void => {
-      const command = JSON.parse(payload.toString()) as Command;
-      if (command.type !== 'deploy') return;
-      client.off('message', on);
-      resolve(command);
-    };
-    client.on('message', on);
-  });
-}
 
 /**
  * The server's PostgreSQL backends end under it (a restart, pg_terminate_backend, a managed
@@ -38,8 +20,7 @@ function nextCommand(client: MqttClient): Promise<Command> {
  * the server must stay up, report ready again and store what devices sent afterwards.
  */
 describe('a server whose database backends are terminated mid-transaction', () => {
-  let database: TestDatabase;
-  let dataDir: string;
+  let setup: ServerEnv | undefined;
   let server: ServerProcess | undefined;
   let admin: postgres.Sql | undefined;
   let killer: postgres.Sql | undefined;
@@ -53,24 +34,12 @@ describe('a server whose database backends are terminated mid-transaction', () =
     }
     await admin?.end();
     await killer?.end();
-    await database?.drop();
-    if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
+    await setup?.remove();
   });
 
   it('stays up, is ready again and stores the telemetry and events sent across every termination', { timeout: 180_000 }, async () => {
-    database = await createTestDatabase();
-    dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-db-restart-'));
-    const adminKey = `kx_test_${randomBytes(16).toString('hex')}`;
-    const env = {
-      DATABASE_URL: database.url,
-      KERNEX_DATA_DIR: dataDir,
-      KERNEX_ADMIN_KEY: adminKey,
-      KERNEX_HTTP_PORT: String(await freePort()),
-      KERNEX_MQTT_PORT: String(await freePort()),
-      KERNEX_RATE_LIMIT_PER_MIN: '1000000',
-    };
-    const headers = { authorization: `Bearer ${adminKey}` };
-    const httpUrl = `http://127.0.0.1:${env.KERNEX_HTTP_PORT}`;
+    setup = await serverEnv('db-restart');
+    const { env, headers, httpUrl } = setup;
     const running = spawnServer(env);
     server = running;
     await running.ready;
@@ -93,8 +62,8 @@ describe('a server whose database backends are terminated mid-transaction', () =
     const { executionId } = await command;
 
     const options = { onnotice: () => {}, connection: { application_name: ADMIN_APP } };
-    admin = postgres(database.url, { ...options, max: 1 });
-    killer = postgres(database.url, { ...options, max: 1 });
+    admin = postgres(setup.database.url, { ...options, max: 1 });
+    killer = postgres(setup.database.url, { ...options, max: 1 });
 
     for (const [round, state] of STATES.entries()) {
       // Hold the tables the telemetry and event writers write, so each is caught inside its transaction.

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,13 +7,13 @@ import type { MqttClient } from 'mqtt';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBundle } from '../../../shared/src/test-support/make-bundle.js';
-import { freePort } from '../net/free-port.js';
 import { DeploymentsStore } from '../store/deployments.pg.js';
 import { api, makeDevice, register, type TestDevice } from '../test-support/devices.js';
 import { enrollmentToken } from '../test-support/fleet.js';
-import { brokerEvent, connectDevice } from '../test-support/mqtt.js';
+import { brokerEvent, connectDevice, nextCommand } from '../test-support/mqtt.js';
 import { spawnServer, type ServerProcess } from '../test-support/spawn-server.js';
 import { startTcpProxy, type TcpProxy } from '../test-support/tcp-proxy.js';
+import { serverEnv, type ServerEnv } from '../test-support/server-env.js';
 import { createTestDatabase, type TestDatabase } from '../test-support/test-database.js';
 import { startTestServer, type TestServer } from '../test-support/test-server.js';
 
@@ -34,24 +33,10 @@ async function deployTo(httpUrl: string, headers: Record<string, string>, device
   return created.body.id as string;
 }
 
-/** The next deploy command the client receives. */
-function nextCommand(client: MqttClient): Promise<Command> {
-  return new Promise((resolve) => {
-    const on = (_topic: string, payload: Buffer): void => {
-      const command = JSON.parse(payload.toString()) as Command;
-      if (command.type !== 'deploy') return;
-      client.off('message', on);
-      resolve(command);
-    };
-    client.on('message', on);
-  });
-}
-
 const event = (executionId: string, state: ExecutionState): string => JSON.stringify({ executionId, state, ts: Date.now() });
 
 describe('an execution event is acknowledged only once it is stored', () => {
-  let database: TestDatabase;
-  let dataDir: string;
+  let setup: ServerEnv | undefined;
   let server: ServerProcess | undefined;
 
   afterAll(async () => {
@@ -59,25 +44,13 @@ describe('an execution event is acknowledged only once it is stored', () => {
       server.proc.kill('SIGTERM');
       await server.exited;
     }
-    await database?.drop();
-    if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
+    await setup?.remove();
   });
 
   it('keeps `succeeded` after a SIGKILL right after its PUBACK, every time', async () => {
-    database = await createTestDatabase();
-    dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-event-ack-'));
-    const adminKey = `kx_test_${randomBytes(16).toString('hex')}`;
-    const env = {
-      DATABASE_URL: database.url,
-      KERNEX_DATA_DIR: dataDir,
-      KERNEX_ADMIN_KEY: adminKey,
-      KERNEX_HTTP_PORT: String(await freePort()),
-      KERNEX_MQTT_PORT: String(await freePort()),
-      KERNEX_RATE_LIMIT_PER_MIN: '1000000',
-    };
-    const headers = { authorization: `Bearer ${adminKey}` };
-    const httpUrl = `http://127.0.0.1:${env.KERNEX_HTTP_PORT}`;
-    const mqttUrl = `mqtt://127.0.0.1:${env.KERNEX_MQTT_PORT}`;
+    setup = await serverEnv('event-ack');
+    const { env, headers, httpUrl } = setup;
+    const { mqttUrl } = setup;
     server = spawnServer(env);
     await server.ready;
     const device = await makeDevice();

@@ -1,4 +1,5 @@
 import type { BrokerEvents, KernexBroker } from '@kernex/broker';
+import type { Command } from '@kernex/shared';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { TestDevice } from './devices.js';
 
@@ -66,4 +67,17 @@ export function brokerEvent<K extends keyof BrokerEvents>(broker: KernexBroker, 
 /** The next message a client receives: topic, payload, packet. */
 export function nextMessage(client: MqttClient): Promise<[string, Buffer, IPublishPacket]> {
   return new Promise((resolve) => client.once('message', (topic, payload, packet) => resolve([topic, payload, packet])));
+}
+
+/** The next `deploy` command a client receives on any topic (other messages are passed over). */
+export function nextCommand(client: MqttClient): Promise<Command> {
+  return new Promise((resolve) => {
+    const on = (_topic: string, payload: Buffer): void => {
+      const command = JSON.parse(payload.toString()) as Command;
+      if (command.type !== 'deploy') return;
+      client.off('message', on);
+      resolve(command);
+    };
+    client.on('message', on);
+  });
 }
