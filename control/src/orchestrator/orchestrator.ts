@@ -11,12 +11,21 @@ import type { AppliedEvent, EventWriter } from './event-writer.js';
 import { pastThreshold } from './rules.js';
 
 /**
- * Executions dispatched per deployment per tick. A tick that fills a batch runs
- * again at once, and its commands go out while the next batch's transaction
- * runs: a large fleet's first commands leave after one small UPDATE, not after
- * one UPDATE of every row (10,000 rows: ~300 ms in PostgreSQL with the server idle).
+ * Executions dispatched per deployment by a kick's first tick. A tick that fills
+ * its batch runs again at once, and its commands go out while the next batch's
+ * transaction runs: a large fleet's first commands leave after one small UPDATE,
+ * not after one UPDATE of every row (10,000 rows: ~300 ms in PostgreSQL with the
+ * server idle).
  */
 const DISPATCH_BATCH = 1000;
+/**
+ * Each tick that fills its batch doubles the next one, up to this many times
+ * the first (1,000, 2,000, 4,000, 4,000, ...). A tick is a chain of round trips
+ * to PostgreSQL, and while the previous batch is being delivered each one waits
+ * for a busy event loop: 10,000 devices took ten such chains, and now take four.
+ * The first batch stays small so the first commands still leave early.
+ */
+const BATCH_GROWTH = 4;
 /** Devices healed per transaction (and per look-up of what they are owed) after a Redis outage. */
 const HEAL_BATCH = 1000;
 
@@ -46,7 +55,7 @@ export interface OrchestratorOptions {
   deltaRefs?(db: Db, bundle: BundleForCommand, deviceIds: readonly string[]): Promise<Map<string, DeltaRef>>;
   /** Period of the tick loop, ms (timeouts, phase waits; events and new deployments tick at once). */
   tickMs?: number;
-  /** Executions dispatched per deployment per tick (default DISPATCH_BATCH). */
+  /** Executions dispatched per deployment by a kick's first tick (default DISPATCH_BATCH); later ticks grow to BATCH_GROWTH times it. */
   dispatchBatch?: number;
   /** Where device events are stored (before their PUBACK); a commit that moved an execution ticks at once. */
   events?: EventWriter;
@@ -96,6 +105,8 @@ export class Orchestrator {
   /** The commands being handed to the broker: every publish waits its turn here, so commands leave in the order they were made. */
   private handing: Promise<unknown> = Promise.resolve();
   private readonly log: Logger;
+  /** The next batch of a deployment whose last tick filled its batch; none: the first size. */
+  private readonly nextBatch = new Map<string, number>();
   private readonly onSubscribed = (deviceId: string): void => void this.healDevice(deviceId);
   private readonly onApplied = (changes: readonly AppliedEvent[]): void => {
     const deployments = new Set<string>();
@@ -232,7 +243,10 @@ export class Orchestrator {
       for (const e of await store.takeRollbacks(tx, d.id)) this.encode(out, e.deviceId, this.rollbackCommand(e, bundle?.name ?? d.bundleName));
       if (out.length) changed();
     }
-    if (d.status !== 'running') return out;
+    if (d.status !== 'running') {
+      this.nextBatch.delete(d.id);
+      return out;
+    }
 
     // Phases: the next starts when every released execution has ended and waitS has passed.
     const lastPhase = rollout.phases.length - 1;
@@ -250,11 +264,15 @@ export class Orchestrator {
     }
 
     const slots = rollout.maxConcurrent === null ? Number.MAX_SAFE_INTEGER : rollout.maxConcurrent - t.inFlight;
-    const batchSize = this.opts.dispatchBatch ?? DISPATCH_BATCH;
+    const firstBatch = this.opts.dispatchBatch ?? DISPATCH_BATCH;
+    const batchSize = this.nextBatch.get(d.id) ?? firstBatch;
     const limit = Math.min(slots, batchSize);
     // The bundle is read with the batch (one round trip), when there is room for one.
     const [sent, bundle] = limit > 0 ? await Promise.all([store.dispatch(tx, d.id, d.phase, limit), store.bundleOf(tx, d.id)]) : [[], undefined];
-    if (sent.length === batchSize) this.again = true; // more may be queued: tick again at once
+    if (sent.length === batchSize) {
+      this.again = true; // more may be queued: tick again at once, with a larger batch
+      this.nextBatch.set(d.id, Math.min(batchSize * 2, firstBatch * BATCH_GROWTH));
+    } else this.nextBatch.delete(d.id);
     if (sent.length) {
       changed();
       if (!bundle) throw new Error(`deployment ${d.id} has lost its bundle`);
