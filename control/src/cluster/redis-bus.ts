@@ -9,6 +9,12 @@ import { DeviceOwners } from './device-owners.js';
 
 /** The pub/sub channel every node hears: two subscriptions per node, never one per device (aedes#569). */
 const CHANNEL = 'kernex:bus';
+/**
+ * Live events for `GET /api/v1/events` (DESIGN §6): subscribed only by nodes
+ * serving an event stream now, so a node without one is not sent every
+ * presence and execution change of the fleet (each would cost it a parse).
+ */
+const LIVE_CHANNEL = 'kernex:bus:live';
 /** A node's own channel: commands for the devices whose sessions it holds. */
 const nodeChannel = (nodeId: string): string => `kernex:bus:node:${nodeId}`;
 /** The device of a command topic `kx/{id}/cmd` (crossesNodes checked its form). */
@@ -83,6 +89,9 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
   private readonly upGauge: Gauge;
   private readonly commandsSent: Counter<'route'>;
   private readonly commandsReceived: Counter<'route'>;
+  /** Holders of {@link listenLive}: the live channel is subscribed while there is one. */
+  private liveHolders = 0;
+  private liveSubscribed: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly url: string,
@@ -187,9 +196,35 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
     this.packetListener = listener;
   }
 
-  /** Hands a message to every other node; dropped and counted while Redis is away. */
+  /** Hands a message to every other node (a live event: to those serving an event stream); dropped and counted while Redis is away. */
   publish(msg: BusMessage): void {
-    this.publishTo(CHANNEL, msg).catch(() => {});
+    this.publishTo(msg.kind === 'live' ? LIVE_CHANNEL : CHANNEL, msg).catch(() => {});
+  }
+
+  /**
+   * Hears the other nodes' live events until `release` (counted: the channel is
+   * subscribed while anyone holds it). `ready()` resolves once Redis has the
+   * subscription, or could not take it: then it is taken again when Redis is
+   * back, and `ready()` then resolves once it has.
+   */
+  listenLive(): { ready(): Promise<void>; release(): void } {
+    if (this.liveHolders++ === 0) this.liveSubscribed = this.subscribeLive();
+    let released = false;
+    return {
+      ready: () => this.liveSubscribed,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--this.liveHolders === 0) this.sub.unsubscribe(LIVE_CHANNEL).catch(() => {});
+      },
+    };
+  }
+
+  private subscribeLive(): Promise<void> {
+    return this.sub.subscribe(LIVE_CHANNEL).then(
+      () => undefined,
+      (err: Error) => this.log.warn({ err: err.message }, 'live events of other nodes not subscribed; retried when redis is back'),
+    );
   }
 
   /** Publishes on `channel`; resolves with how many subscribers got it, rejects when it was dropped (counted). */
@@ -229,6 +264,8 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
     this.up = up;
     this.upGauge.set(up ? 1 : 0);
     if (up) {
+      // ioredis resubscribes only what Redis had accepted; a stream opened during the outage had not.
+      if (this.liveHolders > 0) this.liveSubscribed = this.subscribeLive();
       this.log.info({ redis: describe(this.url) }, 'redis connection back; healing from the database');
       this.emit('recovered');
     } else {

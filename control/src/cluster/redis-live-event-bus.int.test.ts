@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,11 +25,18 @@ describe('the Redis-backed live-event bus', () => {
     await redis?.stop();
   });
 
+  const registries = new Map<RedisLiveEventBus<Ev>, { bus: RedisBus; registry: Registry }>();
   const node = async (id: string): Promise<RedisLiveEventBus<Ev>> => {
-    const bus = await RedisBus.connect(redis.url, id, log, new Registry());
+    const registry = new Registry();
+    const bus = await RedisBus.connect(redis.url, id, log, registry);
     buses.push(bus);
-    return new RedisLiveEventBus<Ev>(bus);
+    const live = new RedisLiveEventBus<Ev>(bus);
+    registries.set(live, { bus, registry });
+    return live;
   };
+  /** Live events this node has received from others over Redis, as its metrics say. */
+  const liveReceived = async (live: RedisLiveEventBus<Ev>): Promise<number> =>
+    (await registries.get(live)!.registry.getSingleMetric('kernex_cluster_bus_received_total')!.get()).values.find((v) => v.labels.kind === 'live')?.value ?? 0;
   /** Resolves once `got` holds `n` events. */
   const until = (got: Ev[], n: number, bus: RedisLiveEventBus<Ev>): Promise<void> =>
     new Promise((resolve) => {
@@ -47,6 +55,7 @@ describe('the Redis-backed live-event bus', () => {
     const onB: Ev[] = [];
     a.subscribe((e) => onA.push(e));
     b.subscribe((e) => onB.push(e));
+    await b.listening();
     const sent = [presence('d1', true), presence('d2', true), presence('d1', false)];
     const arrived = until(onB, sent.length, b);
     for (const e of sent) a.publish(e);
@@ -66,12 +75,81 @@ describe('the Redis-backed live-event bus', () => {
     b.subscribe((e) => got.push(e));
     const off = b.subscribe((e) => gone.push(e));
     off();
+    await b.listening();
     const arrived = until(got, 1, b);
     expect(() => a.publish(presence('d3', true))).not.toThrow();
     await arrived;
     expect(got).toEqual([presence('d3', true)]);
     expect(gone).toEqual([]);
     await Promise.all([a.close(), b.close()]);
+  });
+
+  it('sends a node the other nodes’ live events only while it has a subscriber (an open stream)', async () => {
+    const [a, b] = [await node('live-e'), await node('live-f')];
+    const busA = registries.get(a)!.bus;
+    const busB = registries.get(b)!.bus;
+    /** A message on the bus every node hears, published after what `a` published so far: Redis keeps one publisher's order. */
+    const marker = async (deviceId: string): Promise<void> => {
+      const heard = new Promise<void>((resolve) => {
+        const on = (m: { kind: string; deviceId?: string }): void => {
+          if (m.kind === 'disconnect' && m.deviceId === deviceId) {
+            busB.off('message', on);
+            resolve();
+          }
+        };
+        busB.on('message', on);
+      });
+      busA.publish({ kind: 'disconnect', deviceId });
+      await heard;
+    };
+    a.publish(presence('before', true)); // b has no subscriber: not sent to it
+    await marker('m1');
+    expect(await liveReceived(b)).toBe(0);
+
+    const got: Ev[] = [];
+    const off = b.subscribe((e) => got.push(e));
+    await b.listening();
+    const arrived = until(got, 1, b);
+    a.publish(presence('during', true));
+    await arrived;
+    expect(got).toEqual([presence('during', true)]);
+    expect(await liveReceived(b)).toBe(1);
+
+    off(); // the last subscriber: b unsubscribes the live channel
+    const subscribers = async (): Promise<number> => Number(((await busA.client.pubsub('NUMSUB', 'kernex:bus:live')) as [string, number])[1]);
+    while ((await subscribers()) > 0); // each look is a round trip to Redis
+    a.publish(presence('after', true));
+    await marker('m2');
+    expect(got).toEqual([presence('during', true)]);
+    expect(await liveReceived(b)).toBe(1);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('has a node whose first stream opened while Redis was away hear the other nodes once Redis is back', async () => {
+    const own = await startRedis(); // stopped and started here: the other tests keep theirs
+    const registry = new Registry();
+    const [busA, busB] = [await RedisBus.connect(own.url, 'live-g', log, new Registry()), await RedisBus.connect(own.url, 'live-h', log, registry)];
+    buses.push(busA, busB);
+    const [a, b] = [new RedisLiveEventBus<Ev>(busA), new RedisLiveEventBus<Ev>(busB)];
+    try {
+      const lost = once(busB.client, 'close');
+      await own.stop();
+      await lost;
+      const got: Ev[] = [];
+      b.subscribe((e) => got.push(e)); // its subscription cannot reach Redis now
+      await b.listening();
+      const back = Promise.all([once(busA, 'recovered'), once(busB, 'recovered')]);
+      await own.start();
+      await back;
+      await b.listening();
+      const arrived = until(got, 1, b);
+      a.publish(presence('after-outage', true));
+      await arrived;
+      expect(got).toEqual([presence('after-outage', true)]);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      await own.stop();
+    }
   });
 });
 

@@ -7,9 +7,13 @@ import type { RedisBus } from './redis-bus.js';
  * `LiveEventBus` (publish, subscribe, close) structurally, for any event type.
  * At most once across nodes, like the rest of the bus: a stream that must not
  * miss a change reads the state again after a gap (the console does on reconnect).
+ * Other nodes' events are heard only while this node has a listener (an open
+ * stream): a node serving none is not sent the fleet's every change.
  */
 export class RedisLiveEventBus<E> {
   private readonly listeners = new Set<(event: E) => void>();
+  /** Held while there are listeners: only then do other nodes' live events come here. */
+  private live: ReturnType<RedisBus['listenLive']> | undefined;
   private readonly onMessage = (msg: { kind: string; event?: unknown }): void => {
     if (msg.kind === 'live') this.deliver(msg.event as E);
   };
@@ -28,12 +32,26 @@ export class RedisLiveEventBus<E> {
 
   subscribe(listener: (event: E) => void): () => void {
     this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    this.live ??= this.bus.listenLive();
+    return () => {
+      if (this.listeners.delete(listener) && this.listeners.size === 0) this.stopListening();
+    };
+  }
+
+  /** Resolves once the other nodes' events reach the listeners subscribed so far. */
+  listening(): Promise<void> {
+    return this.live?.ready() ?? Promise.resolve();
   }
 
   async close(): Promise<void> {
     this.bus.off('message', this.onMessage);
     this.listeners.clear();
+    this.stopListening();
+  }
+
+  private stopListening(): void {
+    this.live?.release();
+    this.live = undefined;
   }
 
   private deliver(event: E): void {

@@ -45,6 +45,8 @@ export interface LiveEventBus {
   publish(event: LiveEvent): void;
   /** Calls `listener` for every event published from now on; returns the unsubscribe. */
   subscribe(listener: (event: LiveEvent) => void): () => void;
+  /** Resolves once every node's events reach the listeners subscribed so far (at once on a single node). */
+  listening(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -71,6 +73,8 @@ export class InProcessEventBus implements LiveEventBus {
     this.emitter.on('event', listener);
     return () => this.emitter.off('event', listener);
   }
+
+  async listening(): Promise<void> {}
 
   async close(): Promise<void> {
     this.emitter.removeAllListeners();

@@ -59,8 +59,10 @@ export async function eventsRoutes(app: FastifyInstance, opts: EventsRoutesOptio
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
-      res.write(`retry: ${RETRY_MS}\n\nevent: ready\ndata: {}\n\n`);
       let ended = false;
+      // `ready` is written once every node's events reach this stream (in a cluster, once Redis has
+      // this node's subscription): what changes after it is on the stream. Nothing is written before it.
+      let ready = false;
       const end = (): void => {
         if (ended) return;
         ended = true;
@@ -70,7 +72,7 @@ export async function eventsRoutes(app: FastifyInstance, opts: EventsRoutesOptio
         res.end();
       };
       const unsubscribe = opts.bus.subscribe((e) => {
-        if (ended) return;
+        if (ended || !ready) return;
         if (res.writableLength > maxBuffered) {
           req.log.info({ buffered: res.writableLength }, 'event stream too far behind; closed');
           end();
@@ -90,6 +92,10 @@ export async function eventsRoutes(app: FastifyInstance, opts: EventsRoutesOptio
       open.add(end);
       req.raw.on('close', end);
       res.on('error', end);
+      await opts.bus.listening();
+      if (ended) return;
+      res.write(`retry: ${RETRY_MS}\n\nevent: ready\ndata: {}\n\n`);
+      ready = true;
     },
   );
 }
