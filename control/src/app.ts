@@ -205,7 +205,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // route checks; the OpenAPI collector and the route table before any route;
   // the rate limit before authentication, so a burst costs no database lookup.
   // No upgrade-insecure-requests: a server on plain HTTP in a LAN must still serve /docs' assets.
-  await app.register(helmet, { global: true, contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } });
+  // Strict-Transport-Security only over HTTPS: on plain HTTP it is meaningless (RFC 6797 §7.2), and
+  // behind a TLS proxy the proxy owns that promise.
+  await app.register(helmet, {
+    global: true,
+    contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+    strictTransportSecurity: deps.https ? undefined : false,
+  });
   if (http.corsOrigins.length > 0) {
     await app.register(cors, {
       origin: http.corsOrigins.includes('*') ? '*' : http.corsOrigins,

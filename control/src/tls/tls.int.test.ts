@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs/promises';
+import type { IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,12 +17,12 @@ import { ensureAutoTls, makeCa } from './auto-ca.js';
 
 const run = promisify(execFile);
 
-/** GET over HTTPS trusting only `ca`. */
-function httpsGet(url: string, ca: string): Promise<number> {
+/** GET over HTTPS trusting only `ca`: the status and headers. */
+function httpsGet(url: string, ca: string): Promise<{ status: number; headers: IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     https.get(url, { ca }, (res) => {
       res.resume();
-      resolve(res.statusCode ?? 0);
+      resolve({ status: res.statusCode ?? 0, headers: res.headers });
     }).on('error', reject);
   });
 }
@@ -45,6 +46,14 @@ describe('zero-setup TLS: the server makes its own CA', () => {
   });
   afterAll(async () => {
     await server?.stop();
+  });
+
+  it('sends no Strict-Transport-Security over plain HTTP', async () => {
+    const res = await fetch(`${server.httpUrl}/healthz`);
+    expect(server.httpUrl).toMatch(/^http:/);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('strict-transport-security')).toBeNull();
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff'); // helmet's other headers stay
   });
 
   it('keeps the CA in the data directory with a private key only the server can read', async () => {
@@ -106,7 +115,9 @@ describe('TLS from certificate files', () => {
       const ca = await fs.readFile(cert, 'utf8');
       expect(server.httpUrl).toMatch(/^https:/);
       expect(server.caFile).toBeUndefined();
-      expect(await httpsGet(`${server.httpUrl}/healthz`, ca)).toBe(200);
+      const res = await httpsGet(`${server.httpUrl}/healthz`, ca);
+      expect(res.status).toBe(200);
+      expect(res.headers['strict-transport-security']).toMatch(/^max-age=\d+/);
       await expect(fetch(`http://127.0.0.1:${server.httpPort}/healthz`)).rejects.toThrow();
       const d = await makeDevice();
       const client = mqtt.connectAsync(`mqtts://127.0.0.1:${server.mqttsPort}`, {
