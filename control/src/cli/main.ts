@@ -12,6 +12,11 @@ import { backupCommand, migrateCommand, restoreCommand } from './ops.command.js'
 import { statusCommand } from './status.command.js';
 import { tokensCommand } from './tokens.command.js';
 
+// The AWS SDK (S3 bundle storage, backup, restore) warns on stderr, at each start, that its releases
+// after January 2027 need Node 22: the lockfile pins one that supports Node 20, and a failed start's
+// stderr stays the operator's one line. Set once, here, where the process starts.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 // `kernex devices ls | head -1`: once the reader is gone there is nothing left to say, so an
 // operator command ends at once, quietly, with the exit code it already has. `kernex server`
 // keeps serving: a closed log pipe must not take devices down (pino drops its lines).

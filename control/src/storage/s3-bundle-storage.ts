@@ -57,10 +57,6 @@ export class S3BundleStorage implements BundleStorage {
    * {@link StartupError} whose message is the operator's one line.
    */
   static async open(opts: S3StorageOptions): Promise<S3BundleStorage> {
-    // The SDK warns on stderr, at each start, that its releases after January
-    // 2027 need Node 22: the lockfile pins one that supports Node 20, and a
-    // failed start's stderr stays the operator's one line.
-    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const client = new S3Client({
       endpoint: opts.endpoint,
       region: opts.region,
