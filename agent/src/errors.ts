@@ -33,10 +33,13 @@ export class DownloadError extends CodedError {
   constructor(
     message: string,
     readonly retryable: boolean,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterMs?: number },
   ) {
     super(message, options);
+    this.retryAfterMs = options?.retryAfterMs;
   }
+  /** How long the server asked to wait before the next attempt (its `Retry-After`), ms. */
+  readonly retryAfterMs: number | undefined;
 }
 
 /** A downloaded blob that is not the bundle the server signed. */

@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { HttpClient } from '../device-http-client.js';
 import { Backoff } from '../session/backoff.js';
@@ -24,7 +25,30 @@ export interface DownloadRequest {
   idleMs?: number;
   /** Called with bytes on disk after each chunk. */
   onProgress?(bytes: number, size: number): void;
+  /** Waits between attempts (tests); default a timer that the signal ends early. */
+  wait?(ms: number, signal?: AbortSignal): Promise<void>;
 }
+
+/**
+ * Longest wait a `Retry-After` is honoured for, ms. A server that asks for more
+ * (or a broken one) gets the next attempt then; the execution's timeout bounds
+ * the whole download anyway.
+ */
+export const MAX_RETRY_AFTER_MS = 10 * 60_000;
+
+/**
+ * A `Retry-After` header (RFC 9110 §10.2.3: seconds, or an HTTP date) as ms
+ * from `now`, within [0, MAX_RETRY_AFTER_MS]; undefined when absent or unreadable.
+ */
+export function retryAfterMs(header: string | undefined, now = Date.now()): number | undefined {
+  if (header === undefined) return undefined;
+  const text = header.trim();
+  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : /[a-z]/i.test(text) ? Date.parse(text) - now : Number.NaN;
+  if (!Number.isFinite(ms)) return undefined;
+  return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
+}
+
+const timerWait = (ms: number, signal?: AbortSignal): Promise<void> => sleep(ms, undefined, { signal }).catch(() => undefined);
 
 async function sizeOf(file: string): Promise<number> {
   try {
@@ -61,9 +85,11 @@ export async function download(req: DownloadRequest): Promise<void> {
         backoff.reset();
       }
       had = have;
-      const waitMs = backoff.next();
-      req.log.info({ attempt, have, size: req.size, waitMs, err: (err as Error).message }, 'download interrupted; resuming');
-      await new Promise((r) => setTimeout(r, waitMs));
+      // The server's Retry-After (a 503 while its storage is away, a 429) when it asks for longer than the backoff.
+      const asked = err instanceof DownloadError ? err.retryAfterMs : undefined;
+      const waitMs = Math.max(backoff.next(), asked ?? 0);
+      req.log.info({ attempt, have, size: req.size, waitMs, retryAfterMs: asked, err: (err as Error).message }, 'download interrupted; resuming');
+      await (req.wait ?? timerWait)(waitMs, req.signal);
     }
   }
   throw new DownloadError(`download failed after ${attempts} attempts: ${(lastErr as Error)?.message ?? 'unknown'}`, false, { cause: lastErr });
@@ -94,7 +120,8 @@ async function attemptOnce(req: DownloadRequest): Promise<void> {
     let text = '';
     for await (const c of res) text = (text + String(c)).slice(0, 300);
     const retryable = status >= 500 || status === 429 || status === 401;
-    throw new DownloadError(`server answered ${status}: ${text}`, retryable);
+    const after = status === 503 || status === 429 ? retryAfterMs(res.headers['retry-after']) : undefined;
+    throw new DownloadError(`server answered ${status}: ${text}`, retryable, { retryAfterMs: after });
   }
   const append = status === 206;
   if (append) {
