@@ -145,12 +145,14 @@ export interface SimEnvironment {
   KERNEX_URL?: string;
   KERNEX_API_KEY?: string;
   KERNEX_ENROLL_TOKEN?: string;
+  /** CA certificate(s) the simulated devices trust for https:// and mqtts:// (as the agent's). */
+  KERNEX_CA_FILE?: string;
   /** Base of the default key cache (`$XDG_CACHE_HOME/kernex/sim-keys`). */
   XDG_CACHE_HOME?: string;
 }
 
 /** The simulator's environment, read once here so its argument parser takes it as a value. */
 export function loadSimEnvironment(env: Env = process.env): Readonly<SimEnvironment> {
-  const { KERNEX_URL, KERNEX_API_KEY, KERNEX_ENROLL_TOKEN, XDG_CACHE_HOME } = env;
-  return Object.freeze({ KERNEX_URL, KERNEX_API_KEY, KERNEX_ENROLL_TOKEN, XDG_CACHE_HOME });
+  const { KERNEX_URL, KERNEX_API_KEY, KERNEX_ENROLL_TOKEN, KERNEX_CA_FILE, XDG_CACHE_HOME } = env;
+  return Object.freeze({ KERNEX_URL, KERNEX_API_KEY, KERNEX_ENROLL_TOKEN, KERNEX_CA_FILE, XDG_CACHE_HOME });
 }

@@ -18,6 +18,12 @@ describe('kernex sim arguments', () => {
     });
   });
 
+  it('takes the CA to trust from --ca-file, else KERNEX_CA_FILE, as the agent does', () => {
+    expect(parseSimArgs(['--devices', '1', '--ca-file', '/f/ca.pem'], { KERNEX_API_KEY: 'k', KERNEX_CA_FILE: '/env/ca.pem' })).toMatchObject({ caFile: '/f/ca.pem' });
+    expect(parseSimArgs(['--devices', '1'], { KERNEX_API_KEY: 'k', KERNEX_CA_FILE: '/env/ca.pem' })).toMatchObject({ caFile: '/env/ca.pem' });
+    expect(parseSimArgs(['--devices', '1'], { KERNEX_API_KEY: 'k' })).toMatchObject({ caFile: undefined });
+  });
+
   it('refuses to run with neither an API key nor an enrollment token, and --tag with a token', () => {
     expect(() => parseSimArgs(['--devices', '3'], {})).toThrow(/no API key and no enrollment token/);
     expect(() => parseSimArgs(['--devices', '3', '--enroll-token', 'kxe_t', '--tag', 'lab'], {})).toThrow(/--tag/);

@@ -19,6 +19,8 @@ key it makes an enrollment token for its N devices and tags them.
   --api-key K             admin API key (KERNEX_API_KEY): make a token for N devices
   --tag T                 tag of the devices of that token (repeatable; default ${DEFAULTS.tags.join(',')})
   --enroll-token T        register with this enrollment token instead (KERNEX_ENROLL_TOKEN)
+  --ca-file F             CA certificate(s) to trust for https:// and mqtts:// (KERNEX_CA_FILE),
+                          e.g. the server's own CA (KERNEX_DATA_DIR/tls/ca.crt)
   --key-type p256|rsa     device key type (default p256; rsa = RSA-4096, slow to make)
   --key-cache DIR         key pool cache (default ~/.cache/kernex/sim-keys)
   --workers N             worker threads (default: number of cores)
@@ -48,6 +50,7 @@ export function parseSimArgs(argv: string[], env: SimEnvironment): (SimulationOp
       'api-key': { type: 'string' },
       tag: { type: 'string', multiple: true },
       'enroll-token': { type: 'string' },
+      'ca-file': { type: 'string' },
       // Earlier names of --url and --api-key, still accepted so old scripts keep working.
       server: { type: 'string' },
       'admin-key': { type: 'string' },
@@ -95,6 +98,7 @@ export function parseSimArgs(argv: string[], env: SimEnvironment): (SimulationOp
     tags,
     keyType,
     keyCache: values['key-cache'] ?? defaultKeyCacheDir(env.XDG_CACHE_HOME),
+    caFile: values['ca-file'] ?? (env.KERNEX_CA_FILE || undefined),
     workers: num('workers', 1, 256, true),
     connectRate: num('connect-rate', 0.001),
     telemetryS: num('telemetry-s', 1),

@@ -82,6 +82,7 @@ function startDevice(index: number, pem: string, deviceId: string): void {
     keepaliveS: settings.keepaliveS,
     reconnectMaxS: settings.reconnectMaxS,
     mqttUrl: settings.mqttUrl,
+    ca: settings.ca === undefined ? undefined : Buffer.from(settings.ca),
     name: `${settings.namePrefix}-${index}`,
     hardware: { arch: 'sim', platform: 'linux', simulated: true },
     version: settings.version,

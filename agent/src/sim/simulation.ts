@@ -1,8 +1,11 @@
 import { EventEmitter } from 'node:events';
+import fs from 'node:fs/promises';
+import { STATUS_CODES } from 'node:http';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { DeviceKeyType, ExecutionState } from '@kernex/shared';
 import { DEFAULT_KEEPALIVE_S, DEFAULT_TELEMETRY_S } from '../config.js';
+import { HttpClient, type HttpAnswer } from '../device-http-client.js';
 import { defaultKeyCacheDir, KeyPool } from './key-pool.js';
 import { emptyStats, type FromWorker, type WorkerSettings, type WorkerStats } from './worker-messages.js';
 import { SimulationError } from '../errors.js';
@@ -30,6 +33,8 @@ export interface SimulationOptions {
   reconnectMaxS?: number;
   /** Use this broker URL instead of the ones registration hands out. */
   mqttUrl?: string;
+  /** A PEM file of CA certificates every device trusts for https:// and mqtts:// (KERNEX_CA_FILE), instead of the system store. */
+  caFile?: string;
   /** Share of devices that really download bundles (0..1, default 1). */
   downloadSample?: number;
   failRate?: number;
@@ -87,28 +92,27 @@ export const DEFAULTS = {
   tags: ['sim'],
 };
 
-/** Creates an enrollment token for `uses` devices, with `tags`, with the admin key (DESIGN §2, §7). */
-async function createEnrollmentToken(server: string, adminKey: string, uses: number, tags: string[]): Promise<string> {
-  let res: Response;
+/** Creates an enrollment token for `uses` devices, with `tags`, with the admin key (DESIGN §2, §7); through the devices' client, so `ca` is trusted. */
+async function createEnrollmentToken(http: HttpClient, server: string, adminKey: string, uses: number, tags: string[]): Promise<string> {
+  let res: HttpAnswer;
   try {
-    res = await fetch(new URL('/api/v1/enrollment-tokens', server), {
+    res = await http.text(new URL('/api/v1/enrollment-tokens', server), {
       method: 'POST',
       headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({ uses, expiresInS: 86_400, ...(tags.length ? { tags } : {}) }),
     });
   } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new SimulationError(`cannot reach the Kernex server at ${server} (${cause?.code ?? cause?.message ?? (err as Error).message})`, { cause: err });
+    const e = err as NodeJS.ErrnoException;
+    throw new SimulationError(`cannot reach the Kernex server at ${server} (${e.code ?? e.message})`, { cause: err });
   }
-  const text = await res.text();
   let body: { token?: string; message?: string; code?: string } = {};
   try {
-    body = JSON.parse(text) as typeof body;
+    body = JSON.parse(res.text) as typeof body;
   } catch {
     // not the contract's body (a proxy?): the status says enough
   }
   if (res.status === 201 && body.token) return body.token;
-  const why = `${body.message ?? res.statusText} (${res.status}${body.code ? ` ${body.code}` : ''})`;
+  const why = `${body.message ?? STATUS_CODES[res.status] ?? 'no answer'} (${res.status}${body.code ? ` ${body.code}` : ''})`;
   if (res.status === 401 || res.status === 403) {
     throw new SimulationError(`the API key cannot make an enrollment token: ${why}; use an admin key, or pass --enroll-token`);
   }
@@ -122,7 +126,14 @@ async function createEnrollmentToken(server: string, adminKey: string, uses: num
 export async function runSimulation(options: SimulationOptions): Promise<Simulation> {
   const o = { ...DEFAULTS, ...stripUndefined(options) };
   if (!Number.isInteger(o.devices) || o.devices < 1) throw new RangeError('devices must be a positive integer');
-  const enrollToken = o.enrollToken ?? (o.adminKey ? await createEnrollmentToken(o.server, o.adminKey, o.devices, o.tags) : undefined);
+  let ca: string | undefined;
+  try {
+    ca = o.caFile === undefined ? undefined : await fs.readFile(o.caFile, 'utf8');
+  } catch (err) {
+    throw new SimulationError(`KERNEX_CA_FILE (--ca-file) cannot be read: ${(err as Error).message}`, { cause: err });
+  }
+  const http = new HttpClient({ ca: ca === undefined ? undefined : Buffer.from(ca) });
+  const enrollToken = o.enrollToken ?? (o.adminKey ? await createEnrollmentToken(http, o.server, o.adminKey, o.devices, o.tags) : undefined);
   const pool = await KeyPool.open(o.keyCache ?? defaultKeyCacheDir(), o.keyType);
   const cached = Math.min(pool.size, o.devices);
   const workerCount = Math.max(1, Math.min(o.workers ?? os.availableParallelism(), Math.ceil(o.devices / 50)));
@@ -151,6 +162,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     keepaliveS: o.keepaliveS,
     reconnectMaxS: o.reconnectMaxS,
     mqttUrl: o.mqttUrl,
+    ca,
     namePrefix: o.namePrefix,
     connectRate: o.connectRate / workerCount,
     downloadSample: o.downloadSample,

@@ -9,6 +9,8 @@ export interface WorkerSettings {
   keepaliveS: number;
   reconnectMaxS: number;
   mqttUrl?: string;
+  /** The CA PEM devices trust (SimulationOptions.caFile, read once). */
+  ca?: string;
   namePrefix: string;
   /** Devices per second this worker starts. */
   connectRate: number;

@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { runSimulation, type Simulation } from '@kernex/agent/sim';
 import type { ExecutionState } from '@kernex/shared';
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
@@ -8,6 +10,7 @@ import { makeBundle } from '../../../shared/src/test-support/make-bundle.js';
 import { api } from '../test-support/devices.js';
 import { startTestServer, type TestServer } from '../test-support/test-server.js';
 
+const run = promisify(execFile);
 const FLOW: ExecutionState[] = ['received', 'downloading', 'installing', 'verifying', 'succeeded'];
 
 let keyCache: string;
@@ -91,6 +94,24 @@ describe('kernex sim', () => {
     await sim.waitFor((s) => s.connected === 5);
     expect(sim.stats().keys).toEqual({ cached: 5, made: 0 });
     expect(sim.deviceIds).toEqual(ids);
+  });
+
+  it('trusts the CA it is given (--ca-file): the token, registrations and MQTTS sessions of a server with a certificate no system trusts', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kernex-sim-tls-'));
+    try {
+      const cert = path.join(dir, 'cert.pem');
+      const key = path.join(dir, 'key.pem');
+      // A certificate made outside our code, trusted by nothing but this file.
+      await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
+        '-subj', '/CN=kernex-sim-test', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert]);
+      server = await startTestServer({ KERNEX_TLS_CERT: cert, KERNEX_TLS_KEY: key, KERNEX_MQTTS_PORT: '0' });
+      expect(server.httpUrl).toMatch(/^https:/);
+      sim = await runSimulation({ server: server.httpUrl, devices: 3, adminKey: server.adminKey, keyCache, logLevel: 'error', workers: 1, caFile: cert, mqttUrl: `mqtts://127.0.0.1:${server.mqttsPort}` });
+      await sim.waitFor((s) => s.connected === 3);
+      expect(server.broker.connectedCount).toBe(3);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('reports failed installs as the contract says when --fail-rate is 1', async () => {
