@@ -317,7 +317,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       maxUnauthenticatedPerAddress: config.mqttPendingPerAddress,
     });
     connections = () => broker.connectedCount;
-    cluster?.bus.holdsWith((deviceId) => broker.isOnline(deviceId));
+    cluster?.bus.holdsWith((deviceId) => broker.hasConnection(deviceId));
     // Where devices are, for commands that cross to one node (DESIGN §8): what this broker holds, then the
     // database's presence for devices no announcement has told of yet. Again after a Redis outage.
     const seedOwners = async (): Promise<void> => {

@@ -13,9 +13,13 @@ const CHANNEL = 'kernex:bus';
 const nodeChannel = (nodeId: string): string => `kernex:bus:node:${nodeId}`;
 /** The device of a command topic `kx/{id}/cmd` (crossesNodes checked its form). */
 const commandDevice = (topic: string): string | undefined => (topic.startsWith('kx/') ? topic.split('/')[1] : undefined);
-/** The device announced by Aedes' `$SYS/{broker}/new/clients` (its payload is the clientId). */
-const announcedDevice = (p: CrossingPacket): string | undefined =>
-  p.topic.startsWith('$SYS/') && p.topic.endsWith('/new/clients') ? Buffer.from(p.payload, 'base64').toString('utf8') : undefined;
+/** The device of Aedes' `$SYS/{broker}/{new|disconnect}/clients` (its payload is the clientId). */
+const sysDevice = (p: CrossingPacket, event: 'new' | 'disconnect'): string | undefined =>
+  p.topic.startsWith('$SYS/') && p.topic.endsWith(`/${event}/clients`) ? Buffer.from(p.payload, 'base64').toString('utf8') : undefined;
+/** The device announced by Aedes' `$SYS/{broker}/new/clients`: a new connection. */
+const announcedDevice = (p: CrossingPacket): string | undefined => sysDevice(p, 'new');
+/** The device announced by Aedes' `$SYS/{broker}/disconnect/clients`: a connection ended. */
+const departedDevice = (p: CrossingPacket): string | undefined => sysDevice(p, 'disconnect');
 /** Longest a start waits for Redis before it refuses. */
 const CONNECT_TIMEOUT_MS = 5000;
 
@@ -72,7 +76,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
   private up = false;
   private closing = false;
   private packetListener: ((p: CrossingPacket) => void) | undefined;
-  /** Whether this node's broker really holds the device's connection; unset: trust the announcements. */
+  /** Whether this node's broker holds a connection of the device; unset: trust the announcements. */
   private holder: ((deviceId: string) => boolean) | undefined;
   /** Which node holds which device's session, as heard here. */
   readonly owners: DeviceOwners;
@@ -154,9 +158,17 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
   send(packet: CrossingPacket): void {
     const deviceId = commandDevice(packet.topic);
     if (deviceId === undefined) {
-      // A new connection here: this node holds the device's session from now on.
+      // A new connection here: this node holds the device's session from now on; a connection ended.
       const announced = announcedDevice(packet);
       if (announced !== undefined) this.owners.connected(announced, this.nodeId);
+      const departed = departedDevice(packet);
+      if (departed !== undefined) {
+        // A takeover on this broker: Aedes ends the older connection before it announces the newer
+        // one, or after it when the older one was already closing (moscajs/aedes#153). Either way the
+        // device is still here: its entry stays, here and on every node, and nothing crosses.
+        if (this.holder?.(departed)) return;
+        this.owners.disconnected(departed, this.nodeId);
+      }
       this.publish({ kind: 'packet', packet });
       return;
     }
@@ -263,7 +275,12 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
     // Heard in Redis' order: any command published after this announcement finds the new owner.
     const announced = announcedDevice(msg.packet);
     if (announced !== undefined) this.owners.connected(announced, from);
-    else this.commandsReceived.labels(msg.forwarded ? 'forwarded' : 'broadcast').inc();
+    else {
+      const departed = departedDevice(msg.packet);
+      // Only the map needs it: nothing on this node's broker listens for another broker's disconnects.
+      if (departed !== undefined) return this.owners.disconnected(departed, from);
+      this.commandsReceived.labels(msg.forwarded ? 'forwarded' : 'broadcast').inc();
+    }
     this.packetListener?.(msg.packet);
   }
 
