@@ -5,7 +5,8 @@
  *
  * Learned from the broker's own announcement of every new connection (Aedes'
  * `$SYS/{broker}/new/clients`, which crosses to every node anyway for takeovers),
- * in the order Redis delivers it; an entry goes when the node it names announces the
+ * in the order Redis delivers it, and from a node's list of the devices it holds
+ * when its Redis returns; an entry goes when the node it names announces the
  * device's disconnection (`$SYS/{broker}/disconnect/clients`), so the map holds
  * about the connected devices, not every device ever heard of. Seeded from
  * PostgreSQL's presence at start and after a Redis outage, for devices not

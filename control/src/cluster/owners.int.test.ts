@@ -1,5 +1,6 @@
 import { cmdTopic } from '@kernex/shared';
 import type { MqttClient } from 'mqtt';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBundle } from '../../../shared/src/test-support/make-bundle.js';
 import { adminHeaders, startCluster, stopCluster, type ClusterNodeProcess } from '../test-support/cluster.js';
@@ -105,5 +106,47 @@ describe('where a cluster’s nodes think devices are', () => {
     await expect.poll(() => sent('owner')).toBe(owner + 1);
     expect(await sent('broadcast')).toBe(broadcast);
     expect(await metric(other.httpUrl, 'kernex_cluster_commands_received_total', { route: 'owner' })).toBe(gotAsOwner + 1);
+  });
+
+  it('learns which devices a node took while its Redis was away once it returns, without the devices reconnecting, and not one that moved away meanwhile', async () => {
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      const recordedOn = async (id: string): Promise<string | null> => (await sql<Array<{ node_id: string | null }>>`select node_id from devices where id = ${id}`)[0]!.node_id;
+      // A device on node 2 that moves to node 1 while node 2's Redis is away: node 2 never hears of it,
+      // and its old connection (no keepalive) stays open there.
+      const left = await enrolled();
+      await connect(other, left, { keepalive: 0 });
+      await expect.poll(async () => (await recordedOn(left.id)) === other.id && (await owners(lead)) > 0).toBe(true);
+      const before = await owners(lead);
+      await proxy.cut();
+      await expect.poll(() => metric(other.httpUrl, 'kernex_cluster_redis_up')).toBe(0);
+      const d = await enrolled();
+      const c = await connect(other, d);
+      const moved = await connect(lead, left);
+      // Both connects are recorded in PostgreSQL; their announcements crossed to nobody.
+      await expect.poll(async () => [await recordedOn(d.id), await recordedOn(left.id)]).toEqual([other.id, lead.id]);
+      expect(await owners(lead)).toBe(before);
+      expect(await metric(other.httpUrl, 'kernex_devices_connected')).toBe(3); // `left`'s old connection too
+
+      await proxy.restore();
+      await expect.poll(() => metric(other.httpUrl, 'kernex_cluster_redis_up'), { timeout: 30_000 }).toBe(1);
+      await expect.poll(() => owners(lead)).toBe(before + 1);
+      const [owner, broadcast] = [await sent('owner'), await sent('broadcast')];
+      const gotAsOwner = await metric(other.httpUrl, 'kernex_cluster_commands_received_total', { route: 'owner' });
+      await deployTo(d, c);
+      await expect.poll(() => sent('owner')).toBe(owner + 1);
+      expect(await sent('broadcast')).toBe(broadcast);
+      await expect.poll(() => metric(other.httpUrl, 'kernex_cluster_commands_received_total', { route: 'owner' })).toBe(gotAsOwner + 1);
+      // The device that moved to node 1 stays node 1's: its command does not cross to node 2. A command
+      // for a device connected to node 2 since, sent after it, reaches node 2 after it would have.
+      const marker = await enrolled();
+      const markerClient = await connect(other, marker);
+      await expect.poll(() => owners(lead)).toBe(before + 2);
+      await deployTo(left, moved);
+      await deployTo(marker, markerClient);
+      expect(await metric(other.httpUrl, 'kernex_cluster_commands_received_total', { route: 'owner' })).toBe(gotAsOwner + 2);
+    } finally {
+      await sql.end();
+    }
   });
 });

@@ -4,7 +4,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type TestRedis } from '../test-support/redis.js';
-import { RedisBus } from './redis-bus.js';
+import { HELD_CHUNK, RedisBus } from './redis-bus.js';
 
 /** A node's bus in this process, over a real redis-server, with what it was handed from the other nodes. */
 interface Node {
@@ -26,6 +26,8 @@ const commandsTo = (n: Node, device: string): CrossingPacket[] => n.got.filter((
 const counter = async (n: Node, name: string, route: string): Promise<number> =>
   (await n.registry.getSingleMetric(name)!.get()).values.find((v) => v.labels.route === route)?.value ?? 0;
 
+const counterOf = async (n: Node, name: string, label: string, value: string): Promise<number> =>
+  (await n.registry.getSingleMetric(name)!.get()).values.find((v) => v.labels[label] === value)?.value ?? 0;
 const gauge = async (n: Node, name: string): Promise<number> => (await n.registry.getSingleMetric(name)!.get()).values[0]!.value;
 
 /** Where a command crosses between nodes (DESIGN §8, aedes#703), with three buses on one redis-server. */
@@ -154,6 +156,23 @@ describe('commands over the Redis bus', () => {
     announce(n1, marker);
     await expect.poll(() => n2.bus.owners.ownerOf(marker)).toBe('route-1');
     expect([n1.bus.owners.isMine(d), n2.bus.owners.ownerOf(d)]).toEqual([true, 'route-1']);
+  });
+
+  it('makes a node the owner on every other node of the devices it says it holds, in chunks, leaving out one it heard taken over', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    n3.bus.holdsWith(() => true);
+    const ids = Array.from({ length: HELD_CHUNK + 2 }, () => deviceId());
+    const takenOver = ids[0]!;
+    // Its map after the outage: what its broker holds (the server's reset), then a takeover heard on node 1.
+    for (const id of ids) n3.bus.owners.connected(id, 'route-3');
+    n3.bus.owners.connected(takenOver, 'route-1');
+    n1.bus.owners.connected(takenOver, 'route-1');
+    const chunks = (n: Node): Promise<number> => counterOf(n, 'kernex_cluster_bus_received_total', 'kind', 'held');
+    const before = [await chunks(n1), await chunks(n2)];
+    expect(n3.bus.announceHeld(ids)).toBe(HELD_CHUNK + 1);
+    await expect.poll(async () => [await chunks(n1), await chunks(n2)]).toEqual([before[0]! + 2, before[1]! + 2]);
+    for (const n of [n1, n2]) expect(ids.slice(1).filter((id) => n.bus.owners.ownerOf(id) !== 'route-3')).toEqual([]);
+    expect([n1.bus.owners.ownerOf(takenOver), n2.bus.owners.ownerOf(takenOver)]).toEqual(['route-1', undefined]);
   });
 
   it('sends to every node when nobody listens on the owner’s channel', async () => {

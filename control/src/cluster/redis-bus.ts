@@ -20,6 +20,8 @@ const sysDevice = (p: CrossingPacket, event: 'new' | 'disconnect'): string | und
 const announcedDevice = (p: CrossingPacket): string | undefined => sysDevice(p, 'new');
 /** The device announced by Aedes' `$SYS/{broker}/disconnect/clients`: a connection ended. */
 const departedDevice = (p: CrossingPacket): string | undefined => sysDevice(p, 'disconnect');
+/** Device ids per `held` message: 1,000 ids are about 27 KB of JSON. */
+export const HELD_CHUNK = 1000;
 /** Longest a start waits for Redis before it refuses. */
 const CONNECT_TIMEOUT_MS = 5000;
 
@@ -30,7 +32,12 @@ export type BusMessage =
   /** End the device's sessions and forget its cached credentials (reject, decommission). */
   | { kind: 'disconnect'; deviceId: string }
   /** A live event for `GET /api/v1/events` (DESIGN §6), as the node that saw it serialised it. */
-  | { kind: 'live'; event: unknown };
+  | { kind: 'live'; event: unknown }
+  /**
+   * The sending node holds these devices' sessions (one chunk of them): sent when its Redis
+   * returns, for the connections it made while its announcements could not cross.
+   */
+  | { kind: 'held'; deviceIds: string[] };
 
 interface Envelope {
   from: string;
@@ -195,6 +202,29 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
     this.holder = holder;
   }
 
+  /**
+   * Tells every node that this node holds these devices' sessions, in chunks of
+   * {@link HELD_CHUNK}, after its Redis returns: the announcements of the
+   * connections it made meanwhile never crossed, and the others' maps still name
+   * the node each device was on before (DESIGN §8). The caller passes only what
+   * its broker holds and PostgreSQL records as this node's latest session; a
+   * device another node has announced since this node's map was reset (a takeover
+   * heard here) is left out. Returns how many were announced.
+   *
+   * Order: Redis delivers one publisher's messages in the order they were sent,
+   * so a disconnect or takeover this node announces after this list reaches every
+   * node after it and wins; an announcement of another node heard after it wins
+   * too. One made by another node in the moment between this node's look-up and
+   * its publish may be overridden by this list: then this node, hearing it, closes
+   * its connection and announces the disconnect (which drops the entry again), and
+   * a command sent here meanwhile is sent on to every node (the map is a hint).
+   */
+  announceHeld(deviceIds: Iterable<string>): number {
+    const held = [...deviceIds].filter((id) => this.owners.isMine(id) && (this.holder?.(id) ?? true));
+    for (let i = 0; i < held.length; i += HELD_CHUNK) this.publish({ kind: 'held', deviceIds: held.slice(i, i + HELD_CHUNK) });
+    return held.length;
+  }
+
   onPacket(listener: (packet: CrossingPacket) => void): void {
     this.packetListener = listener;
   }
@@ -268,6 +298,12 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
 
   private onBroadcast(msg: BusMessage, from: string): void {
     this.received.labels(msg.kind).inc();
+    if (msg.kind === 'held') {
+      // Like a new connection announced by `from`, for each; heard in Redis' order (see announceHeld).
+      if (!Array.isArray(msg.deviceIds)) return;
+      for (const id of msg.deviceIds) if (typeof id === 'string') this.owners.connected(id, from);
+      return;
+    }
     if (msg.kind !== 'packet') {
       this.emit('message', msg);
       return;
