@@ -115,9 +115,10 @@ describe('where a cluster’s nodes think devices are', () => {
       // A device on node 2 that moves to node 1 while node 2's Redis is away: node 2 never hears of it,
       // and its old connection (no keepalive) stays open there.
       const left = await enrolled();
+      const known = await owners(lead);
       await connect(other, left, { keepalive: 0 });
-      await expect.poll(async () => (await recordedOn(left.id)) === other.id && (await owners(lead)) > 0).toBe(true);
-      const before = await owners(lead);
+      await expect.poll(async () => [await recordedOn(left.id), await owners(lead)]).toEqual([other.id, known + 1]);
+      const before = known + 1;
       await proxy.cut();
       await expect.poll(() => metric(other.httpUrl, 'kernex_cluster_redis_up')).toBe(0);
       const d = await enrolled();
