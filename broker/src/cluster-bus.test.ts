@@ -40,9 +40,11 @@ const publish = (aedes: Aedes, topic: string, qos: 0 | 1): Promise<void> =>
   new Promise((resolve, reject) => aedes.publish({ cmd: 'publish', topic, payload: Buffer.from('x'), qos, retain: false, dup: false }, (err) => (err ? reject(err) : resolve())));
 
 describe('the cluster emitter', () => {
-  it('crosses only commands and new-client announcements', () => {
+  it('crosses only commands and new-client and client-gone announcements', () => {
     expect(crossesNodes('kx/0123456789abcdef01234567/cmd')).toBe(true);
     expect(crossesNodes('$SYS/abc/new/clients')).toBe(true);
+    expect(crossesNodes('$SYS/abc/disconnect/clients')).toBe(true);
+    expect(crossesNodes('$SYS/abc/disconnect/clients/x')).toBe(false);
     expect(crossesNodes('kx/0123456789abcdef01234567/telemetry')).toBe(false);
     expect(crossesNodes('kx/0123456789abcdef01234567/events')).toBe(false);
     expect(crossesNodes('$SYS/abc/heartbeat')).toBe(false);

@@ -38,14 +38,16 @@ const EMITTER_OPTIONS = { concurrency: 100, matchEmptyLevels: true };
  * What must cross to other nodes: commands (server → device, `kx/{id}/cmd`)
  * and Aedes' announcement of a new client (`$SYS/{broker}/new/clients`), by
  * which the node holding an older connection with the same clientId closes it
- * (a takeover across nodes). Devices' telemetry, events and status stay on the
+ * (a takeover across nodes), and of a client gone (`$SYS/{broker}/disconnect/clients`,
+ * one small message per disconnect), by which the other nodes forget where the
+ * device was (the server's map of device owners). Devices' telemetry, events and status stay on the
  * node they arrived at, and so do Aedes' heartbeats: one Redis carries every
  * message sent to it (moscajs/aedes#703), and those are most of the traffic.
  */
 export function crossesNodes(topic: string): boolean {
   const parts = topic.split('/');
   if (parts.length === 3 && parts[0] === 'kx' && parts[2] === 'cmd') return /^[0-9a-f]{24}$/.test(parts[1]!) && topic === cmdTopic(parts[1]!);
-  return parts.length === 4 && parts[0] === '$SYS' && parts[2] === 'new' && parts[3] === 'clients';
+  return parts.length === 4 && parts[0] === '$SYS' && (parts[2] === 'new' || parts[2] === 'disconnect') && parts[3] === 'clients';
 }
 
 /** A `$SYS/{broker}/...` topic of another broker. */

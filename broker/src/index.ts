@@ -124,6 +124,12 @@ export interface KernexBroker {
   isListening(): boolean;
   /** True while the device has a live session. */
   isOnline(deviceId: string): boolean;
+  /**
+   * True while the device has any authenticated connection here that has not
+   * closed, CONNACKed or not yet: during a takeover on this broker, the newer
+   * one while Aedes still ends the older.
+   */
+  hasConnection(deviceId: string): boolean;
   /** Devices with a live session on this broker, and how many. */
   connectedDevices(): string[];
   readonly connectedCount: number;
@@ -207,6 +213,10 @@ class Broker implements KernexBroker {
 
   isOnline(deviceId: string): boolean {
     return this.sessions.isOnline(deviceId);
+  }
+
+  hasConnection(deviceId: string): boolean {
+    return this.sessions.clients(deviceId).length > 0;
   }
 
   connectedDevices(): string[] {

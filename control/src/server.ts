@@ -317,7 +317,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       maxUnauthenticatedPerAddress: config.mqttPendingPerAddress,
     });
     connections = () => broker.connectedCount;
-    cluster?.bus.holdsWith((deviceId) => broker.isOnline(deviceId));
+    cluster?.bus.holdsWith((deviceId) => broker.hasConnection(deviceId));
     // Where devices are, for commands that cross to one node (DESIGN §8): what this broker holds, then the
     // database's presence for devices no announcement has told of yet. Again after a Redis outage.
     const seedOwners = async (): Promise<void> => {
@@ -330,6 +330,18 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       }
     };
     await seedOwners();
+    // After a Redis outage: the connections made here meanwhile were announced to nobody. Only the
+    // devices PostgreSQL still records on this node: one that moved elsewhere meanwhile is not claimed back.
+    const announceHeld = async (): Promise<void> => {
+      if (!cluster) return;
+      try {
+        await presence.flush(); // the connects made here meanwhile, recorded first
+        const held = cluster.bus.announceHeld(await devicesStore.recordedHere(broker.connectedDevices()));
+        log.info({ devices: held }, 'told the other nodes which devices this node holds');
+      } catch (err) {
+        log.warn({ err }, 'devices held here not announced; commands to them reach this node through every node');
+      }
+    };
     onLapsed = () => {
       const now = new Date();
       for (const deviceId of broker.connectedDevices()) presence.reassert(deviceId, now);
@@ -407,7 +419,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       if (node.isLeader()) orchestrator.kick();
       // The bus is at most once: whatever crossed while Redis was away is sent again from the database.
       clusterBus.on('recovered', () => {
-        void seedOwners();
+        void seedOwners().then(announceHeld);
         const here = broker.connectedDevices();
         log.info({ devices: here.length }, 'healing connected devices after a redis outage');
         void orchestrator.healDevices(here);

@@ -5,8 +5,12 @@
  *
  * Learned from the broker's own announcement of every new connection (Aedes'
  * `$SYS/{broker}/new/clients`, which crosses to every node anyway for takeovers),
- * in the order Redis delivers it; seeded from PostgreSQL's presence at start and
- * after a Redis outage, for devices not heard of since. A hint, never the truth:
+ * in the order Redis delivers it, and from a node's list of the devices it holds
+ * when its Redis returns; an entry goes when the node it names announces the
+ * device's disconnection (`$SYS/{broker}/disconnect/clients`), so the map holds
+ * about the connected devices, not every device ever heard of. Seeded from
+ * PostgreSQL's presence at start and after a Redis outage, for devices not
+ * heard of since. A hint, never the truth:
  * a node that gets a command for a device it no longer holds sends it on to
  * every node, and a command that reaches no node is healed from the database
  * when the device subscribes.
@@ -33,6 +37,17 @@ export class DeviceOwners {
   /** `nodeId` announced a new connection of the device: it holds the session now. */
   connected(deviceId: string, nodeId: string): void {
     this.owners.set(deviceId, nodeId);
+  }
+
+  /**
+   * `nodeId` announced the end of a connection of the device. Forgotten only
+   * while the entry still names that node: a device that moved from A to B may
+   * have B's connect heard before A's disconnect, and B's entry stays. (A
+   * takeover on one node never reaches here: the node does not announce the old
+   * connection's end while it holds a newer one, see RedisBus.send.)
+   */
+  disconnected(deviceId: string, nodeId: string): void {
+    if (this.owners.get(deviceId) === nodeId) this.owners.delete(deviceId);
   }
 
   /**

@@ -4,7 +4,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type TestRedis } from '../test-support/redis.js';
-import { RedisBus } from './redis-bus.js';
+import { HELD_CHUNK, RedisBus } from './redis-bus.js';
 
 /** A node's bus in this process, over a real redis-server, with what it was handed from the other nodes. */
 interface Node {
@@ -20,9 +20,15 @@ const deviceId = (): string => (++seq).toString(16).padStart(24, 'a');
 const packet = (topic: string, payload: string): CrossingPacket => ({ topic, payload: Buffer.from(payload).toString('base64'), qos: 1, brokerId: 'b', brokerCounter: ++seq });
 /** Aedes' announcement that a broker has a new client (it crosses to every node). */
 const announce = (n: Node, device: string): void => n.bus.send(packet(`$SYS/${n.id}/new/clients`, device));
+/** Aedes' announcement that a broker's client is gone (it crosses to every node). */
+const depart = (n: Node, device: string): void => n.bus.send(packet(`$SYS/${n.id}/disconnect/clients`, device));
 const commandsTo = (n: Node, device: string): CrossingPacket[] => n.got.filter((p) => p.topic === cmdTopic(device));
 const counter = async (n: Node, name: string, route: string): Promise<number> =>
   (await n.registry.getSingleMetric(name)!.get()).values.find((v) => v.labels.route === route)?.value ?? 0;
+
+const counterOf = async (n: Node, name: string, label: string, value: string): Promise<number> =>
+  (await n.registry.getSingleMetric(name)!.get()).values.find((v) => v.labels[label] === value)?.value ?? 0;
+const gauge = async (n: Node, name: string): Promise<number> => (await n.registry.getSingleMetric(name)!.get()).values[0]!.value;
 
 /** Where a command crosses between nodes (DESIGN §8, aedes#703), with three buses on one redis-server. */
 describe('commands over the Redis bus', () => {
@@ -113,6 +119,60 @@ describe('commands over the Redis bus', () => {
     } finally {
       n2.bus.holdsWith(() => true);
     }
+  });
+
+  it('forgets a device on every node once the node holding it announces its disconnection, and keeps one that moved on', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    n2.bus.holdsWith(() => false); // node 2's broker holds none of these when it announces their end
+    const gone = deviceId();
+    const moved = deviceId();
+    announce(n2, gone);
+    announce(n2, moved);
+    await expect.poll(() => [n1.bus.owners.ownerOf(gone), n1.bus.owners.ownerOf(moved)]).toEqual(['route-2', 'route-2']);
+    // The device moved to node 3, and every node hears that before node 2's disconnect.
+    announce(n3, moved);
+    await expect.poll(() => [n1.bus.owners.ownerOf(moved), n2.bus.owners.ownerOf(moved)]).toEqual(['route-3', 'route-3']);
+    const known = await gauge(n1, 'kernex_cluster_device_owners');
+    depart(n2, gone);
+    depart(n2, moved);
+    // Node 2's next announcement reaches node 1 after its disconnects (one publisher's messages, in order).
+    const marker = deviceId();
+    announce(n2, marker);
+    await expect.poll(() => n1.bus.owners.ownerOf(marker)).toBe('route-2');
+    expect([n1.bus.owners.ownerOf(gone), n1.bus.owners.ownerOf(moved)]).toEqual([undefined, 'route-3']);
+    expect([n2.bus.owners.ownerOf(gone), n2.bus.owners.ownerOf(moved)]).toEqual([undefined, 'route-3']);
+    expect(await gauge(n1, 'kernex_cluster_device_owners')).toBe(known); // one gone, one new
+  });
+
+  it('does not announce the end of a connection while its broker holds a newer one of the device (a takeover on one node)', async () => {
+    const [n1, n2] = nodes as [Node, Node];
+    const d = deviceId();
+    n1.bus.holdsWith((id) => id === d);
+    announce(n1, d);
+    await expect.poll(() => n2.bus.owners.ownerOf(d)).toBe('route-1');
+    // Aedes ends the older connection after announcing the newer one (moscajs/aedes#153).
+    depart(n1, d);
+    const marker = deviceId();
+    announce(n1, marker);
+    await expect.poll(() => n2.bus.owners.ownerOf(marker)).toBe('route-1');
+    expect([n1.bus.owners.isMine(d), n2.bus.owners.ownerOf(d)]).toEqual([true, 'route-1']);
+  });
+
+  it('makes a node the owner on every other node of the devices it says it holds, in chunks, leaving out one it heard taken over', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    n3.bus.holdsWith(() => true);
+    const ids = Array.from({ length: HELD_CHUNK + 2 }, () => deviceId());
+    const takenOver = ids[0]!;
+    // Its map after the outage: what its broker holds (the server's reset), then a takeover heard on node 1.
+    for (const id of ids) n3.bus.owners.connected(id, 'route-3');
+    n3.bus.owners.connected(takenOver, 'route-1');
+    n1.bus.owners.connected(takenOver, 'route-1');
+    const chunks = (n: Node): Promise<number> => counterOf(n, 'kernex_cluster_bus_received_total', 'kind', 'held');
+    const before = [await chunks(n1), await chunks(n2)];
+    expect(n3.bus.announceHeld(ids)).toBe(HELD_CHUNK + 1);
+    await expect.poll(async () => [await chunks(n1), await chunks(n2)]).toEqual([before[0]! + 2, before[1]! + 2]);
+    for (const n of [n1, n2]) expect(ids.slice(1).filter((id) => n.bus.owners.ownerOf(id) !== 'route-3')).toEqual([]);
+    expect([n1.bus.owners.ownerOf(takenOver), n2.bus.owners.ownerOf(takenOver)]).toEqual(['route-1', undefined]);
   });
 
   it('sends to every node when nobody listens on the owner’s channel', async () => {

@@ -19,9 +19,15 @@ const LIVE_CHANNEL = 'kernex:bus:live';
 const nodeChannel = (nodeId: string): string => `kernex:bus:node:${nodeId}`;
 /** The device of a command topic `kx/{id}/cmd` (crossesNodes checked its form). */
 const commandDevice = (topic: string): string | undefined => (topic.startsWith('kx/') ? topic.split('/')[1] : undefined);
-/** The device announced by Aedes' `$SYS/{broker}/new/clients` (its payload is the clientId). */
-const announcedDevice = (p: CrossingPacket): string | undefined =>
-  p.topic.startsWith('$SYS/') && p.topic.endsWith('/new/clients') ? Buffer.from(p.payload, 'base64').toString('utf8') : undefined;
+/** The device of Aedes' `$SYS/{broker}/{new|disconnect}/clients` (its payload is the clientId). */
+const sysDevice = (p: CrossingPacket, event: 'new' | 'disconnect'): string | undefined =>
+  p.topic.startsWith('$SYS/') && p.topic.endsWith(`/${event}/clients`) ? Buffer.from(p.payload, 'base64').toString('utf8') : undefined;
+/** The device announced by Aedes' `$SYS/{broker}/new/clients`: a new connection. */
+const announcedDevice = (p: CrossingPacket): string | undefined => sysDevice(p, 'new');
+/** The device announced by Aedes' `$SYS/{broker}/disconnect/clients`: a connection ended. */
+const departedDevice = (p: CrossingPacket): string | undefined => sysDevice(p, 'disconnect');
+/** Device ids per `held` message: 1,000 ids are about 27 KB of JSON. */
+export const HELD_CHUNK = 1000;
 /** Longest a start waits for Redis before it refuses. */
 const CONNECT_TIMEOUT_MS = 5000;
 
@@ -32,7 +38,12 @@ export type BusMessage =
   /** End the device's sessions and forget its cached credentials (reject, decommission). */
   | { kind: 'disconnect'; deviceId: string }
   /** A live event for `GET /api/v1/events` (DESIGN §6), as the node that saw it serialised it. */
-  | { kind: 'live'; event: unknown };
+  | { kind: 'live'; event: unknown }
+  /**
+   * The sending node holds these devices' sessions (one chunk of them): sent when its Redis
+   * returns, for the connections it made while its announcements could not cross.
+   */
+  | { kind: 'held'; deviceIds: string[] };
 
 interface Envelope {
   from: string;
@@ -78,7 +89,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
   private up = false;
   private closing = false;
   private packetListener: ((p: CrossingPacket) => void) | undefined;
-  /** Whether this node's broker really holds the device's connection; unset: trust the announcements. */
+  /** Whether this node's broker holds a connection of the device; unset: trust the announcements. */
   private holder: ((deviceId: string) => boolean) | undefined;
   /** Which node holds which device's session, as heard here. */
   readonly owners: DeviceOwners;
@@ -163,9 +174,17 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
   send(packet: CrossingPacket): void {
     const deviceId = commandDevice(packet.topic);
     if (deviceId === undefined) {
-      // A new connection here: this node holds the device's session from now on.
+      // A new connection here: this node holds the device's session from now on; a connection ended.
       const announced = announcedDevice(packet);
       if (announced !== undefined) this.owners.connected(announced, this.nodeId);
+      const departed = departedDevice(packet);
+      if (departed !== undefined) {
+        // A takeover on this broker: Aedes ends the older connection before it announces the newer
+        // one, or after it when the older one was already closing (moscajs/aedes#153). Either way the
+        // device is still here: its entry stays, here and on every node, and nothing crosses.
+        if (this.holder?.(departed)) return;
+        this.owners.disconnected(departed, this.nodeId);
+      }
       this.publish({ kind: 'packet', packet });
       return;
     }
@@ -190,6 +209,29 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
    */
   holdsWith(holder: (deviceId: string) => boolean): void {
     this.holder = holder;
+  }
+
+  /**
+   * Tells every node that this node holds these devices' sessions, in chunks of
+   * {@link HELD_CHUNK}, after its Redis returns: the announcements of the
+   * connections it made meanwhile never crossed, and the others' maps still name
+   * the node each device was on before (DESIGN §8). The caller passes only what
+   * its broker holds and PostgreSQL records as this node's latest session; a
+   * device another node has announced since this node's map was reset (a takeover
+   * heard here) is left out. Returns how many were announced.
+   *
+   * Order: Redis delivers one publisher's messages in the order they were sent,
+   * so a disconnect or takeover this node announces after this list reaches every
+   * node after it and wins; an announcement of another node heard after it wins
+   * too. One made by another node in the moment between this node's look-up and
+   * its publish may be overridden by this list: then this node, hearing it, closes
+   * its connection and announces the disconnect (which drops the entry again), and
+   * a command sent here meanwhile is sent on to every node (the map is a hint).
+   */
+  announceHeld(deviceIds: Iterable<string>): number {
+    const held = [...deviceIds].filter((id) => this.owners.isMine(id) && (this.holder?.(id) ?? true));
+    for (let i = 0; i < held.length; i += HELD_CHUNK) this.publish({ kind: 'held', deviceIds: held.slice(i, i + HELD_CHUNK) });
+    return held.length;
   }
 
   onPacket(listener: (packet: CrossingPacket) => void): void {
@@ -293,6 +335,12 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
 
   private onBroadcast(msg: BusMessage, from: string): void {
     this.received.labels(msg.kind).inc();
+    if (msg.kind === 'held') {
+      // Like a new connection announced by `from`, for each; heard in Redis' order (see announceHeld).
+      if (!Array.isArray(msg.deviceIds)) return;
+      for (const id of msg.deviceIds) if (typeof id === 'string') this.owners.connected(id, from);
+      return;
+    }
     if (msg.kind !== 'packet') {
       this.emit('message', msg);
       return;
@@ -300,7 +348,12 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
     // Heard in Redis' order: any command published after this announcement finds the new owner.
     const announced = announcedDevice(msg.packet);
     if (announced !== undefined) this.owners.connected(announced, from);
-    else this.commandsReceived.labels(msg.forwarded ? 'forwarded' : 'broadcast').inc();
+    else {
+      const departed = departedDevice(msg.packet);
+      // Only the map needs it: nothing on this node's broker listens for another broker's disconnects.
+      if (departed !== undefined) return this.owners.disconnected(departed, from);
+      this.commandsReceived.labels(msg.forwarded ? 'forwarded' : 'broadcast').inc();
+    }
     this.packetListener?.(msg.packet);
   }
 

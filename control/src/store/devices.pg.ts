@@ -210,6 +210,22 @@ export class DevicesStore {
       select id as "deviceId", node_id as "nodeId" from devices where online and node_id is not null`;
   }
 
+  /**
+   * Of these devices, the ones whose latest recorded session is this node's, this
+   * life of it (DESIGN §8): online, with this node's id and generation. A device
+   * that connected to another node later is not, whatever this node's broker
+   * still holds. Empty outside a cluster.
+   */
+  async recordedHere(deviceIds: readonly string[]): Promise<string[]> {
+    const node = this.node;
+    if (!node || deviceIds.length === 0) return [];
+    const rows = await this.sql<Array<{ id: string }>>`
+      select id from devices
+      where id = any(${this.sql.array([...deviceIds])}::text[]) and online
+        and node_id = ${node.id} and node_generation = ${node.generation}::bigint`;
+    return rows.map((r) => r.id);
+  }
+
   /** Writes many presence changes in one statement (one per device: callers coalesce). */
   async writePresence(changes: readonly PresenceChange[]): Promise<void> {
     if (changes.length === 0) return;
