@@ -20,9 +20,11 @@ describe('the Redis-backed live-event bus', () => {
   beforeAll(async () => {
     redis = await startRedis();
   });
+  const ownRedis: TestRedis[] = [];
   afterAll(async () => {
     for (const b of buses) await b.close();
     await redis?.stop();
+    for (const r of ownRedis) await r.stop();
   });
 
   const registries = new Map<RedisLiveEventBus<Ev>, { bus: RedisBus; registry: Registry }>();
@@ -127,6 +129,7 @@ describe('the Redis-backed live-event bus', () => {
 
   it('has a node whose first stream opened while Redis was away hear the other nodes once Redis is back', async () => {
     const own = await startRedis(); // stopped and started here: the other tests keep theirs
+    ownRedis.push(own); // stopped in afterAll too, should this test fail midway
     const registry = new Registry();
     const [busA, busB] = [await RedisBus.connect(own.url, 'live-g', log, new Registry()), await RedisBus.connect(own.url, 'live-h', log, registry)];
     buses.push(busA, busB);
