@@ -220,7 +220,7 @@ describe('orchestrators the test drives, on a server of their own', () => {
     expect((await show(id)).counts.sent).toBe(5);
   });
 
-  it('doubles the batch after each full one, up to four times the first, and starts a new deployment small again', async () => {
+  it('doubles the batch after each full one, up to four times the first, and starts the next kick small again', async () => {
     const devices = await Promise.all(Array.from({ length: 13 }, () => makeDevice()));
     for (const d of devices) expect((await register(server.httpUrl, d, { enrollmentToken: token })).body.status).toBe('accepted');
     const published: Command[] = [];
@@ -233,24 +233,24 @@ describe('orchestrators the test drives, on a server of their own', () => {
         return super.dispatch(...args);
       }
     })(server.sql);
-    const orchestrator = new Orchestrator({ store, link: new RecordingLink(published), log: pino({ level: 'silent' }), metrics: createOrchestratorMetrics(new Registry(), async () => undefined), bundleUrl: (b) => `/b/${b}`, tickMs: 3_600_000, dispatchBatch: 2 });
+    const orchestrator = new Orchestrator({ store, link: new RecordingLink(published), log: pino({ level: 'silent' }), metrics: createOrchestratorMetrics(new Registry(), async () => undefined), bundleUrl: (b) => `/b/${b}`, tickMs: 3_600_000, dispatchBatch: 1 });
     const firstBundle = await bundle('6.1.0');
     const first = await deploy({ bundleId: firstBundle, target: { deviceIds: devices.map((d) => d.id) } });
     const commandsOf = (bundleId: string): Command[] => published.filter((c) => c.type === 'deploy' && c.bundle.id === bundleId);
     orchestrator.start();
     await orchestrator.settled();
-    // 2 + 4 + 7 of 8: the third batch is not full, so the kick ends there.
-    expect(askedFor(first)).toEqual([2, 4, 8]);
+    // 1 + 2 + 4 + 4 + 2 of 4: four times the first at most, and the fifth batch is not full, so the kick ends there.
+    expect(askedFor(first)).toEqual([1, 2, 4, 4, 4]);
     expect(new Set(commandsOf(firstBundle).map((c) => c.executionId)).size).toBe(13);
     expect((await show(first)).counts.sent).toBe(13);
 
-    // A later deployment's first batch is small again.
+    // The next kick's first batch is small again.
     const secondBundle = await bundle('6.2.0');
     const second = await deploy({ bundleId: secondBundle, target: { deviceIds: devices.slice(0, 3).map((d) => d.id) } });
     orchestrator.kick();
     await orchestrator.settled();
     await orchestrator.stop();
-    expect(askedFor(second)).toEqual([2, 4]);
+    expect(askedFor(second)).toEqual([1, 2, 4]);
     expect(commandsOf(secondBundle)).toHaveLength(3);
   });
 

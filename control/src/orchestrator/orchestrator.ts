@@ -166,9 +166,13 @@ export class Orchestrator {
         try {
           publishing.push((await this.step()).published);
         } catch (err) {
+          // Its transaction rolled back: the batch sizes it grew to are not earned.
+          this.nextBatch.clear();
           this.log.error({ err }, 'orchestrator tick failed');
         }
       } while (this.again && !this.stopped);
+      // The next kick starts small again (also after a lost lock or leadership, or a cancel).
+      this.nextBatch.clear();
       await Promise.all(publishing);
     })().finally(() => {
       this.ticking = undefined;
