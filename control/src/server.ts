@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createBroker, LISTEN_BACKLOG, type KernexBroker } from '@kernex/broker';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -25,7 +26,7 @@ import { EventWriter } from './orchestrator/event-writer.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { DeviceAuthService } from './services/device-auth.service.js';
 import { PgDeviceDirectory } from './services/device-directory.service.js';
-import { PresenceWriter } from './presence/presence-writer.js';
+import { PRESENCE_INTERVAL_MS, PresenceWriter } from './presence/presence-writer.js';
 import { DevicesService } from './services/devices.service.js';
 import { EnrollmentTokensService } from './services/enrollment-tokens.service.js';
 import { PublicEndpoints } from './services/public-endpoints.js';
@@ -336,6 +337,9 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       if (!cluster) return;
       try {
         await presence.flush(); // the connects made here meanwhile, recorded first
+        // ...and those of the other nodes: a device that moved from here during the outage may still
+        // wait in another node's batch, and must not be claimed back by a connection left here.
+        await sleep(2 * PRESENCE_INTERVAL_MS, undefined, { ref: false });
         const held = cluster.bus.announceHeld(await devicesStore.recordedHere(broker.connectedDevices()));
         log.info({ devices: held }, 'told the other nodes which devices this node holds');
       } catch (err) {

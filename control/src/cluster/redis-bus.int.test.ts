@@ -181,5 +181,23 @@ describe('commands over the Redis bus', () => {
     n1.bus.owners.connected(d, 'route-gone');
     n1.bus.send(packet(cmdTopic(d), 'orphan'));
     await expect.poll(() => commandsTo(n2, d).length).toBe(1);
+    // ...and forgets the owner that nobody answers for (a killed node whose devices never came back).
+    expect(n1.bus.owners.ownerOf(d)).toBeUndefined();
+  });
+
+  it('takes from a held list only device ids, and nothing from a list longer than one chunk', async () => {
+    const [n1, n2] = nodes as [Node, Node];
+    const dropped = (): Promise<number> => counterOf(n2, 'kernex_cluster_bus_dropped_total', 'reason', 'malformed');
+    const before = await dropped();
+    const tooMany = Array.from({ length: HELD_CHUNK + 1 }, () => deviceId());
+    const good = deviceId();
+    const raw = (deviceIds: unknown[]): Promise<number> => n1.bus.client.publish('kernex:bus', JSON.stringify({ from: 'route-x', msg: { kind: 'held', deviceIds } }));
+    await raw(tooMany);
+    await raw(['not-a-device', 42, good.toUpperCase(), good]);
+    // One publisher's messages arrive in order: once the second is in, the first was handled.
+    await expect.poll(() => n2.bus.owners.ownerOf(good)).toBe('route-x');
+    expect(tooMany.filter((id) => n2.bus.owners.ownerOf(id) !== undefined)).toEqual([]);
+    expect([n2.bus.owners.ownerOf('not-a-device'), n2.bus.owners.ownerOf(good.toUpperCase())]).toEqual([undefined, undefined]);
+    expect(await dropped()).toBe(before + 1);
   });
 });

@@ -26,6 +26,8 @@ const sysDevice = (p: CrossingPacket, event: 'new' | 'disconnect'): string | und
 const announcedDevice = (p: CrossingPacket): string | undefined => sysDevice(p, 'new');
 /** The device announced by Aedes' `$SYS/{broker}/disconnect/clients`: a connection ended. */
 const departedDevice = (p: CrossingPacket): string | undefined => sysDevice(p, 'disconnect');
+/** A device id (DESIGN §2): 24 lowercase hex digits. */
+const DEVICE_ID = /^[0-9a-f]{24}$/;
 /** Device ids per `held` message: 1,000 ids are about 27 KB of JSON. */
 export const HELD_CHUNK = 1000;
 /** Longest a start waits for Redis before it refuses. */
@@ -192,9 +194,12 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
     if (owner === undefined) return this.broadcastCommand({ kind: 'packet', packet }, 'broadcast');
     this.publishTo(nodeChannel(owner), { kind: 'packet', packet }).then(
       (listeners) => {
-        // Nobody on the owner's channel (it died, or restarted and has not subscribed yet): every node.
-        if (listeners === 0) this.broadcastCommand({ kind: 'packet', packet }, 'broadcast');
-        else this.commandsSent.labels('owner').inc();
+        // Nobody on the owner's channel (it died, or restarted and has not subscribed yet): every node,
+        // and the entry goes (a dead node's devices that never come back would keep theirs for good).
+        if (listeners === 0) {
+          this.owners.disconnected(deviceId, owner);
+          this.broadcastCommand({ kind: 'packet', packet }, 'broadcast');
+        } else this.commandsSent.labels('owner').inc();
       },
       () => {},
     );
@@ -226,7 +231,10 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
    * too. One made by another node in the moment between this node's look-up and
    * its publish may be overridden by this list: then this node, hearing it, closes
    * its connection and announces the disconnect (which drops the entry again), and
-   * a command sent here meanwhile is sent on to every node (the map is a hint).
+   * a command sent here meanwhile is sent on to every node (the map is a hint). A
+   * takeover announced while this node's Redis was away is never heard here: the
+   * caller waits out the other nodes' presence batches before its look-up, so such
+   * a device is recorded elsewhere by then and left out.
    */
   announceHeld(deviceIds: Iterable<string>): number {
     const held = [...deviceIds].filter((id) => this.owners.isMine(id) && (this.holder?.(id) ?? true));
@@ -308,6 +316,9 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
     if (up) {
       // ioredis resubscribes only what Redis had accepted; a stream opened during the outage had not.
       if (this.liveHolders > 0) this.liveSubscribed = this.subscribeLive();
+      // ...and resubscribes what Redis had accepted, also when the last stream closed meanwhile (its
+      // unsubscribe could not reach Redis): then the live channel goes again.
+      else this.sub.unsubscribe(LIVE_CHANNEL).catch(() => {});
       this.log.info({ redis: describe(this.url) }, 'redis connection back; healing from the database');
       this.emit('recovered');
     } else {
@@ -337,8 +348,9 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
     this.received.labels(msg.kind).inc();
     if (msg.kind === 'held') {
       // Like a new connection announced by `from`, for each; heard in Redis' order (see announceHeld).
-      if (!Array.isArray(msg.deviceIds)) return;
-      for (const id of msg.deviceIds) if (typeof id === 'string') this.owners.connected(id, from);
+      // At most one chunk's worth, device ids only: the map must not grow from a malformed message.
+      if (!Array.isArray(msg.deviceIds) || msg.deviceIds.length > HELD_CHUNK) return void this.dropped.labels('malformed').inc();
+      for (const id of msg.deviceIds) if (typeof id === 'string' && DEVICE_ID.test(id)) this.owners.connected(id, from);
       return;
     }
     if (msg.kind !== 'packet') {

@@ -19,6 +19,9 @@ export interface PresenceWriterOptions {
 /** What this needs of the devices store (store/devices.pg.ts implements it). */
 export type PresenceRepository = Pick<DevicesStore, 'writePresence'>;
 
+/** How long a presence change may wait for its batch by default, ms (every node's writer). */
+export const PRESENCE_INTERVAL_MS = 1000;
+
 /**
  * Writes `online`/`last_seen_at` from the broker's connect and disconnect
  * events in batches: one multi-row UPDATE per second (or per `maxBatch`
@@ -46,7 +49,7 @@ export class PresenceWriter extends EventEmitter<{ flushed: [count: number] }> {
     private readonly writerMetrics?: WriterMetrics,
   ) {
     super();
-    this.intervalMs = options.intervalMs ?? 1000;
+    this.intervalMs = options.intervalMs ?? PRESENCE_INTERVAL_MS;
     this.maxBatch = options.maxBatch ?? 500;
     this.clock = options.clock;
     writerMetrics?.watch('presence', () => this.state());
