@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import { once } from 'node:events';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -135,7 +136,9 @@ describe('the Redis-backed live-event bus', () => {
     buses.push(busA, busB);
     const [a, b] = [new RedisLiveEventBus<Ev>(busA), new RedisLiveEventBus<Ev>(busB)];
     try {
-      const lost = once(busB.client, 'close');
+      // Both of b's connections closed (the subscriber's too: a SUBSCRIBE it still took would be resent by ioredis itself).
+      const sub = (busB as unknown as { sub: Redis }).sub;
+      const lost = Promise.all([once(busB.client, 'close'), once(sub, 'close')]);
       await own.stop();
       await lost;
       const got: Ev[] = [];
@@ -151,6 +154,32 @@ describe('the Redis-backed live-event bus', () => {
       expect(got).toEqual([presence('after-outage', true)]);
     } finally {
       await Promise.all([a.close(), b.close()]);
+      await own.stop();
+    }
+  });
+
+  it('has a node whose last stream closed while Redis was away stop hearing live events once Redis is back', async () => {
+    const own = await startRedis();
+    ownRedis.push(own);
+    const [busA, busB] = [await RedisBus.connect(own.url, 'live-i', log, new Registry()), await RedisBus.connect(own.url, 'live-j', log, new Registry())];
+    buses.push(busA, busB);
+    const b = new RedisLiveEventBus<Ev>(busB);
+    try {
+      const off = b.subscribe(() => {});
+      await b.listening();
+      const sub = (busB as unknown as { sub: Redis }).sub;
+      const lost = Promise.all([once(busB.client, 'close'), once(sub, 'close')]);
+      await own.stop();
+      await lost;
+      off(); // its unsubscribe cannot reach Redis now; ioredis will resubscribe the channel by itself
+      const back = Promise.all([once(busA, 'recovered'), once(busB, 'recovered')]);
+      await own.start();
+      await back;
+      const subscribers = async (): Promise<number> => Number(((await busA.client.pubsub('NUMSUB', 'kernex:bus:live')) as [string, number])[1]);
+      while ((await subscribers()) > 0); // each look is a round trip to Redis
+      expect(await subscribers()).toBe(0);
+    } finally {
+      await b.close();
       await own.stop();
     }
   });

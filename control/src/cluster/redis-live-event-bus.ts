@@ -1,4 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RedisBus } from './redis-bus.js';
+
+/** Longest {@link RedisLiveEventBus.listening} waits for Redis to take the subscription. */
+const LISTEN_WAIT_MS = 2000;
 
 /**
  * The live-event bus of a cluster node (DESIGN §6, §8: any node serves every
@@ -38,9 +42,15 @@ export class RedisLiveEventBus<E> {
     };
   }
 
-  /** Resolves once the other nodes' events reach the listeners subscribed so far. */
+  /**
+   * Resolves once the other nodes' events reach the listeners subscribed so far, or
+   * could not yet (Redis is away: they do once it is back), or after LISTEN_WAIT_MS
+   * at most (Redis answers nothing): a stream's `ready` never waits on Redis for long.
+   */
   listening(): Promise<void> {
-    return this.live?.ready() ?? Promise.resolve();
+    const ready = this.live?.ready();
+    if (!ready) return Promise.resolve();
+    return Promise.race([ready, sleep(LISTEN_WAIT_MS, undefined, { ref: false })]);
   }
 
   async close(): Promise<void> {

@@ -61,7 +61,8 @@ export async function eventsRoutes(app: FastifyInstance, opts: EventsRoutesOptio
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
       let ended = false;
       // `ready` is written once every node's events reach this stream (in a cluster, once Redis has
-      // this node's subscription): what changes after it is on the stream. Nothing is written before it.
+      // this node's subscription; while Redis is away, at once, and other nodes' events follow when it
+      // is back; 2 s at most): what changes after it is on the stream. Nothing is written before it.
       let ready = false;
       const end = (): void => {
         if (ended) return;
@@ -84,7 +85,7 @@ export async function eventsRoutes(app: FastifyInstance, opts: EventsRoutesOptio
         void stillAllowed(req).then(
           (ok) => {
             if (!ok) end();
-            else if (!ended) res.write(': ping\n\n');
+            else if (!ended && ready) res.write(': ping\n\n');
           },
           () => {},
         );

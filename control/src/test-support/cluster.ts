@@ -84,8 +84,13 @@ export async function startCluster(opts: {
         await node.server.exited;
       },
     };
-    await node.start();
-    nodes.push(node);
+    nodes.push(node); // before its start: a node that fails to start is stopped with the others
+    try {
+      await node.start();
+    } catch (err) {
+      await stopCluster(nodes);
+      throw err;
+    }
   }
   return nodes;
 }

@@ -24,6 +24,18 @@ export function liveEventBusContract(name: string, make: () => Promise<LiveEvent
       await bus.close();
     });
 
+    it('answers listening() once a subscriber is in place, and delivers what is published after it', async () => {
+      const bus = await make();
+      await bus.listening(); // no subscriber yet: at once
+      const got: LiveEvent[] = [];
+      bus.subscribe((e) => got.push(e));
+      await bus.listening();
+      bus.publish(presence('d9', true));
+      await settle(bus);
+      expect(got).toEqual([presence('d9', true)]);
+      await bus.close();
+    });
+
     it('stops delivering to a subscriber that unsubscribed', async () => {
       const bus = await make();
       const got: LiveEvent[] = [];
