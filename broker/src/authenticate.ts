@@ -28,6 +28,8 @@ export function createAuthenticate(deps: {
   refusals: RefusalLog;
   log: Logger;
   onAuthenticated: OnAuthenticated;
+  /** The time tokens are judged against, ms since the epoch (the installation's clock). */
+  now: () => number;
 }) {
   const { directory, cache, refusals, log, onAuthenticated } = deps;
 
@@ -43,7 +45,7 @@ export function createAuthenticate(deps: {
     if (!username || username !== deviceId) return refuse(done, deviceId, 'client_id_mismatch');
     if (!password || password.length === 0) return refuse(done, deviceId, 'no_password');
     const token = password.toString('utf8');
-    const now = Date.now() / 1000;
+    const now = deps.now() / 1000;
     if (cache.has(deviceId, token, now)) {
       onAuthenticated(deviceId, client);
       return done(null, true);

@@ -70,6 +70,12 @@ export interface BrokerOptions {
    * cross it, everything else stays local. Absent on a single node.
    */
   bus?: BrokerBus;
+  /**
+   * The installation's time, ms since the epoch, against which device tokens are
+   * judged (`iat`, `exp`). A cluster node passes the database's clock (DESIGN §8:
+   * a node whose clock is off is judged, and judges, by it); default Date.now.
+   */
+  now?: () => number;
 }
 
 /** Where the broker should listen. Port 0 picks any free port; an absent port means no such listener. */
@@ -307,6 +313,7 @@ export async function createBroker(options: BrokerOptions): Promise<KernexBroker
     cache,
     refusals,
     log,
+    now: options.now ?? Date.now,
     onAuthenticated: (deviceId, client) => sessions.add(deviceId, client, () => gone(deviceId, client)),
   });
   const authorizers = createAuthorizers({

@@ -293,6 +293,9 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       cluster = { node, bus, store: nodesStore };
     }
     const node = cluster?.node;
+    // The installation's time: in a cluster the database's (DESIGN §8), so a node whose clock is off
+    // judges device tokens and tells registering devices the time as every other node does.
+    const installationNow = node ? (): number => node.toDatabaseTime(new Date()).getTime() : Date.now;
     const presence = new PresenceWriter(devicesStore, log.child({ mod: 'presence' }), node ? { clock: (at) => node.toDatabaseTime(at) } : {}, writerMetrics);
     cleanups.push(() => presence.close()); // runs after the broker has closed (cleanups run in reverse)
 
@@ -310,6 +313,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const directory = new PgDeviceDirectory(devicesStore, presence);
     // An event's PUBACK follows its commit (DESIGN §3).
     const broker = await createBroker({
+      now: installationNow,
       log,
       registry: metrics.registry,
       directory,
@@ -373,7 +377,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
     const bus: LiveEventBus = cluster ? new RedisLiveEventBus<LiveEvent>(cluster.bus, onLiveError) : new InProcessEventBus(onLiveError);
     cleanups.push(() => bus.close());
     let liveEvents: LiveSources | undefined;
-    const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }));
+    const deviceAuth = new DeviceAuthService(devicesStore, log.child({ mod: 'device-auth' }), installationNow);
     // In a cluster a reject or decommission reaches the device, and every credential cache, on whichever node (DESIGN §8).
     const deviceSessions = cluster
       ? {
@@ -396,7 +400,7 @@ export async function startServer(config: Readonly<ServerConfig>, log: Logger, o
       if (!endpoints) throw new Error('public endpoints asked before the HTTP listener is up');
       return endpoints;
     };
-    const registration = new RegistrationService(devicesStore, publicEndpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }));
+    const registration = new RegistrationService(devicesStore, publicEndpoints, serverKey.publicKeyPem, log.child({ mod: 'registration' }), installationNow);
 
     const orchestrator = new Orchestrator({
       store: deploymentsStore,

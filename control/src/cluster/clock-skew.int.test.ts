@@ -122,9 +122,28 @@ describe('a cluster node whose clock is off', () => {
     expect(await metric(behind.httpUrl, 'kernex_devices_connected')).toBe(1);
   });
 
+  it('has a node an hour ahead register, tell the time to, and authenticate a device with a right clock, judging by the database’s clock', async () => {
+    const ahead = nodes[2]!;
+    // The node's own clock is an hour ahead of the database's.
+    expect((await nodeClock(ahead)) - (await databaseNow())).toBeGreaterThan((AHEAD_S - 60) * 1000);
+    const d = await makeDevice();
+    // Its proof is signed now by the right clock: an hour old by the node's own.
+    const res = await register(ahead.httpUrl, d, { enrollmentToken: token });
+    expect(res.status).toBe(201);
+    // The device sets its clock from this: the database's time, not the node's.
+    expect(Math.abs(Date.parse(res.body.serverTime as string) - (await databaseNow()))).toBeLessThan(60_000);
+    // A ten-minute token signed now: long expired by the node's own clock.
+    const client = await connectDevice(ahead.mqttUrl, d, { password: await d.jwt('kernex-mqtt', { ttlS: 600 }) });
+    clients.push(client);
+    await expect.poll(async () => (await device(d.id)).online).toBe(true);
+    await client.endAsync(); // the next test counts node 3's connections
+    await expect.poll(() => metric(ahead.httpUrl, 'kernex_devices_connected')).toBe(0);
+  });
+
   it('ends a takeover from a node an hour ahead online on the correct-clock node, its connect being later on the database’s clock', async () => {
     const [one, , ahead] = nodes as [ClusterNodeProcess, ClusterNodeProcess, ClusterNodeProcess];
-    const { d, password } = await deviceWithClock(AHEAD_S);
+    // A device with a right clock: node 3 tells registering devices the database's time (the test above).
+    const { d, password } = await deviceWithClock(0);
     const first = await connectDevice(ahead.mqttUrl, d, { password });
     clients.push(first);
     await expect.poll(async () => (await device(d.id)).online).toBe(true);

@@ -22,13 +22,15 @@ export class DeviceAuthService {
   constructor(
     private readonly devices: DeviceCredentialsRepository,
     log: Logger,
+    /** The installation's time, ms since the epoch (a cluster node: the database's clock, DESIGN §8). */
+    private readonly now: () => number = Date.now,
   ) {
     this.refusals = new RefusalSummary(log);
   }
 
   /** The `verifyDeviceToken` of the auth plugin: the device, or undefined when refused. */
   readonly verify = async (token: string): Promise<{ deviceId: string } | undefined> => {
-    const now = Date.now() / 1000;
+    const now = this.now() / 1000;
     const hit = this.cache.get(token);
     if (hit && now < hit.exp) return { deviceId: hit.deviceId };
     if (hit) this.cache.delete(token);

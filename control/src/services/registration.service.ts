@@ -37,6 +37,8 @@ export class RegistrationService {
     private readonly endpoints: () => PublicEndpoints,
     private readonly serverPublicKey: string,
     private readonly log: Logger,
+    /** The installation's time, ms since the epoch: proofs are judged by it and devices are told it (a cluster node: the database's clock, DESIGN §8). */
+    private readonly now: () => number = Date.now,
   ) {}
 
   async register(body: RegistrationRequest, hostHeader: string | undefined): Promise<Registration> {
@@ -53,7 +55,7 @@ export class RegistrationService {
     }
     const deviceId = deviceIdFromPublicKey(key);
     try {
-      await verifyDeviceJwt(body.proof, { publicKey: key, deviceId, aud: 'kernex-register' });
+      await verifyDeviceJwt(body.proof, { publicKey: key, deviceId, aud: 'kernex-register', now: this.now() / 1000 });
     } catch (err) {
       if (err instanceof JwtError) {
         this.log.info({ deviceId, reason: err.reason }, 'registration proof refused');
@@ -103,7 +105,7 @@ export class RegistrationService {
       status,
       mqtt: this.endpoints().mqttUrls(hostHeader),
       serverPublicKey: this.serverPublicKey,
-      serverTime: new Date().toISOString(),
+      serverTime: new Date(this.now()).toISOString(),
     };
   }
 }
