@@ -1,4 +1,4 @@
-import { cmdTopic } from '@kernex/shared';
+import { cmdTopic, isDeviceId } from '@kernex/shared';
 import type { Aedes, AedesPublishPacket } from 'aedes';
 import mqemitter from 'mqemitter';
 
@@ -46,7 +46,7 @@ const EMITTER_OPTIONS = { concurrency: 100, matchEmptyLevels: true };
  */
 export function crossesNodes(topic: string): boolean {
   const parts = topic.split('/');
-  if (parts.length === 3 && parts[0] === 'kx' && parts[2] === 'cmd') return /^[0-9a-f]{24}$/.test(parts[1]!) && topic === cmdTopic(parts[1]!);
+  if (parts.length === 3 && parts[0] === 'kx' && parts[2] === 'cmd') return isDeviceId(parts[1]!) && topic === cmdTopic(parts[1]!);
   return parts.length === 4 && parts[0] === '$SYS' && (parts[2] === 'new' || parts[2] === 'disconnect') && parts[3] === 'clients';
 }
 

@@ -1,6 +1,7 @@
 import { createHash, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { KeyError } from './errors.js';
+import { DEVICE_ID_PATTERN } from './schemas/expectations.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -41,6 +42,13 @@ export function deviceKeyAlg(key: KeyObject): DeviceAlg {
     return 'ES256';
   }
   throw new KeyError(`unsupported key type ${key.asymmetricKeyType}; use RSA or P-256`);
+}
+
+const DEVICE_ID = new RegExp(DEVICE_ID_PATTERN);
+
+/** Whether `id` has the form of a device id (DESIGN §2: 24 lowercase hex characters). */
+export function isDeviceId(id: string): boolean {
+  return DEVICE_ID.test(id);
 }
 
 /**

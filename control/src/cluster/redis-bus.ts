@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { isDeviceId } from '@kernex/shared';
 import type { BrokerBus, CrossingPacket } from '@kernex/broker';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -26,8 +27,6 @@ const sysDevice = (p: CrossingPacket, event: 'new' | 'disconnect'): string | und
 const announcedDevice = (p: CrossingPacket): string | undefined => sysDevice(p, 'new');
 /** The device announced by Aedes' `$SYS/{broker}/disconnect/clients`: a connection ended. */
 const departedDevice = (p: CrossingPacket): string | undefined => sysDevice(p, 'disconnect');
-/** A device id (DESIGN §2): 24 lowercase hex digits. */
-const DEVICE_ID = /^[0-9a-f]{24}$/;
 /** Device ids per `held` message: 1,000 ids are about 27 KB of JSON. */
 export const HELD_CHUNK = 1000;
 /** Longest a start waits for Redis before it refuses. */
@@ -350,7 +349,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> implements BrokerBus 
       // Like a new connection announced by `from`, for each; heard in Redis' order (see announceHeld).
       // At most one chunk's worth, device ids only: the map must not grow from a malformed message.
       if (!Array.isArray(msg.deviceIds) || msg.deviceIds.length > HELD_CHUNK) return void this.dropped.labels('malformed').inc();
-      for (const id of msg.deviceIds) if (typeof id === 'string' && DEVICE_ID.test(id)) this.owners.connected(id, from);
+      for (const id of msg.deviceIds) if (typeof id === 'string' && isDeviceId(id)) this.owners.connected(id, from);
       return;
     }
     if (msg.kind !== 'packet') {

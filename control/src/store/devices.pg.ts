@@ -1,4 +1,4 @@
-import type { DeviceStatus } from '@kernex/shared';
+import { isDeviceId, type DeviceStatus } from '@kernex/shared';
 import type { Sql } from 'postgres';
 
 /** A device as the API shows it (DESIGN §2). */
@@ -96,7 +96,7 @@ export class DevicesStore {
    * JWT `sub` would make PostgreSQL fail the lookup, a 500 or CONNACK 3 instead of a refusal.
    */
   async credentials(id: string): Promise<DeviceCredentials | undefined> {
-    if (!/^[0-9a-f]{24}$/.test(id)) return undefined;
+    if (!isDeviceId(id)) return undefined;
     const [row] = await this.sql<DeviceCredentials[]>`select id, public_key as "publicKey", status from devices where id = ${id}`;
     return row;
   }
