@@ -12,6 +12,21 @@ import { RedisLiveEventBus } from './redis-live-event-bus.js';
 type Ev = { type: 'device'; data: { id: string; online: boolean } };
 const presence = (id: string, online: boolean): Ev => ({ type: 'device', data: { id, online } });
 
+/** How many subscribers Redis counts on the live channel (asked through `bus`). */
+const liveSubscribers = async (bus: RedisBus): Promise<number> => Number(((await bus.client.pubsub('NUMSUB', 'kernex:bus:live')) as [string, number])[1]);
+/** Resolves once Redis counts no subscriber of the live channel (each look is a round trip). */
+async function noLiveSubscriber(bus: RedisBus): Promise<void> {
+  while ((await liveSubscribers(bus)) > 0);
+}
+/**
+ * Resolves once both of a bus's Redis connections have closed: the subscriber's
+ * too, since a SUBSCRIBE it still took would be resent by ioredis itself.
+ */
+function bothClosed(bus: RedisBus): Promise<unknown> {
+  const sub = (bus as unknown as { sub: Redis }).sub;
+  return Promise.all([once(bus.client, 'close'), once(sub, 'close')]);
+}
+
 /** Live events seen on one node reach every node's streams (DESIGN §6, §8), over a real redis-server. */
 describe('the Redis-backed live-event bus', () => {
   let redis: TestRedis;
@@ -119,8 +134,7 @@ describe('the Redis-backed live-event bus', () => {
     expect(await liveReceived(b)).toBe(1);
 
     off(); // the last subscriber: b unsubscribes the live channel
-    const subscribers = async (): Promise<number> => Number(((await busA.client.pubsub('NUMSUB', 'kernex:bus:live')) as [string, number])[1]);
-    while ((await subscribers()) > 0); // each look is a round trip to Redis
+    await noLiveSubscriber(busA);
     a.publish(presence('after', true));
     await marker('m2');
     expect(got).toEqual([presence('during', true)]);
@@ -136,9 +150,7 @@ describe('the Redis-backed live-event bus', () => {
     buses.push(busA, busB);
     const [a, b] = [new RedisLiveEventBus<Ev>(busA), new RedisLiveEventBus<Ev>(busB)];
     try {
-      // Both of b's connections closed (the subscriber's too: a SUBSCRIBE it still took would be resent by ioredis itself).
-      const sub = (busB as unknown as { sub: Redis }).sub;
-      const lost = Promise.all([once(busB.client, 'close'), once(sub, 'close')]);
+      const lost = bothClosed(busB);
       await own.stop();
       await lost;
       const got: Ev[] = [];
@@ -167,17 +179,15 @@ describe('the Redis-backed live-event bus', () => {
     try {
       const off = b.subscribe(() => {});
       await b.listening();
-      const sub = (busB as unknown as { sub: Redis }).sub;
-      const lost = Promise.all([once(busB.client, 'close'), once(sub, 'close')]);
+      const lost = bothClosed(busB);
       await own.stop();
       await lost;
       off(); // its unsubscribe cannot reach Redis now; ioredis will resubscribe the channel by itself
       const back = Promise.all([once(busA, 'recovered'), once(busB, 'recovered')]);
       await own.start();
       await back;
-      const subscribers = async (): Promise<number> => Number(((await busA.client.pubsub('NUMSUB', 'kernex:bus:live')) as [string, number])[1]);
-      while ((await subscribers()) > 0); // each look is a round trip to Redis
-      expect(await subscribers()).toBe(0);
+      await noLiveSubscriber(busA);
+      expect(await liveSubscribers(busA)).toBe(0);
     } finally {
       await b.close();
       await own.stop();
