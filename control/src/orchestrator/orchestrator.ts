@@ -247,10 +247,7 @@ export class Orchestrator {
       for (const e of await store.takeRollbacks(tx, d.id)) this.encode(out, e.deviceId, this.rollbackCommand(e, bundle?.name ?? d.bundleName));
       if (out.length) changed();
     }
-    if (d.status !== 'running') {
-      this.nextBatch.delete(d.id);
-      return out;
-    }
+    if (d.status !== 'running') return out;
 
     // Phases: the next starts when every released execution has ended and waitS has passed.
     const lastPhase = rollout.phases.length - 1;
